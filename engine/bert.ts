@@ -1,0 +1,173 @@
+/**
+ * The BERT encoder: embeddings → N post-LN layers, as short functions over packed [N, *]
+ * token matrices (engine/rows.ts). Mirrors Hugging Face modeling_bert.py (BertEmbeddings,
+ * BertSelfAttention, BertSelfOutput, BertIntermediate, BertOutput) and exposes every
+ * intermediate at a TransformerLens-named hook point (engine/hooks.ts).
+ *
+ * Dimension letters: N packed tokens, R rows, T tokens of one row, D hidden, H heads,
+ * Dh = D/H head size, F FFN width, B×T the public (padded batch) view of N.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { BertConfig } from '../weights/config';
+import type { BertLayerParams, BertParams } from '../weights/params';
+import { blockHook, BlockHook, HookContext, HookName } from './hooks';
+import { activation, layerNorm, linear } from './layers';
+import { InputError, PackedInput, Rows } from './rows';
+
+/** HF's additive mask value: torch.finfo(float32).min. */
+export const MASK_VALUE = -3.4028234663852886e38;
+
+// ---------------------------------------------------------------- public views for hooks
+
+/** [N, ...rest] → [B, T, ...rest]; only a padded batch (uniform rows) has this view. */
+function toView(x: tf.Tensor, rows: Rows, rest: number[], name: HookName): tf.Tensor {
+  if (rows.uniformLength === undefined) {
+    throw new InputError(`hook '${name}' needs a padded batch (rows of one length); this forward packs rows of different lengths`);
+  }
+  return tf.reshape(x, [rows.count, rows.uniformLength, ...rest]);
+}
+
+/** Run the hooks at `name` on a [N, C] activation seen as [B, T, ...viewRest]. */
+function hookTokens<T extends tf.Tensor>(ctx: HookContext, name: HookName, x: T, rows: Rows, viewRest?: number[]): T {
+  if (!ctx.wants(name)) return x;
+  const rest = viewRest ?? x.shape.slice(1);
+  return tf.reshape(ctx.apply(name, toView(x, rows, rest, name)), x.shape) as T;
+}
+
+/** Run the hooks at `name` on per-row, per-head [T, T] matrices seen as one [B, H, T, T] tensor. */
+function hookHeads(ctx: HookContext, name: HookName, grid: tf.Tensor2D[][], rows: Rows): tf.Tensor2D[][] {
+  if (!ctx.wants(name)) return grid;
+  if (rows.uniformLength === undefined) {
+    throw new InputError(`hook '${name}' needs a padded batch (rows of one length)`);
+  }
+  const stacked = tf.stack(grid.map((heads) => tf.stack(heads))); // [B,H,T,T]
+  const out = ctx.apply(name, stacked);
+  return tf.unstack(out).map((perRow) => tf.unstack(perRow) as tf.Tensor2D[]);
+}
+
+// ---------------------------------------------------------------- embeddings
+
+function checkIds(ids: Int32Array, limit: number, what: string, input: PackedInput): void {
+  for (let n = 0; n < ids.length; n++) {
+    if (ids[n] < 0 || ids[n] >= limit) {
+      const r = input.rows.starts.findIndex((s, i) => n >= s && n < s + input.rows.lengths[i]);
+      throw new InputError(`${what} ${ids[n]} at row ${r}, position ${n - input.rows.starts[r]} is outside [0, ${limit})`);
+    }
+  }
+}
+
+/** BertEmbeddings: word + position + token type, then LayerNorm. → [N, D] (= HF hidden_states[0]) */
+export function embeddings(p: BertParams, c: BertConfig, input: PackedInput, ctx: HookContext): tf.Tensor2D {
+  checkIds(input.inputIds, c.vocabSize, 'token id', input);
+  checkIds(input.tokenTypeIds, c.typeVocabSize, 'token type id', input);
+  checkIds(input.positionIds, c.maxPositionEmbeddings, `position (max_position_embeddings = ${c.maxPositionEmbeddings})`, input);
+  const { rows } = input;
+  const e = p.embeddings;
+  const gather = (table: tf.Tensor2D, ids: Int32Array) => tf.gather(table, tf.tensor1d(ids, 'int32')) as tf.Tensor2D; // [N,D]
+  const word = hookTokens(ctx, 'embed.hook_embed', gather(e.wordEmbeddings, input.inputIds), rows);
+  const pos = hookTokens(ctx, 'embed.hook_pos_embed', gather(e.positionEmbeddings, input.positionIds), rows);
+  const type = hookTokens(ctx, 'embed.hook_token_type_embed', gather(e.tokenTypeEmbeddings, input.tokenTypeIds), rows);
+  // HF adds in this order: (inputs_embeds + token_type_embeddings) + position_embeddings.
+  const sum = tf.add(tf.add(word, type), pos) as tf.Tensor2D;
+  return hookTokens(ctx, 'hook_full_embed', layerNorm(sum, e.layerNorm, c.layerNormEps), rows);
+}
+
+// ---------------------------------------------------------------- attention
+
+/** Additive key masks, one [1, T_r] row per sequence (null where every key is real). */
+export function attentionMasks(input: PackedInput): Array<tf.Tensor2D | null> {
+  const { rows } = input;
+  return rows.starts.map((start, r) => {
+    const m = input.attentionMask.subarray(start, start + rows.lengths[r]);
+    if (m.every((v) => v === 1)) return null;
+    return tf.tensor2d(Float32Array.from(m, (v) => (v === 1 ? 0 : MASK_VALUE)), [1, m.length]);
+  });
+}
+
+/** [N, D] → [H, N, Dh]: heads first, so one head of one row is a contiguous [T, Dh] slice. */
+function splitHeads(x: tf.Tensor2D, H: number): tf.Tensor3D {
+  const [N, D] = x.shape;
+  return tf.transpose(tf.reshape(x, [N, H, D / H]), [1, 0, 2]);
+}
+
+function headSlice(xh: tf.Tensor3D, h: number, start: number, T: number): tf.Tensor2D {
+  const Dh = xh.shape[2];
+  return tf.reshape(tf.slice(xh, [h, start, 0], [1, T, Dh]), [T, Dh]);
+}
+
+/**
+ * BertSelfAttention → z [N, D] (the heads' outputs side by side, before the output dense).
+ * Attention runs per row and per head with plain 2-D matmuls: the only matmuls that reach
+ * XNNPACK on the wasm backend (batched or transposed ones fall to a scalar loop).
+ */
+export function selfAttention(
+  x: tf.Tensor2D, p: BertLayerParams, layer: number, c: BertConfig,
+  input: PackedInput, masks: Array<tf.Tensor2D | null>, ctx: HookContext,
+): tf.Tensor2D {
+  const { rows } = input;
+  const H = c.numAttentionHeads, Dh = c.hiddenSize / H;
+  const hook = (kind: BlockHook, t: tf.Tensor2D) => hookTokens(ctx, blockHook(layer, kind), t, rows, [H, Dh]);
+  const q = hook('attn.hook_q', linear(x, p.query)); // [N,D]
+  const k = hook('attn.hook_k', linear(x, p.key)); // [N,D]
+  const v = hook('attn.hook_v', linear(x, p.value)); // [N,D]
+  const qh = splitHeads(q, H), kh = splitHeads(k, H), vh = splitHeads(v, H); // [H,N,Dh]
+  const scale = Math.sqrt(Dh);
+
+  let scores = rows.starts.map((start, r) => {
+    const T = rows.lengths[r];
+    return Array.from({ length: H }, (_, h) => {
+      const kT = tf.transpose(headSlice(kh, h, start, T)); // [Dh,T]
+      const s = tf.div(tf.matMul(headSlice(qh, h, start, T), kT), scale) as tf.Tensor2D; // [T,T]
+      return masks[r] ? (tf.add(s, masks[r]!) as tf.Tensor2D) : s;
+    });
+  });
+  scores = hookHeads(ctx, blockHook(layer, 'attn.hook_attn_scores'), scores, rows);
+  let pattern = scores.map((heads) => heads.map((s) => tf.softmax(s))); // [T,T] each
+  pattern = hookHeads(ctx, blockHook(layer, 'attn.hook_pattern'), pattern, rows);
+
+  const z = tf.concat(rows.starts.map((start, r) => {
+    const T = rows.lengths[r];
+    return tf.concat(pattern[r].map((a, h) => tf.matMul(a, headSlice(vh, h, start, T))), 1); // [T,D]
+  }), 0) as tf.Tensor2D; // [N,D]
+  return hook('attn.hook_z', z);
+}
+
+// ---------------------------------------------------------------- one layer, the encoder
+
+/** One post-LN BertLayer: attention block, then the FFN block, each residual + LayerNorm. */
+export function encoderLayer(
+  x: tf.Tensor2D, p: BertLayerParams, layer: number, c: BertConfig,
+  input: PackedInput, masks: Array<tf.Tensor2D | null>, ctx: HookContext,
+): tf.Tensor2D {
+  const hook = <T extends tf.Tensor2D>(kind: BlockHook, t: T) => hookTokens(ctx, blockHook(layer, kind), t, input.rows);
+  const residPre = hook('hook_resid_pre', x); // [N,D]
+  const z = selfAttention(residPre, p, layer, c, input, masks, ctx); // [N,D]
+  const attnOut = hook('hook_attn_out', linear(z, p.attnOutput)); // [N,D]  BertSelfOutput.dense
+  const residMid = hook('hook_resid_mid', tf.add(attnOut, residPre) as tf.Tensor2D); // [N,D]
+  const ln1 = hook('ln1.hook_normalized', layerNorm(residMid, p.attnLayerNorm, c.layerNormEps)); // [N,D]
+  const pre = hook('mlp.hook_pre', linear(ln1, p.intermediate)); // [N,F]  BertIntermediate.dense
+  const post = hook('mlp.hook_post', activation(pre, c.hiddenAct)); // [N,F]
+  const mlpOut = hook('hook_mlp_out', linear(post, p.output)); // [N,D]  BertOutput.dense
+  const residPost = hook('hook_resid_post', tf.add(mlpOut, ln1) as tf.Tensor2D); // [N,D]
+  return hook('hook_normalized_resid_post', layerNorm(residPost, p.outputLayerNorm, c.layerNormEps)); // = HF hidden_states[layer+1]
+}
+
+/**
+ * The whole encoder → last hidden state [N, D]. Each layer runs in its own tidy so a layer's
+ * intermediates are freed before the next starts (the wasm heap is 4 GB and already holds the
+ * weights twice once XNNPACK has packed them). Hook caches survive because they are kept.
+ */
+export function encoder(p: BertParams, c: BertConfig, input: PackedInput, ctx: HookContext): tf.Tensor2D {
+  const masks = attentionMasks(input);
+  try {
+    let x = tf.tidy(() => embeddings(p, c, input, ctx));
+    p.layers.forEach((layerParams, i) => {
+      const next = tf.tidy(() => encoderLayer(x, layerParams, i, c, input, masks, ctx));
+      x.dispose();
+      x = next;
+    });
+    return x;
+  } finally {
+    masks.forEach((m) => m?.dispose());
+  }
+}

@@ -1,0 +1,39 @@
+/**
+ * The small pure functions a BERT layer is made of. Each mirrors one Hugging Face module
+ * (modeling_bert.py) and works on 2-D [N, *] token matrices: N tokens of all rows packed
+ * together, which is the shape XNNPACK's fast GEMM wants (shared/TFJS-WASM-NOTES.md).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { HiddenAct } from '../weights/config';
+import type { LayerNormParams, Linear } from '../weights/params';
+
+/** nn.Linear with the weight stored [in, out]: x @ W + b as one fused, un-transposed matmul. */
+export function linear(x: tf.Tensor2D, p: Linear): tf.Tensor2D {
+  return tf.fused.matMul({ a: x, b: p.weight, bias: p.bias }) as tf.Tensor2D; // [N, out]
+}
+
+/** nn.LayerNorm over the last axis: (x - mean) / sqrt(var + eps) * gamma + beta, biased variance. */
+export function layerNorm(x: tf.Tensor2D, p: LayerNormParams, eps: number): tf.Tensor2D {
+  return tf.tidy(() => {
+    const { mean, variance } = tf.moments(x, -1, true); // [N,1] each
+    const normed = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps)));
+    return tf.add(tf.mul(normed, p.weight), p.bias) as tf.Tensor2D;
+  });
+}
+
+/** HF ACT2FN: "gelu" is the exact erf form x·Φ(x); "gelu_new"/"gelu_pytorch_tanh" the tanh approximation. */
+export function activation(x: tf.Tensor2D, act: HiddenAct): tf.Tensor2D {
+  return tf.tidy(() => {
+    switch (act) {
+      case 'gelu':
+        return tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.mul(x, Math.SQRT1_2)))) as tf.Tensor2D;
+      case 'gelu_new':
+      case 'gelu_pytorch_tanh': {
+        const inner = tf.mul(Math.sqrt(2 / Math.PI), tf.add(x, tf.mul(0.044715, tf.pow(x, 3))));
+        return tf.mul(tf.mul(x, 0.5), tf.add(1, tf.tanh(inner))) as tf.Tensor2D;
+      }
+      case 'relu':
+        return tf.relu(x);
+    }
+  });
+}

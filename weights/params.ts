@@ -1,0 +1,224 @@
+/**
+ * Strict loading of BertModel parameters into a typed tree on tfjs tensors.
+ *
+ * Names mirror Hugging Face's BertModel state dict (`embeddings.word_embeddings.weight`,
+ * `encoder.layer.{i}.attention.self.query.weight`, …), an optional `bert.` prefix is accepted,
+ * and every missing, unexpected or mis-shaped tensor is listed in one error.
+ *
+ * Layout decision (see shared/TFJS-WASM-NOTES.md): PyTorch stores nn.Linear weights as
+ * [out, in] and computes x @ W^T. On the wasm backend only un-transposed 2-D matmuls reach
+ * XNNPACK, so every Linear weight is transposed ONCE here, at load, to [in, out]; the engine
+ * then computes x @ W with no transpose flag. `LINEAR_WEIGHTS` names exactly the tensors this applies to.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { BertConfig } from './config';
+import { Checkpoint } from './checkpoint';
+
+export interface Linear {
+  weight: tf.Tensor2D; // [in, out]  (transposed from PyTorch's [out, in] at load)
+  bias: tf.Tensor1D; // [out]
+}
+export interface LayerNormParams {
+  weight: tf.Tensor1D; // [D]  (gamma)
+  bias: tf.Tensor1D; // [D]  (beta)
+}
+export interface BertEmbeddingsParams {
+  wordEmbeddings: tf.Tensor2D; // [V, D]
+  positionEmbeddings: tf.Tensor2D; // [P, D]
+  tokenTypeEmbeddings: tf.Tensor2D; // [Tv, D]
+  layerNorm: LayerNormParams;
+}
+/** One post-LN encoder layer: `encoder.layer.{i}`. */
+export interface BertLayerParams {
+  query: Linear; // attention.self.query
+  key: Linear; // attention.self.key
+  value: Linear; // attention.self.value
+  attnOutput: Linear; // attention.output.dense
+  attnLayerNorm: LayerNormParams; // attention.output.LayerNorm
+  intermediate: Linear; // intermediate.dense  [D, F]
+  output: Linear; // output.dense  [F, D]
+  outputLayerNorm: LayerNormParams; // output.LayerNorm
+}
+export interface BertParams {
+  embeddings: BertEmbeddingsParams;
+  layers: BertLayerParams[];
+  /** BERT's pooler (tanh dense on [CLS]); absent in checkpoints saved without it. */
+  pooler?: Linear;
+}
+
+/** A tensor the checkpoint must (or may) contain, with its PyTorch shape. */
+export interface ExpectedTensor {
+  name: string;
+  shape: number[];
+  optional?: boolean;
+}
+
+/** Every tensor of a BertModel with this config, in checkpoint order, with PyTorch shapes. */
+export function expectedTensors(c: BertConfig, withPooler = true): ExpectedTensor[] {
+  const D = c.hiddenSize, F = c.intermediateSize;
+  const linear = (p: string, out: number, inp: number): ExpectedTensor[] => [
+    { name: `${p}.weight`, shape: [out, inp] },
+    { name: `${p}.bias`, shape: [out] },
+  ];
+  const ln = (p: string): ExpectedTensor[] => [
+    { name: `${p}.weight`, shape: [D] },
+    { name: `${p}.bias`, shape: [D] },
+  ];
+  const list: ExpectedTensor[] = [
+    { name: 'embeddings.word_embeddings.weight', shape: [c.vocabSize, D] },
+    { name: 'embeddings.position_embeddings.weight', shape: [c.maxPositionEmbeddings, D] },
+    { name: 'embeddings.token_type_embeddings.weight', shape: [c.typeVocabSize, D] },
+    ...ln('embeddings.LayerNorm'),
+  ];
+  for (let i = 0; i < c.numHiddenLayers; i++) {
+    const p = `encoder.layer.${i}`;
+    list.push(
+      ...linear(`${p}.attention.self.query`, D, D),
+      ...linear(`${p}.attention.self.key`, D, D),
+      ...linear(`${p}.attention.self.value`, D, D),
+      ...linear(`${p}.attention.output.dense`, D, D),
+      ...ln(`${p}.attention.output.LayerNorm`),
+      ...linear(`${p}.intermediate.dense`, F, D),
+      ...linear(`${p}.output.dense`, D, F),
+      ...ln(`${p}.output.LayerNorm`),
+    );
+  }
+  if (withPooler) list.push(...linear('pooler.dense', D, D).map((t) => ({ ...t, optional: true })));
+  return list;
+}
+
+/** Tensors a checkpoint may carry that BertModel does not use (skipped, like HF does). */
+export function isIgnoredTensor(name: string): boolean {
+  return /^embeddings\.position_ids$/.test(name) || /^cls\./.test(name);
+}
+
+export class ParamsError extends Error {
+  constructor(readonly source: string, readonly problems: string[]) {
+    super(`${source}: the weights do not match the config (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n  ${problems.join('\n  ')}`);
+    this.name = 'ParamsError';
+  }
+}
+
+/** Describes how the checkpoint's names map onto BertModel names. */
+export interface ParamsPlan {
+  /** '' or 'bert.' */
+  prefix: string;
+  hasPooler: boolean;
+  /** Checkpoint tensors that are not used (ignored ones such as embeddings.position_ids). */
+  skipped: string[];
+  /** Stored dtypes seen, e.g. ['F32'] or ['F16']. */
+  dtypes: string[];
+  /** Number of parameters that will be loaded. */
+  parameterCount: number;
+}
+
+/** Check names and shapes against the config without reading any tensor data. */
+export function planParams(ckpt: Pick<Checkpoint, 'tensors'>, c: BertConfig, source: string): ParamsPlan {
+  const names = [...ckpt.tensors.keys()];
+  const prefixed = names.filter((n) => n.startsWith('bert.')).length;
+  const prefix = prefixed > 0 && prefixed >= names.filter((n) => !isIgnoredTensor(n)).length / 2 ? 'bert.' : '';
+  const strip = (n: string) => (prefix && n.startsWith(prefix) ? n.slice(prefix.length) : n);
+  const byName = new Map(names.map((n) => [strip(n), n]));
+  const problems: string[] = [];
+  const expected = expectedTensors(c);
+  const hasPooler = byName.has('pooler.dense.weight') || byName.has('pooler.dense.bias');
+  const dtypes = new Set<string>();
+  let parameterCount = 0;
+  for (const e of expected) {
+    const stored = byName.get(e.name);
+    if (stored === undefined) {
+      if (!e.optional || hasPooler) problems.push(`missing tensor '${prefix}${e.name}' (expected shape [${e.shape}])`);
+      continue;
+    }
+    const info = ckpt.tensors.get(stored)!;
+    dtypes.add(info.dtype);
+    if (!['F32', 'F16', 'BF16'].includes(info.dtype)) {
+      problems.push(`tensor '${stored}' has dtype ${info.dtype}; weights must be F32, F16 or BF16`);
+    }
+    if (info.shape.length !== e.shape.length || info.shape.some((d, i) => d !== e.shape[i])) {
+      problems.push(`tensor '${stored}' has shape [${info.shape}], expected [${e.shape}]`);
+    }
+    parameterCount += e.shape.reduce((a, b) => a * b, 1);
+  }
+  const known = new Set(expected.map((e) => e.name));
+  const skipped: string[] = [];
+  for (const [name, stored] of byName) {
+    if (known.has(name)) continue;
+    if (isIgnoredTensor(name)) skipped.push(stored);
+    else problems.push(`unexpected tensor '${stored}' (not part of a BertModel with ${c.numHiddenLayers} layers)`);
+  }
+  if (problems.length) throw new ParamsError(source, problems);
+  return { prefix, hasPooler, skipped, dtypes: [...dtypes].sort(), parameterCount };
+}
+
+export interface LoadOptions {
+  /** Accept NaN/Inf in weights (reported as an error by default). */
+  allowNonFinite?: boolean;
+}
+
+/**
+ * Read every tensor (one at a time, F16/BF16 up-cast to F32) into backend memory.
+ * Peak host memory is one tensor's bytes plus what the backend keeps.
+ */
+export function loadBertParams(ckpt: Checkpoint, c: BertConfig, source: string, opts: LoadOptions = {}): { params: BertParams; plan: ParamsPlan } {
+  const plan = planParams(ckpt, c, source);
+  const created: tf.Tensor[] = [];
+  const read = (name: string, shape: number[]): tf.Tensor => {
+    const data = ckpt.readF32(plan.prefix + name, { allowNonFinite: opts.allowNonFinite });
+    const t = tf.tensor(data, shape, 'float32');
+    created.push(t);
+    return t;
+  };
+  const vec = (name: string, n: number) => read(name, [n]) as tf.Tensor1D;
+  const D = c.hiddenSize, F = c.intermediateSize;
+  // nn.Linear weight [out, in] → [in, out], transposed once here (see the file comment).
+  const linear = (p: string, out: number, inp: number): Linear => {
+    const stored = ckpt.readF32(plan.prefix + `${p}.weight`, { allowNonFinite: opts.allowNonFinite });
+    const weight = tf.tidy(() => tf.transpose(tf.tensor2d(stored, [out, inp]))) as tf.Tensor2D; // [in, out]
+    created.push(weight);
+    return { weight, bias: vec(`${p}.bias`, out) };
+  };
+  const ln = (p: string): LayerNormParams => ({ weight: vec(`${p}.weight`, D), bias: vec(`${p}.bias`, D) });
+  try {
+    const embeddings: BertEmbeddingsParams = {
+      wordEmbeddings: read('embeddings.word_embeddings.weight', [c.vocabSize, D]) as tf.Tensor2D,
+      positionEmbeddings: read('embeddings.position_embeddings.weight', [c.maxPositionEmbeddings, D]) as tf.Tensor2D,
+      tokenTypeEmbeddings: read('embeddings.token_type_embeddings.weight', [c.typeVocabSize, D]) as tf.Tensor2D,
+      layerNorm: ln('embeddings.LayerNorm'),
+    };
+    const layers: BertLayerParams[] = [];
+    for (let i = 0; i < c.numHiddenLayers; i++) {
+      const p = `encoder.layer.${i}`;
+      layers.push({
+        query: linear(`${p}.attention.self.query`, D, D),
+        key: linear(`${p}.attention.self.key`, D, D),
+        value: linear(`${p}.attention.self.value`, D, D),
+        attnOutput: linear(`${p}.attention.output.dense`, D, D),
+        attnLayerNorm: ln(`${p}.attention.output.LayerNorm`),
+        intermediate: linear(`${p}.intermediate.dense`, F, D),
+        output: linear(`${p}.output.dense`, D, F),
+        outputLayerNorm: ln(`${p}.output.LayerNorm`),
+      });
+    }
+    const pooler = plan.hasPooler ? linear('pooler.dense', D, D) : undefined;
+    return { params: { embeddings, layers, pooler }, plan };
+  } catch (e) {
+    created.forEach((t) => t.dispose());
+    throw e;
+  }
+}
+
+/** Every tensor of a parameter tree (for dispose and memory accounting). */
+export function paramTensors(p: BertParams): tf.Tensor[] {
+  const lin = (l: Linear) => [l.weight, l.bias];
+  const ln = (l: LayerNormParams) => [l.weight, l.bias];
+  return [
+    p.embeddings.wordEmbeddings, p.embeddings.positionEmbeddings, p.embeddings.tokenTypeEmbeddings,
+    ...ln(p.embeddings.layerNorm),
+    ...p.layers.flatMap((l) => [
+      ...lin(l.query), ...lin(l.key), ...lin(l.value), ...lin(l.attnOutput), ...ln(l.attnLayerNorm),
+      ...lin(l.intermediate), ...lin(l.output), ...ln(l.outputLayerNorm),
+    ]),
+    ...(p.pooler ? lin(p.pooler) : []),
+  ];
+}
