@@ -1,0 +1,192 @@
+/**
+ * Corpus embeddings on disk, one safetensors shard per `shardSize` passages, so a run of hours can be
+ * interrupted and resumed without recomputing finished shards.
+ *
+ *   <cacheDir>/<sha256(key) first 32 hex>/key.json                 the key, human-readable
+ *   <cacheDir>/<...>/shard-00000.safetensors                       embeddings F32 [count, dim]
+ *
+ * The key is everything the vectors depend on: embedder id (model + revision + weights fingerprint),
+ * pooling, prefix, maxLength, shard size, and the sha256 of the ordered (doc id, embedded text) pairs
+ * — so editing one document, reordering the corpus or changing how title and text are joined lands
+ * in a new directory.
+ *
+ * Shards are written by writeSafetensors (temp file, fsync, rename): a shard exists completely or not
+ * at all. Each carries its own metadata (key hash, index, start, count, dim, sha256 of its texts) and
+ * is re-verified on resume; one that fails to open or to match is recomputed, with a warning.
+ */
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { SafetensorsError, SafetensorsFile, writeSafetensors } from '../weights/safetensors';
+import { EvalError } from './errors';
+
+export const CACHE_FORMAT = 'e5-eval-corpus-embeddings/1';
+
+export interface CorpusCacheKey {
+  format: typeof CACHE_FORMAT;
+  embedder: string;
+  pooling: string | null;
+  prefix: 'query' | 'passage';
+  maxLength: number | null;
+  shardSize: number;
+  nDocs: number;
+  /** sha256 over the ordered `JSON.stringify([docId, embeddedText]) + "\n"` lines. */
+  corpusSha256: string;
+}
+
+/** sha256 of ordered (id, text) pairs, framed by JSON so no two different lists hash alike. */
+export function hashTexts(ids: readonly string[], texts: readonly string[], from = 0, to = ids.length): string {
+  const h = createHash('sha256');
+  for (let i = from; i < to; i++) h.update(`${JSON.stringify([ids[i], texts[i]])}\n`);
+  return h.digest('hex');
+}
+
+export interface ShardMeta {
+  start: number;
+  count: number;
+  /** sha256 of this shard's (id, text) pairs. */
+  textsSha256: string;
+}
+
+export interface LoadedShard {
+  data: Float32Array;
+  dim: number;
+  nTruncated: number;
+  nTokens: number;
+}
+
+export type ShardLookup = { status: 'hit'; shard: LoadedShard } | { status: 'missing' } | { status: 'invalid'; reason: string };
+
+export class CorpusEmbeddingCache {
+  private constructor(
+    readonly dir: string,
+    readonly key: CorpusCacheKey,
+    readonly keySha256: string,
+  ) {}
+
+  /** Opens (creating if needed) the directory for `key` under `cacheDir`. */
+  static open(cacheDir: string, key: CorpusCacheKey): CorpusEmbeddingCache {
+    const keyJson = JSON.stringify(key, null, 2);
+    const keySha256 = createHash('sha256').update(keyJson).digest('hex');
+    const dir = path.join(cacheDir, keySha256.slice(0, 32));
+    fs.mkdirSync(dir, { recursive: true });
+    const keyFile = path.join(dir, 'key.json');
+    if (fs.existsSync(keyFile)) {
+      const existing = fs.readFileSync(keyFile, 'utf8');
+      if (existing !== keyJson) {
+        throw new EvalError('cache_conflict', `${keyFile} holds a different key than its directory name promises; delete ${dir} to rebuild it`);
+      }
+    } else {
+      writeFileAtomic(keyFile, keyJson);
+    }
+    const cache = new CorpusEmbeddingCache(dir, key, keySha256);
+    cache.removeStaleTempFiles();
+    return cache;
+  }
+
+  shardPath(index: number): string {
+    return path.join(this.dir, `shard-${String(index).padStart(5, '0')}.safetensors`);
+  }
+
+  /** Header-only version of load(): whether the shard is there and matches, without reading its data. */
+  check(index: number, meta: ShardMeta): ShardLookup['status'] {
+    const file = this.shardPath(index);
+    if (!fs.existsSync(file)) return 'missing';
+    let st: SafetensorsFile | undefined;
+    try {
+      st = SafetensorsFile.open(file);
+      return this.mismatch(st, index, meta) ? 'invalid' : 'hit';
+    } catch (e) {
+      if (e instanceof SafetensorsError) return 'invalid';
+      throw e;
+    } finally {
+      st?.close();
+    }
+  }
+
+  /** The shard if present and valid for `meta`; 'invalid' (with why) if present but unusable. */
+  load(index: number, meta: ShardMeta): ShardLookup {
+    const file = this.shardPath(index);
+    if (!fs.existsSync(file)) return { status: 'missing' };
+    let st: SafetensorsFile | undefined;
+    try {
+      st = SafetensorsFile.open(file);
+      const why = this.mismatch(st, index, meta);
+      if (why) return { status: 'invalid', reason: why };
+      const dim = Number(st.metadata.dim);
+      return {
+        status: 'hit',
+        shard: { data: st.readF32('embeddings'), dim, nTruncated: Number(st.metadata.n_truncated), nTokens: Number(st.metadata.n_tokens) },
+      };
+    } catch (e) {
+      if (e instanceof SafetensorsError) return { status: 'invalid', reason: e.message };
+      throw e;
+    } finally {
+      st?.close();
+    }
+  }
+
+  private mismatch(st: SafetensorsFile, index: number, meta: ShardMeta): string | undefined {
+    const m = st.metadata;
+    const want: Record<string, string> = {
+      format: CACHE_FORMAT, key_sha256: this.keySha256, shard: String(index),
+      start: String(meta.start), count: String(meta.count), texts_sha256: meta.textsSha256,
+    };
+    for (const [k, v] of Object.entries(want)) {
+      if (m[k] !== v) return `metadata ${k} is ${JSON.stringify(m[k])}, expected ${JSON.stringify(v)}`;
+    }
+    for (const k of ['dim', 'n_truncated', 'n_tokens']) {
+      if (!/^(0|[1-9][0-9]*)$/.test(m[k] ?? '')) return `metadata ${k} is ${JSON.stringify(m[k])}, expected an integer`;
+    }
+    const info = st.tensors.get('embeddings');
+    if (!info || st.tensors.size !== 1) return `expected exactly one tensor "embeddings", found ${[...st.tensors.keys()].join(', ') || 'none'}`;
+    const shape = `[${meta.count}, ${m.dim}]`;
+    if (info.dtype !== 'F32' || `[${info.shape.join(', ')}]` !== shape) {
+      return `tensor "embeddings" is ${info.dtype} [${info.shape.join(', ')}], expected F32 ${shape}`;
+    }
+    return undefined;
+  }
+
+  /** Writes a finished shard (temp file + rename: readers see all of it or nothing). */
+  save(index: number, meta: ShardMeta, shard: LoadedShard): void {
+    writeSafetensors(
+      this.shardPath(index),
+      { embeddings: { dtype: 'F32', shape: [meta.count, shard.dim], data: shard.data } },
+      {
+        format: CACHE_FORMAT, key_sha256: this.keySha256, shard: String(index), start: String(meta.start),
+        count: String(meta.count), dim: String(shard.dim), texts_sha256: meta.textsSha256,
+        n_truncated: String(shard.nTruncated), n_tokens: String(shard.nTokens),
+      },
+    );
+  }
+
+  /** Deletes temp files left by a killed writer (their pid no longer runs); never a live writer's. */
+  private removeStaleTempFiles(): void {
+    for (const name of fs.readdirSync(this.dir)) {
+      const m = /^\..+\.(\d+)\.[0-9a-f]+\.tmp$/.exec(name);
+      if (m && !processAlive(Number(m[1]))) fs.rmSync(path.join(this.dir, name), { force: true });
+    }
+  }
+}
+
+function processAlive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM'; // exists, owned by someone else
+  }
+}
+
+function writeFileAtomic(file: string, text: string): void {
+  const tmp = `${path.join(path.dirname(file), `.${path.basename(file)}`)}.${process.pid}.${Date.now().toString(16)}.tmp`;
+  const fd = fs.openSync(tmp, 'wx');
+  try {
+    fs.writeSync(fd, text);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(tmp, file);
+}

@@ -1,0 +1,24 @@
+/**
+ * Retrieval evaluation on BEIR data sets: the library API behind `e5 eval`.
+ *
+ *   const result = await evaluate(embedder, 'path/to/scifact', { split: 'test', k: [10, 100], cacheDir });
+ *   console.log(formatEvalTable(result));
+ */
+export { evaluate, beirScores, parseKList, DEFAULT_K, DEFAULT_SHARD_SIZE, TIE_BREAK } from './evaluate';
+export type { EvaluateOptions, EvalResult, QueryResult } from './evaluate';
+export { formatEvalTable, formatEvalJson, formatTrecRun } from './report';
+export type { TableOptions, JsonOptions } from './report';
+export { loadBeir, assembleDataset, readCorpus, readQueries, readQrels } from './beir';
+export type { BeirDataset, BeirCorpus, BeirStats, Qrels, LoadBeirOptions } from './beir';
+export { e5PassageText, corpusInputs, pyStrip } from './e5_format';
+export {
+  queryMetrics, meanMetrics, rankRun, compareRanked, ndcgAt, averagePrecisionAt, recallAt, precisionAt, reciprocalRankAt,
+  METRIC_NAMES, METRIC_LABELS,
+} from './metrics';
+export type { Hit, MetricName, QueryMetrics } from './metrics';
+export { ExactTopK, exactSearch, idRanks } from './search';
+export { CorpusEmbeddingCache, hashTexts, CACHE_FORMAT } from './cache';
+export type { CorpusCacheKey } from './cache';
+export { BeirFormatError, EvalError } from './errors';
+export type { BeirErrorCode, EvalErrorCode } from './errors';
+export type { Embedder, EmbedCallOptions, EmbedCallResult, EmbedPrefix } from './embedder';

@@ -1,0 +1,71 @@
+/**
+ * Renderings of an EvalResult: an aligned markdown table for people, JSON for machines, and a TREC
+ * run file (qid Q0 docid rank score run) for trec_eval / pytrec_eval cross-checks.
+ */
+import type { EvalResult } from './evaluate';
+import { METRIC_LABELS, METRIC_NAMES } from './metrics';
+
+export interface TableOptions {
+  /** Decimals (default 5, as BEIR rounds its means). */
+  digits?: number;
+}
+
+/** A markdown table (metrics × cutoffs) with the counts, cache use and timing around it. */
+export function formatEvalTable(result: EvalResult, opts: TableOptions = {}): string {
+  const digits = opts.digits ?? 5;
+  const { dataset, counts, cache, timing, settings } = result;
+  const header = ['metric', ...settings.k.map((k) => `@${k}`)];
+  const rows = METRIC_NAMES.map((m) => [METRIC_LABELS[m], ...result.means[m].map((v) => v.toFixed(digits))]);
+  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)));
+  const line = (cells: string[]) => `| ${cells.map((s, c) => (c === 0 ? s.padEnd(widths[c]) : s.padStart(widths[c]))).join(' | ')} |`;
+  const rule = `| ${widths.map((w, c) => (c === 0 ? `:${'-'.repeat(w - 1)}` : `${'-'.repeat(w - 1)}:`)).join(' | ')} |`;
+
+  const out: string[] = [];
+  out.push(`${dataset.name} (split ${dataset.split}): ${counts.queriesEvaluated} queries evaluated, ${dataset.corpusSize} passages, ${dataset.judgements} judgements`);
+  const skipped = [
+    counts.queriesSkippedNoQrels && `${n(counts.queriesSkippedNoQrels, 'query', 'queries')} without judgements skipped`,
+    counts.qrelsQueriesWithoutText && `${n(counts.qrelsQueriesWithoutText, 'judged query', 'judged queries')} missing from queries.jsonl`,
+    counts.queriesWithoutRelevant && `${n(counts.queriesWithoutRelevant, 'query', 'queries')} with no relevant document (scored 0)`,
+    counts.judgementsUnknownDoc && `${n(counts.judgementsUnknownDoc, 'judgement', 'judgements')} of documents not in the corpus`,
+    counts.identicalIdsExcluded && `${n(counts.identicalIdsExcluded, 'query', 'queries')} with its own id excluded from the ranking`,
+  ].filter(Boolean);
+  if (skipped.length) out.push(skipped.join('; '));
+  out.push(`model ${result.model.id}${result.model.pooling ? ` (${result.model.pooling} pooling)` : ''}; exact ${settings.scoreFunction} search; ties: ${settings.tieBreak}`);
+  out.push('');
+  out.push(line(header), rule, ...rows.map(line));
+  out.push('');
+  const trunc = counts.passagesTruncated || counts.queriesTruncated
+    ? `; truncated to ${settings.maxLength ?? 'the model limit'} tokens: ${counts.passagesTruncated} passages, ${counts.queriesTruncated} queries` : '';
+  out.push(`cache: ${cache.dir ?? 'off'} (${cache.shards} shards: ${cache.reused} reused, ${cache.computed} computed${cache.rejected ? `, ${cache.rejected} rejected` : ''})${trunc}`);
+  const rate = timing.passagesPerSecond === null ? '' : `, ${timing.passagesPerSecond.toFixed(1)} passages/s`;
+  out.push(`time: ${timing.totalSeconds.toFixed(1)} s (queries ${timing.queryEmbedSeconds.toFixed(1)} s, corpus ${timing.corpusEmbedSeconds.toFixed(1)} s${rate}, search ${timing.searchSeconds.toFixed(1)} s)`);
+  for (const w of result.warnings) out.push(`warning: ${w}`);
+  return out.join('\n');
+}
+
+function n(count: number, one: string, many: string): string {
+  return `${count} ${count === 1 ? one : many}`;
+}
+
+export interface JsonOptions {
+  /** Include per-query metrics (default true). */
+  perQuery?: boolean;
+  indent?: number;
+}
+
+/** The result as JSON; means also appear under BEIR's labels (`scores`: "NDCG@10" ...). */
+export function formatEvalJson(result: EvalResult, opts: JsonOptions = {}): string {
+  const { perQuery, ...rest } = result;
+  const doc = opts.perQuery === false ? rest : result;
+  return JSON.stringify(doc, null, opts.indent ?? 2);
+}
+
+/** TREC run lines `qid Q0 docid rank score run` for queries evaluated with `keepHits`. */
+export function formatTrecRun(result: EvalResult, runName = 'e5-tfjs'): string {
+  const lines: string[] = [];
+  for (const q of result.perQuery) {
+    if (!q.hits) throw new Error('formatTrecRun needs per-query hits: call evaluate() with keepHits');
+    q.hits.forEach((h, i) => lines.push(`${q.queryId} Q0 ${h.id} ${i + 1} ${h.score} ${runName}`));
+  }
+  return lines.length ? `${lines.join('\n')}\n` : '';
+}

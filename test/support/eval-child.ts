@@ -1,0 +1,158 @@
+/**
+ * Support for test/eval-e2e.test.ts:
+ * - HashingEmbedder: a deterministic fake Embedder (hashed bag of words, L2-normalised), counting
+ *   what it embeds, optionally slow (so a run can be killed half-way);
+ * - writeTinyBeir: a small BEIR-format data set generated from a seed;
+ * - run as a script, one evaluate() over a data set with a cache directory, printing the result as
+ *   JSON — the process the interruption test kills with SIGKILL:
+ *
+ *     ts-node --transpile-only test/support/eval-child.ts '{"data":DIR,"cacheDir":DIR,"shardSize":N,"delayMs":N}'
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Embedder, EmbedCallOptions, EmbedCallResult } from '../../eval/embedder';
+
+// ------------------------------------------------------------------------------------ fake embedder
+
+export function tokens(text: string): string[] {
+  return text.toLowerCase().split(/[^a-z0-9]+/).filter(Boolean);
+}
+
+/** FNV-1a, 32 bit. */
+function fnv1a(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h;
+}
+
+export class HashingEmbedder implements Embedder {
+  readonly id: string;
+  readonly pooling = 'mean';
+  calls = 0;
+  /** Every text embedded, with its prefix applied, in call order. */
+  readonly seen: string[] = [];
+
+  constructor(readonly dim = 100, readonly delayMs = 0) {
+    this.id = `test/hashing-bow-${dim}@v1`;
+  }
+
+  async embed(texts: string[], opts: EmbedCallOptions): Promise<EmbedCallResult> {
+    this.calls++;
+    if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
+    const prefix = opts.prefix === 'none' ? '' : `${opts.prefix}: `;
+    const embeddings: Float32Array[] = [];
+    const nTokens: number[] = [];
+    const truncated: boolean[] = [];
+    const batch = opts.batchSize ?? texts.length;
+    for (let i = 0; i < texts.length; i++) {
+      let toks = tokens(prefix + texts[i]);
+      // [CLS] + tokens + [SEP] ≤ maxLength, like a BERT tokenizer
+      const cut = opts.maxLength !== undefined && toks.length + 2 > opts.maxLength;
+      if (cut) toks = toks.slice(0, opts.maxLength! - 2);
+      this.seen.push(prefix + texts[i]);
+      embeddings.push(this.vector(toks));
+      nTokens.push(toks.length + 2);
+      truncated.push(cut);
+      if ((i + 1) % batch === 0 || i + 1 === texts.length) opts.onProgress?.(i + 1, texts.length);
+    }
+    return { embeddings, nTokens, truncated };
+  }
+
+  vector(toks: string[]): Float32Array {
+    const v = new Float32Array(this.dim);
+    for (const t of toks) {
+      const h = fnv1a(t);
+      v[h % this.dim] += (h >>> 31) === 1 ? -1 : 1;
+    }
+    let n = 0;
+    for (const x of v) n += x * x;
+    n = Math.sqrt(n);
+    if (n > 0) for (let i = 0; i < v.length; i++) v[i] /= n;
+    return v;
+  }
+}
+
+// --------------------------------------------------------------------------------- tiny data set
+
+/** mulberry32: a small seeded PRNG so the generated data set is the same on every run. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const WORDS = (
+  'protein cell gene virus vaccine tumor diet sleep heart brain lung liver insulin bacteria enzyme ' +
+  'membrane receptor signal dose trial mouse human blood immune therapy drug risk cancer muscle bone'
+).split(' ');
+
+export interface TinyBeir {
+  docIds: string[];
+  queryIds: string[];
+}
+
+/**
+ * Writes corpus.jsonl, queries.jsonl and qrels/test.tsv to `dir`. Each query q<i> is built from words
+ * of its target document so retrieval is meaningful; judgements are graded (2 for the target, 1 for a
+ * second document). Also present, on purpose:
+ * - queries q-nojudge-* with no judgements (skipped and counted);
+ * - query "doc-007", whose own id is a corpus document (excluded by ignoreIdenticalIds);
+ * - a judgement of a document that is not in the corpus;
+ * - documents with an empty title and with duplicated text (exact score ties).
+ */
+export function writeTinyBeir(dir: string, nDocs = 60, seed = 7): TinyBeir {
+  const rand = rng(seed);
+  const pick = () => WORDS[Math.floor(rand() * WORDS.length)];
+  const docs: Array<{ _id: string; title: string; text: string }> = [];
+  for (let i = 0; i < nDocs; i++) {
+    const id = `doc-${String(i).padStart(3, '0')}`;
+    const text = Array.from({ length: 12 }, pick).join(' ');
+    docs.push({ _id: id, title: i % 5 === 0 ? '' : `${pick()} ${pick()}`, text });
+  }
+  docs[nDocs - 1] = { ...docs[nDocs - 2], _id: `doc-${String(nDocs - 1).padStart(3, '0')}` }; // exact duplicate text
+  const queries: Array<{ _id: string; text: string }> = [];
+  const qrels: string[] = ['query-id\tcorpus-id\tscore'];
+  for (let q = 0; q < 12; q++) {
+    // query "doc-007" is about document doc-007 itself, which ignoreIdenticalIds must hide
+    const target = q === 3 ? 7 : Math.floor(rand() * nDocs);
+    const second = (target + 1 + Math.floor(rand() * (nDocs - 1))) % nDocs;
+    const words = tokens(docs[target].text);
+    const text = q === 3 ? docs[target].text : [words[1], words[4], words[7], pick()].join(' ');
+    const id = q === 3 ? 'doc-007' : `q${q}`;
+    queries.push({ _id: id, text });
+    qrels.push(`${id}\t${docs[target]._id}\t2`, `${id}\t${docs[second]._id}\t1`);
+  }
+  qrels.push('q5\tdoc-not-in-corpus\t1');
+  qrels.push('q6\tdoc-002\t0'); // a judged non-relevant document
+  queries.push({ _id: 'q-nojudge-1', text: 'protein cell' }, { _id: 'q-nojudge-2', text: 'sleep heart' });
+  fs.mkdirSync(path.join(dir, 'qrels'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'corpus.jsonl'), docs.map((d) => JSON.stringify(d)).join('\n') + '\n');
+  fs.writeFileSync(path.join(dir, 'queries.jsonl'), queries.map((d) => JSON.stringify(d)).join('\n') + '\n');
+  fs.writeFileSync(path.join(dir, 'qrels', 'test.tsv'), qrels.join('\n') + '\n');
+  return { docIds: docs.map((d) => d._id), queryIds: queries.map((q) => q._id) };
+}
+
+// ------------------------------------------------------------------------------------ child main
+
+async function main(): Promise<void> {
+  const args = JSON.parse(process.argv[2]) as { data: string; cacheDir: string; shardSize: number; delayMs: number };
+  const { evaluate } = await import('../../eval/evaluate');
+  const model = new HashingEmbedder(100, args.delayMs);
+  const result = await evaluate(model, args.data, { cacheDir: args.cacheDir, shardSize: args.shardSize, k: [1, 5, 10], progress: false });
+  process.stdout.write(JSON.stringify({ means: result.means, cache: result.cache }));
+}
+
+if (require.main === module) {
+  main().catch((e) => {
+    process.stderr.write(`${(e as Error).stack}\n`);
+    process.exit(1);
+  });
+}
