@@ -1,0 +1,137 @@
+/**
+ * `e5 embed`: one embedding per input, in input order. Long inputs are read, embedded and
+ * written in chunks (--chunk-size texts per library call; the library sorts each chunk by
+ * length into batches and restores the order), so memory stays flat.
+ */
+import * as path from 'path';
+import { Command, Option } from 'commander';
+import { backendInfo } from '../../index';
+import type { EmbeddingModel, PoolingMode, Prefix } from '../../index';
+import {
+  addBackendOptions, addGeneralOptions, addModelOptions, BackendOptions, describeBackend, GeneralOptions, intArg,
+  ModelOptions, modelLabel, openModel, Reporter, usageError,
+} from '../common';
+import { EMBED_FORMATS, EmbedFormat, embeddingWriter, RunSettings } from '../embedding-writers';
+import { toolVersion } from '../format';
+import { chunked } from '../input';
+import { checkWritableFolder, outputConflict } from '../output';
+import { addInputOptions, inputSource, InputOptions } from '../sources';
+import { WarningTally } from '../warnings';
+
+interface EmbedOptions extends ModelOptions, BackendOptions, GeneralOptions, InputOptions {
+  prefix: Prefix;
+  pooling?: PoolingMode;
+  normalize: boolean;
+  maxLength?: number;
+  batchSize: number;
+  format?: EmbedFormat;
+  output?: string;
+  force?: boolean;
+  chunkSize: number;
+}
+
+const EXTENSION_FORMATS: Record<string, EmbedFormat> = { '.jsonl': 'jsonl', '.ndjson': 'jsonl', '.json': 'json', '.npy': 'npy', '.safetensors': 'safetensors' };
+
+export function register(program: Command): Command {
+  const cmd = program.command('embed')
+    .description('embed texts: one vector per input, in input order (JSONL on stdout by default)')
+    .argument('[text...]', 'texts to embed (or --input)');
+  addInputOptions(cmd);
+  cmd
+    .addOption(new Option('--prefix <prefix>', "prepend 'query: ' or 'passage: ' to every input (e5 was trained with them)")
+      .choices(['query', 'passage', 'none']).default('none'))
+    .addOption(new Option('--pooling <mode>', "pooling (default: the model's 1_Pooling/config.json, else mean)").choices(['mean', 'cls', 'max']))
+    .option('--no-normalize', 'do not L2-normalise the embeddings')
+    .addOption(new Option('--max-length <n>', "truncate each input to N tokens incl. [CLS] and [SEP] (default: the model's limit, 512)").argParser(intArg(2)))
+    .addOption(new Option('--batch-size <n>', 'rows per forward pass').argParser(intArg(1)).default(32))
+    .addOption(new Option('-f, --format <fmt>', 'output format (default: from the --output extension, else jsonl)').choices([...EMBED_FORMATS]))
+    .option('-o, --output <file>', 'write to FILE (via a temp file, renamed when complete) instead of stdout')
+    .option('--force', 'replace an existing --output file')
+    .addOption(new Option('--chunk-size <n>', 'inputs per library call').argParser(intArg(1)).default(256).hideHelp());
+  addModelOptions(cmd);
+  addBackendOptions(cmd);
+  addGeneralOptions(cmd);
+  cmd.addHelpText('after', `
+Output (jsonl, one line per input): {"index": 0, "id": "...", "n_tokens": 12, "truncated": false, "embedding": [...]}
+  "id" is copied from --id-field of JSONL input when present. npy: an (N, dim) float32 matrix;
+  safetensors: tensor "embeddings" [N, dim] with the run settings, ids and n_tokens in __metadata__.
+
+Examples:
+  $ e5 embed --prefix query "how much protein should a female eat"
+  $ e5 embed --prefix passage --input passages.jsonl --id-field doc_id --output passages.jsonl
+  $ cat texts.txt | e5 embed --input - --prefix passage --format npy --output texts.npy`);
+  return cmd.action((texts: string[], o: EmbedOptions, c: Command) => embed(texts, o, c));
+}
+
+function resolveFormat(o: EmbedOptions): EmbedFormat {
+  return o.format ?? (o.output ? EXTENSION_FORMATS[path.extname(o.output).toLowerCase()] : undefined) ?? 'jsonl';
+}
+
+/** What this run used, as JSON and safetensors outputs record it. */
+function runSettings(m: EmbeddingModel, o: EmbedOptions): RunSettings {
+  return {
+    model: modelLabel(m),
+    model_dir: m.info.dir,
+    revision: m.info.revision,
+    commit: m.info.commit,
+    backend: backendInfo(),
+    prefix: o.prefix,
+    pooling: o.pooling ?? m.bert.defaultPooling,
+    normalize: o.normalize,
+    max_length: o.maxLength ?? m.maxLength,
+    dim: m.config.hiddenSize,
+    tool: toolVersion(),
+  };
+}
+
+async function embed(texts: string[], o: EmbedOptions, cmd: Command): Promise<void> {
+  const r = Reporter.from(o);
+  const format = resolveFormat(o);
+  if ((format === 'npy' || format === 'safetensors') && !o.output) usageError(cmd, `--format ${format} is binary: give --output FILE`);
+  if (o.output) {
+    const conflict = outputConflict(o.output, !!o.force);
+    if (conflict) usageError(cmd, conflict);
+    checkWritableFolder(o.output);
+  }
+  const source = inputSource(cmd, texts, o, r);
+
+  const t0 = performance.now();
+  const m = await openModel(o);
+  if (o.maxLength !== undefined && o.maxLength > m.config.maxPositionEmbeddings) {
+    usageError(cmd, `--max-length ${o.maxLength} exceeds the model's ${m.config.maxPositionEmbeddings} positions`);
+  }
+  const settings = runSettings(m, o);
+  const writer = embeddingWriter(format, o.output, settings);
+  const tally = new WarningTally();
+  // Counting a file's lines costs a read of it: only when a bar may be shown.
+  const mayShowBar = r.progressMode === 'on' || (r.progressMode === 'auto' && !!process.stderr.isTTY);
+  const total = mayShowBar ? await source.total() : undefined;
+  const bar = r.progress('embed', total, total === undefined ? undefined : Math.ceil(total / o.batchSize));
+  let done = 0;
+  try {
+    for await (const chunk of chunked(source.records, o.chunkSize)) {
+      const res = await m.embed(chunk.map((x) => x.text), {
+        prefix: o.prefix,
+        pooling: o.pooling,
+        normalize: o.normalize,
+        batchSize: o.batchSize,
+        maxLength: o.maxLength,
+        onProgress: (d) => bar.update(done + d, done + chunk.length),
+      });
+      res.warnings.forEach((w) => tally.add(w));
+      tally.countInputs(chunk.length);
+      await writer.write(chunk, res);
+      done += chunk.length;
+    }
+    await writer.finish();
+  } catch (e) {
+    writer.abort();
+    throw e;
+  } finally {
+    bar.stop();
+  }
+  tally.messages().forEach((w) => r.warn(w));
+  source.reportSkips();
+  const seconds = (performance.now() - t0) / 1000;
+  r.note(`embedded ${done} input${done === 1 ? '' : 's'} (dim ${settings.dim}) with ${settings.model} on ${describeBackend(settings.backend)} in ${seconds.toFixed(1)} s${o.output ? ` → ${o.output}` : ''}`);
+}

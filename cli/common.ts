@@ -1,0 +1,125 @@
+/**
+ * What every command shares: the model/backend/verbosity options, number parsing for option
+ * values, the stderr reporter (warnings, notes, progress) and opening a model.
+ */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import {
+  BACKEND_NAMES, BackendInfo, BackendName, DEFAULT_MODEL_ID, EmbeddingModel, initBackend, loadModel,
+} from '../index';
+import { Progress, ProgressMode } from './progress';
+
+export interface ModelOptions {
+  model: string;
+  revision?: string;
+  offline?: boolean;
+}
+export interface BackendOptions {
+  backend: 'auto' | BackendName;
+  threads?: number;
+}
+export interface GeneralOptions {
+  quiet?: boolean;
+  debug?: boolean;
+  progress: ProgressMode;
+}
+
+/** --model, --revision, --offline */
+export function addModelOptions(cmd: Command): Command {
+  return cmd
+    .addOption(new Option('-m, --model <dir|org/name>', 'model folder or Hugging Face hub id').default(DEFAULT_MODEL_ID))
+    .option('--revision <rev>', 'hub branch, tag or commit (default: main)')
+    .option('--offline', 'never touch the network: use the Hugging Face cache only (also HF_HUB_OFFLINE=1)');
+}
+
+/** --backend, --threads */
+export function addBackendOptions(cmd: Command): Command {
+  return cmd
+    .addOption(new Option('--backend <name>', 'tfjs backend: auto picks tensorflow, else wasm, else cpu')
+      .choices(['auto', ...BACKEND_NAMES]).default('auto'))
+    .addOption(new Option('--threads <n>', 'threads for the wasm backend (default: all cores)').argParser(intArg(1)));
+}
+
+/** -q, --debug, --progress */
+export function addGeneralOptions(cmd: Command): Command {
+  return cmd
+    .option('-q, --quiet', 'no warnings or notes on stderr (errors are still printed)')
+    .option('--debug', 'print stack traces with errors')
+    .addOption(new Option('--progress <when>', 'progress bar on stderr: auto = when stderr is a terminal and there is more than one batch')
+      .choices(['auto', 'on', 'off']).default('auto'));
+}
+
+/** An option parser for integers >= min. */
+export function intArg(min: number): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!/^\s*[+-]?\d+\s*$/.test(value) || !Number.isSafeInteger(n)) throw new InvalidArgumentError(`'${value}' is not an integer.`);
+    if (n < min) throw new InvalidArgumentError(`must be at least ${min}, got ${n}.`);
+    return n;
+  };
+}
+
+/** An option parser for finite numbers (>= 0 when `nonNegative`). */
+export function numberArg(nonNegative = false): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`'${value}' is not a number.`);
+    if (nonNegative && n < 0) throw new InvalidArgumentError(`must be >= 0, got ${n}.`);
+    return n;
+  };
+}
+
+/** Everything a command prints that is not data goes to stderr through here. */
+export class Reporter {
+  private readonly seen = new Set<string>();
+  constructor(readonly quiet: boolean, readonly progressMode: ProgressMode, private readonly err: NodeJS.WriteStream = process.stderr) {}
+
+  static from(o: Partial<GeneralOptions>): Reporter {
+    return new Reporter(!!o.quiet, o.progress ?? 'auto');
+  }
+
+  /** A warning (silenced by -q); an identical message is printed once. */
+  warn(message: string): void {
+    if (this.quiet || this.seen.has(message)) return;
+    this.seen.add(message);
+    this.err.write(`warning: ${message}\n`);
+  }
+
+  /** A note about what ran (silenced by -q). */
+  note(message: string): void {
+    if (!this.quiet) this.err.write(`${message}\n`);
+  }
+
+  /** A progress bar for `total` items in `batches` batches (a no-op unless wanted; see --progress). */
+  progress(label: string, total: number | undefined, batches: number | undefined): Progress {
+    return Progress.create(this.progressMode, label, total, batches, this.err);
+  }
+}
+
+export function describeBackend(b: BackendInfo): string {
+  return b.name === 'wasm' ? `wasm (${b.threads} thread${b.threads === 1 ? '' : 's'})` : b.name;
+}
+
+/** Initialise the backend the options ask for, then resolve and load the model. */
+export async function openModel(o: ModelOptions & BackendOptions & GeneralOptions): Promise<EmbeddingModel> {
+  await initBackend({ backend: o.backend === 'auto' ? undefined : o.backend, threads: o.threads });
+  return loadModel(o.model, {
+    revision: o.revision,
+    offline: o.offline ? true : undefined,
+    progress: downloadProgress(o),
+  });
+}
+
+/** The hub download bar: --progress on/off, silenced by -q, else the library's default (a TTY). */
+export function downloadProgress(o: GeneralOptions): boolean | undefined {
+  return o.progress === 'on' ? true : o.progress === 'off' || o.quiet ? false : undefined;
+}
+
+/** Usage errors go through commander, so they print the usage line and exit 2 like its own. */
+export function usageError(cmd: Command, message: string): never {
+  cmd.error(`error: ${message}`, { exitCode: 2, code: 'e5.usage' });
+}
+
+/** The model name a result records: the hub id when there is one, else the folder. */
+export function modelLabel(m: EmbeddingModel): string {
+  return m.info.repoId ?? m.info.dir;
+}

@@ -1,0 +1,155 @@
+/**
+ * `e5 embed` output formats. JSONL, JSON and .npy are written chunk by chunk as the embeddings
+ * arrive (memory stays flat for any input length); safetensors needs the whole matrix and its
+ * header up front, so it is collected and written at the end.
+ *
+ *   jsonl        one object per input: {"index", "id"?, "n_tokens", "truncated", "embedding"}
+ *   json         {"model", ..., "embeddings": [<the same objects>]}
+ *   npy          an (N, dim) float32 matrix, row i = input i
+ *   safetensors  tensor "embeddings" [N, dim] F32; run settings, ids, n_tokens in __metadata__
+ */
+import type { BackendInfo, EmbedResult } from '../index';
+import { writeSafetensors } from '../index';
+import { f32Array } from './format';
+import type { InputRecord } from './input';
+import { NpyRowWriter } from './npy';
+import { AtomicFile, textSink, TextSink } from './output';
+
+export type EmbedFormat = 'jsonl' | 'json' | 'npy' | 'safetensors';
+export const EMBED_FORMATS: readonly EmbedFormat[] = ['jsonl', 'json', 'npy', 'safetensors'];
+
+/** What a run used; recorded in JSON and safetensors outputs. */
+export interface RunSettings {
+  model: string;
+  model_dir: string;
+  revision?: string;
+  commit?: string;
+  backend: BackendInfo;
+  prefix: string;
+  pooling: string;
+  normalize: boolean;
+  max_length: number;
+  dim: number;
+  tool: string;
+}
+
+export interface EmbeddingWriter {
+  write(records: InputRecord[], result: EmbedResult): Promise<void>;
+  finish(): Promise<void>;
+  abort(): void;
+}
+
+export function embeddingWriter(format: EmbedFormat, output: string | undefined, settings: RunSettings): EmbeddingWriter {
+  switch (format) {
+    case 'jsonl': return new JsonlWriter(textSink(output));
+    case 'json': return new JsonWriter(textSink(output), settings);
+    case 'npy': return new NpyWriter(output!, settings.dim);
+    case 'safetensors': return new SafetensorsWriter(output!, settings);
+  }
+}
+
+function itemJson(r: InputRecord, res: EmbedResult, i: number): string {
+  const id = r.id === undefined ? '' : `"id":${JSON.stringify(r.id)},`;
+  return `{"index":${r.index},${id}"n_tokens":${res.nTokens[i]},"truncated":${res.truncated[i]},"embedding":${f32Array(res.embeddings[i])}}`;
+}
+
+class JsonlWriter implements EmbeddingWriter {
+  constructor(private readonly sink: TextSink) {}
+  async write(records: InputRecord[], res: EmbedResult): Promise<void> {
+    await this.sink.write(records.map((r, i) => itemJson(r, res, i) + '\n').join(''));
+  }
+  finish(): Promise<void> {
+    return this.sink.commit();
+  }
+  abort(): void {
+    this.sink.abort();
+  }
+}
+
+class JsonWriter implements EmbeddingWriter {
+  private first = true;
+  private started = false;
+  constructor(private readonly sink: TextSink, private readonly settings: RunSettings) {}
+  private async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    const head = JSON.stringify({ ...this.settings, format: 'e5-tfjs-embeddings' });
+    await this.sink.write(`${head.slice(0, -1)},"embeddings":[`);
+  }
+  async write(records: InputRecord[], res: EmbedResult): Promise<void> {
+    await this.start();
+    let s = '';
+    records.forEach((r, i) => {
+      s += (this.first ? '\n' : ',\n') + itemJson(r, res, i);
+      this.first = false;
+    });
+    await this.sink.write(s);
+  }
+  async finish(): Promise<void> {
+    await this.start();
+    await this.sink.write(this.first ? ']}\n' : '\n]}\n');
+    await this.sink.commit();
+  }
+  abort(): void {
+    this.sink.abort();
+  }
+}
+
+class NpyWriter implements EmbeddingWriter {
+  private readonly file: AtomicFile;
+  private readonly matrix: NpyRowWriter;
+  constructor(target: string, dim: number) {
+    this.file = new AtomicFile(target);
+    this.matrix = new NpyRowWriter(this.file, dim);
+  }
+  async write(_records: InputRecord[], res: EmbedResult): Promise<void> {
+    res.embeddings.forEach((e) => this.matrix.append(e));
+  }
+  async finish(): Promise<void> {
+    this.matrix.finish();
+    this.file.commit();
+  }
+  abort(): void {
+    this.file.abort();
+  }
+}
+
+class SafetensorsWriter implements EmbeddingWriter {
+  private readonly rows: Float32Array[] = [];
+  private readonly ids: Array<string | number | null> = [];
+  private readonly nTokens: number[] = [];
+  private readonly truncated: boolean[] = [];
+  constructor(private readonly target: string, private readonly settings: RunSettings) {}
+  async write(records: InputRecord[], res: EmbedResult): Promise<void> {
+    records.forEach((r, i) => {
+      this.rows.push(res.embeddings[i]);
+      this.ids.push(r.id ?? null);
+      this.nTokens.push(res.nTokens[i]);
+      this.truncated.push(res.truncated[i]);
+    });
+  }
+  async finish(): Promise<void> {
+    const D = this.settings.dim;
+    const data = new Float32Array(this.rows.length * D);
+    this.rows.forEach((r, i) => data.set(r, i * D));
+    const s = this.settings;
+    const metadata: Record<string, string> = {
+      format: 'e5-tfjs-embeddings',
+      tool: s.tool,
+      model: s.model,
+      model_dir: s.model_dir,
+      ...(s.revision ? { revision: s.revision } : {}),
+      ...(s.commit ? { commit: s.commit } : {}),
+      backend: JSON.stringify(s.backend),
+      prefix: s.prefix,
+      pooling: s.pooling,
+      normalize: String(s.normalize),
+      max_length: String(s.max_length),
+      n_tokens: JSON.stringify(this.nTokens),
+      truncated: JSON.stringify(this.truncated),
+      ...(this.ids.some((x) => x !== null) ? { ids: JSON.stringify(this.ids) } : {}),
+    };
+    writeSafetensors(this.target, { embeddings: { dtype: 'F32', shape: [this.rows.length, D], data } }, metadata);
+  }
+  abort(): void {}
+}

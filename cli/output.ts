@@ -1,0 +1,130 @@
+/**
+ * Where results go. Files are written under a temp name in the target's folder and renamed
+ * into place only when complete, so a failed or interrupted run never leaves a half-written
+ * file (nor replaces a good one); an existing file is only replaced with --force.
+ */
+import { randomBytes } from 'crypto';
+import * as fs from 'fs';
+import * as path from 'path';
+
+/** Temp files of this process, removed on failure or Ctrl-C. */
+const openTemps = new Set<string>();
+
+export function removeTempFiles(): void {
+  for (const f of openTemps) fs.rmSync(f, { force: true, recursive: true });
+  openTemps.clear();
+}
+
+/** A temp path next to `target` (same filesystem, so rename is atomic). */
+export function tempPathFor(target: string): string {
+  return path.join(path.dirname(target), `.${path.basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+}
+
+/**
+ * Problems with an output path that are the command line's fault (→ exit 2): the file exists
+ * without --force, or it is a directory. Returns undefined when the path is fine.
+ */
+export function outputConflict(target: string, force: boolean): string | undefined {
+  const stat = fs.statSync(target, { throwIfNoEntry: false });
+  if (!stat) return undefined;
+  if (stat.isDirectory()) return `--output ${target} is a directory, expected a file name`;
+  if (!force) return `--output ${target} exists; pass --force to replace it`;
+  return undefined;
+}
+
+/** Fail early (before loading a model) when the output folder is missing or not writable. */
+export function checkWritableFolder(target: string): void {
+  const dir = path.dirname(path.resolve(target));
+  try {
+    fs.accessSync(dir, fs.constants.W_OK);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new Error(`${target}: cannot write into ${dir} (${code === 'ENOENT' ? 'no such folder' : code})`);
+  }
+}
+
+/** A file written to a temp name and renamed over `target` on commit(). */
+export class AtomicFile {
+  private fd: number | undefined;
+  readonly tmp: string;
+  private written = 0;
+
+  constructor(readonly target: string) {
+    this.tmp = tempPathFor(target);
+    try {
+      this.fd = fs.openSync(this.tmp, 'wx');
+    } catch (e) {
+      throw new Error(`${target}: cannot create (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+    openTemps.add(this.tmp);
+  }
+
+  get bytesWritten(): number {
+    return this.written;
+  }
+
+  write(data: Uint8Array | string): void {
+    const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+    this.writeAt(bytes, this.written);
+    this.written += bytes.length;
+  }
+
+  /** Overwrite bytes already written (e.g. a header whose sizes are known only at the end). */
+  writeAt(bytes: Uint8Array, position: number): void {
+    if (this.fd === undefined) throw new Error(`${this.target}: write after close`);
+    let done = 0;
+    try {
+      while (done < bytes.length) done += fs.writeSync(this.fd, bytes, done, bytes.length - done, position + done);
+    } catch (e) {
+      throw new Error(`${this.target}: write failed (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+  }
+
+  commit(): void {
+    if (this.fd === undefined) return;
+    fs.fsyncSync(this.fd);
+    fs.closeSync(this.fd);
+    this.fd = undefined;
+    fs.renameSync(this.tmp, this.target);
+    openTemps.delete(this.tmp);
+  }
+
+  abort(): void {
+    if (this.fd !== undefined) fs.closeSync(this.fd);
+    this.fd = undefined;
+    fs.rmSync(this.tmp, { force: true });
+    openTemps.delete(this.tmp);
+  }
+}
+
+/** Text output: stdout (honouring back-pressure) or an AtomicFile. */
+export interface TextSink {
+  write(s: string): Promise<void>;
+  commit(): Promise<void>;
+  abort(): void;
+}
+
+export function textSink(target: string | undefined): TextSink {
+  if (target === undefined) {
+    return {
+      write: (s) => writeStdout(s),
+      commit: async () => {},
+      abort: () => {},
+    };
+  }
+  const file = new AtomicFile(target);
+  return {
+    write: async (s) => file.write(s),
+    commit: async () => file.commit(),
+    abort: () => file.abort(),
+  };
+}
+
+/** Write to stdout and wait when its buffer is full, so a slow reader bounds our memory. */
+export function writeStdout(s: string | Uint8Array): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const ok = process.stdout.write(s, (e) => (e ? reject(e) : undefined));
+    if (ok) resolve();
+    else process.stdout.once('drain', resolve);
+  });
+}

@@ -1,0 +1,69 @@
+/** The input options shared by embed, tokenize and inspect, and the record stream they select. */
+import { Command, Option } from 'commander';
+import { usageError, Reporter } from './common';
+import { countLines, displayName, guessFormat, InputFormat, InputRecord, OnError, readRecords, recordsFromArgs } from './input';
+
+export interface InputOptions {
+  input?: string;
+  inputFormat?: InputFormat;
+  textField: string;
+  idField?: string;
+  onError: OnError;
+}
+
+export function addInputOptions(cmd: Command, opts: { ids?: boolean; onError?: boolean } = {}): Command {
+  cmd
+    .option('-i, --input <file>', "read inputs from FILE ('-' = stdin)")
+    .addOption(new Option('--input-format <fmt>', 'lines: one text per line; jsonl: one JSON object per line (default: jsonl for .jsonl/.ndjson files, else lines)')
+      .choices(['lines', 'jsonl']))
+    .option('--text-field <name>', 'JSONL field holding the text', 'text');
+  if (opts.ids !== false) cmd.option('--id-field <name>', 'JSONL field copied to the output as "id"', 'id');
+  if (opts.onError !== false) {
+    cmd.addOption(new Option('--on-error <what>', 'a malformed input line (bad JSON, missing field, not UTF-8): abort with its line number, or skip it (each reported, the count at the end)')
+      .choices(['abort', 'skip']).default('abort'));
+  }
+  return cmd;
+}
+
+export interface Source {
+  records: AsyncIterable<InputRecord>;
+  /** The input file ('-' for stdin), when not TEXT arguments. */
+  file?: string;
+  /** Number of inputs when known up front (TEXT arguments, or a counted file); for progress. */
+  total(): Promise<number | undefined>;
+  /** Lines skipped so far (--on-error skip). */
+  skipped(): number;
+  /** Print the skip count (always: skipped lines are lost data, even under -q). */
+  reportSkips(): void;
+}
+
+/** TEXT arguments xor --input; `pairField` adds tokenize's optional second text. */
+export function inputSource(cmd: Command, texts: string[], o: InputOptions, r: Reporter, pairField?: string): Source {
+  if (texts.length && o.input !== undefined) usageError(cmd, 'give TEXT arguments or --input FILE, not both');
+  if (!texts.length && o.input === undefined) usageError(cmd, "nothing to do: give TEXT arguments or --input FILE ('-' for stdin)");
+  if (o.input === undefined) {
+    return { records: recordsFromArgs(texts), total: async () => texts.length, skipped: () => 0, reportSkips: () => {} };
+  }
+  const file = o.input;
+  let skipped = 0;
+  const records = readRecords(file, {
+    format: o.inputFormat ?? guessFormat(file),
+    textField: o.textField,
+    idField: o.idField,
+    pairField,
+    onError: o.onError ?? 'abort',
+    onSkip: (message) => {
+      skipped++;
+      r.warn(`skipped ${message}`);
+    },
+  });
+  return {
+    records,
+    file,
+    total: () => countLines(file).catch(() => undefined),
+    skipped: () => skipped,
+    reportSkips: () => {
+      if (skipped) process.stderr.write(`e5 ${cmd.name()}: skipped ${skipped} malformed line${skipped === 1 ? '' : 's'} of ${displayName(file)} (--on-error skip)\n`);
+    },
+  };
+}
