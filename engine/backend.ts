@@ -39,6 +39,9 @@ export async function initBackend(opts: BackendOptions = {}): Promise<BackendInf
     }
     return current;
   }
+  // tfjs prints a banner on stderr when the cpu backend starts in Node ("install tfjs-node");
+  // PROD silences tfjs's own console messages and changes no computation.
+  tf.env().set('PROD', true);
   const order = opts.backend ? [opts.backend] : BACKEND_NAMES;
   const failures: string[] = [];
   for (const name of order) {

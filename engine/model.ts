@@ -80,8 +80,12 @@ export class BertModel {
   }
 
   /** Forward and also return the activations whose names match `names` (`*` = all). */
-  runWithCache(batch: PaddedBatch, opts: ForwardOptions & { names: HookFilter | HookFilter[] }): { output: ForwardOutput; cache: ActivationCache } {
-    const ctx = new HookContext({ cache: opts.names });
+  runWithCache(
+    batch: PaddedBatch,
+    opts: ForwardOptions & { names: HookFilter | HookFilter[]; hooks?: Array<[HookFilter, HookFn]> },
+  ): { output: ForwardOutput; cache: ActivationCache } {
+    // With hooks too, the cache holds what flowed on (the activation after the hooks ran).
+    const ctx = new HookContext({ cache: opts.names, hooks: opts.hooks });
     try {
       const output = this.run(packPadded(batch), opts, ctx);
       return { output, cache: new ActivationCache(ctx.takeCache()) };

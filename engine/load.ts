@@ -1,0 +1,197 @@
+/**
+ * loadModel: a model folder or hub id → an EmbeddingModel (config + weights + tokenizer +
+ * pooling settings), and `embed()`, the e5 embedding API: prefixes, length-sorted batching
+ * with unpadded packing under a token budget, pooling, normalisation, original order restored.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { BertTokenizer, Encoding } from '../tokenizer';
+import { Checkpoint } from '../weights/checkpoint';
+import { BertConfig, readBertConfig } from '../weights/config';
+import { resolveModel, ResolvedModel, ResolveOptions } from '../weights/folder';
+import { loadBertParams, ParamsPlan } from '../weights/params';
+import { PoolingMode, readSentenceTransformersConfig, SentenceTransformersConfig } from '../weights/sentence_transformers';
+import { backendInfo, BackendInfo } from './backend';
+import { HookContext } from './hooks';
+import { BertModel } from './model';
+import { packSequences } from './rows';
+
+export type Prefix = 'query' | 'passage' | 'none';
+export const PREFIXES: Record<Exclude<Prefix, 'none'>, string> = { query: 'query: ', passage: 'passage: ' };
+
+export interface LoadModelOptions extends ResolveOptions {
+  /** Accept NaN/Inf in weights. */
+  allowNonFinite?: boolean;
+  /** Treat the model as e5 (warn about missing prefixes); default: guessed from its name. */
+  e5?: boolean;
+}
+
+export interface ModelInfo extends ResolvedModel {
+  /** What the user asked for (path or hub id). */
+  name: string;
+  plan: ParamsPlan;
+  sentenceTransformers: SentenceTransformersConfig;
+  /** Seconds spent reading weights into backend memory. */
+  loadSeconds: number;
+}
+
+export interface EmbedOptions {
+  /** Prepend `query: ` / `passage: ` (default 'none': texts are used as given). */
+  prefix?: Prefix;
+  pooling?: PoolingMode;
+  /** L2-normalise (default true). */
+  normalize?: boolean;
+  /** Rows per forward pass (default 32). */
+  batchSize?: number;
+  /** Tokens per forward pass, summed over rows (default 8192): bounds memory for long inputs. */
+  maxBatchTokens?: number;
+  /** Truncate each text to this many tokens incl. [CLS]/[SEP] (default: the model's limit). */
+  maxLength?: number;
+  onProgress?: (done: number, total: number) => void;
+  /** Called for each warning (default: collected in the result only). */
+  onWarning?: (message: string) => void;
+}
+
+export interface EmbedResult {
+  embeddings: Float32Array[];
+  nTokens: number[];
+  truncated: boolean[];
+  warnings: string[];
+  backend: BackendInfo;
+  dim: number;
+}
+
+export class EmbeddingModel {
+  constructor(
+    readonly bert: BertModel,
+    readonly tokenizer: BertTokenizer,
+    readonly info: ModelInfo,
+    /** Whether this is an e5 model (inputs should carry `query: ` / `passage: `). */
+    readonly isE5: boolean,
+  ) {}
+
+  get config(): BertConfig {
+    return this.bert.config;
+  }
+  /** Longest input in tokens: the tokenizer's, sentence-transformers' and the position table's minimum. */
+  get maxLength(): number {
+    const limits = [this.tokenizer.modelMaxLength, this.config.maxPositionEmbeddings, this.info.sentenceTransformers.maxSeqLength];
+    return Math.min(...limits.filter((x): x is number => typeof x === 'number' && x > 0));
+  }
+
+  /** Apply the prefix and collect e5's prefix warnings. */
+  prepare(texts: string[], prefix: Prefix, warn: (m: string) => void): string[] {
+    const has = (t: string) => t.startsWith(PREFIXES.query) || t.startsWith(PREFIXES.passage);
+    if (prefix === 'none') {
+      const missing = texts.filter((t) => !has(t)).length;
+      if (this.isE5 && missing) {
+        warn(`${missing} of ${texts.length} input${texts.length === 1 ? '' : 's'} to an e5 model start${missing === 1 ? 's' : ''} with neither 'query: ' nor 'passage: ' (e5 was trained with these prefixes)`);
+      }
+      return texts;
+    }
+    const p = PREFIXES[prefix];
+    const doubled = texts.filter(has).length;
+    if (doubled) warn(`${doubled} input${doubled === 1 ? '' : 's'} already start${doubled === 1 ? 's' : ''} with a prefix; '${p}' is added in front anyway`);
+    return texts.map((t) => p + t);
+  }
+
+  async embed(texts: string[], opts: EmbedOptions = {}): Promise<EmbedResult> {
+    const warnings: string[] = [];
+    const warn = (m: string) => {
+      warnings.push(m);
+      opts.onWarning?.(m);
+    };
+    const maxLength = opts.maxLength ?? this.maxLength;
+    if (maxLength > this.config.maxPositionEmbeddings) {
+      throw new RangeError(`maxLength ${maxLength} exceeds the model's ${this.config.maxPositionEmbeddings} positions`);
+    }
+    const encodings = this.prepare(texts, opts.prefix ?? 'none', warn).map((t) => this.tokenizer.encode(t, { maxLength }));
+    const nTruncated = encodings.filter((e) => e.truncated).length;
+    if (nTruncated) warn(`${nTruncated} input${nTruncated === 1 ? ' was' : 's were'} truncated to ${maxLength} tokens`);
+
+    const embeddings = new Array<Float32Array>(texts.length);
+    const batches = planBatches(encodings, opts.batchSize ?? 32, opts.maxBatchTokens ?? 8192);
+    let done = 0;
+    for (const batch of batches) {
+      const input = packSequences(batch.map((i) => encodings[i]));
+      const out = this.bert.run(input, { pooling: opts.pooling }, new HookContext());
+      try {
+        const vectors = (opts.normalize ?? true ? out.embedding : out.pooled);
+        const data = await vectors.data() as Float32Array;
+        const D = vectors.shape[1];
+        batch.forEach((orig, r) => (embeddings[orig] = data.slice(r * D, (r + 1) * D)));
+      } finally {
+        out.dispose();
+      }
+      done += batch.length;
+      opts.onProgress?.(done, texts.length);
+    }
+    return {
+      embeddings,
+      nTokens: encodings.map((e) => e.nTokens),
+      truncated: encodings.map((e) => e.truncated),
+      warnings,
+      backend: backendInfo(),
+      dim: this.config.hiddenSize,
+    };
+  }
+
+  dispose(): void {
+    this.bert.dispose();
+  }
+}
+
+/**
+ * Indices grouped into batches: longest first, so each batch holds similar lengths, with at
+ * most `batchSize` rows and `maxTokens` tokens (a single longer input still gets its own batch).
+ */
+export function planBatches(encodings: Array<Pick<Encoding, 'nTokens'>>, batchSize: number, maxTokens: number): number[][] {
+  if (!(batchSize >= 1)) throw new RangeError(`batchSize must be >= 1, got ${batchSize}`);
+  const order = encodings.map((_, i) => i).sort((a, b) => encodings[b].nTokens - encodings[a].nTokens || a - b);
+  const batches: number[][] = [];
+  let cur: number[] = [], tokens = 0;
+  for (const i of order) {
+    const n = encodings[i].nTokens;
+    if (cur.length && (cur.length >= batchSize || tokens + n > maxTokens)) {
+      batches.push(cur);
+      cur = [];
+      tokens = 0;
+    }
+    cur.push(i);
+    tokens += n;
+  }
+  if (cur.length) batches.push(cur);
+  return batches;
+}
+
+/** A name like `intfloat/e5-large-unsupervised` or `.../e5-base` is an e5 model. */
+export function looksLikeE5(name: string): boolean {
+  return /(^|[\/\\_.-])(multilingual-)?e5([\/\\_.-]|$)/i.test(name);
+}
+
+/** Resolve, validate and load a model. The caller must have initialised a tfjs backend. */
+export async function loadModel(nameOrDir: string, opts: LoadModelOptions = {}): Promise<EmbeddingModel> {
+  const resolved = await resolveModel(nameOrDir, opts);
+  const dir = resolved.dir;
+  const config = readBertConfig(dir);
+  const tokenizer = BertTokenizer.fromFolder(dir);
+  if (tokenizer.vocabSize > config.vocabSize) {
+    throw new Error(`${path.join(dir, 'config.json')}: vocab_size ${config.vocabSize} is smaller than the tokenizer's ${tokenizer.vocabSize} tokens`);
+  }
+  const st = readSentenceTransformersConfig(dir);
+  const t0 = performance.now();
+  const ckpt = Checkpoint.open(dir);
+  let loaded;
+  try {
+    loaded = loadBertParams(ckpt, config, dir, { allowNonFinite: opts.allowNonFinite });
+  } finally {
+    ckpt.close();
+  }
+  const loadSeconds = (performance.now() - t0) / 1000;
+  const bert = new BertModel(config, loaded.params, st.pooling ?? 'mean');
+  const name = resolved.repoId ?? nameOrDir;
+  const info: ModelInfo = { ...resolved, name, plan: loaded.plan, sentenceTransformers: st, loadSeconds };
+  const isE5 = opts.e5 ?? (looksLikeE5(name) || looksLikeE5(fs.realpathSync(dir)));
+  return new EmbeddingModel(bert, tokenizer, info, isE5);
+}
+

@@ -1,0 +1,29 @@
+/**
+ * Public library API. The CLI (cli/) is built only on what is exported here.
+ */
+export { initBackend, backendInfo, BACKEND_NAMES } from './engine/backend';
+export type { BackendInfo, BackendName, BackendOptions } from './engine/backend';
+export { loadModel, EmbeddingModel, planBatches, looksLikeE5, PREFIXES } from './engine/load';
+export type { EmbedOptions, EmbedResult, LoadModelOptions, ModelInfo, Prefix } from './engine/load';
+export { BertModel, ActivationCache } from './engine/model';
+export type { ForwardOptions, ForwardOutput } from './engine/model';
+export {
+  allHookNames, defaultHookNames, parseHookName, hookMatcher, blockHook, HookContext,
+  EMBED_HOOKS, BLOCK_HOOKS, OUTPUT_HOOKS,
+} from './engine/hooks';
+export type { HookName, HookFilter, HookFn, HookInfo, BlockHook } from './engine/hooks';
+export { packPadded, packSequences, InputError } from './engine/rows';
+export type { PaddedBatch, PackedInput, Rows } from './engine/rows';
+export { meanPool, clsPool, maxPool, l2Normalize } from './engine/pooling';
+export { BertTokenizer, TokenizerError } from './tokenizer';
+export type { Encoding, EncodedBatch } from './tokenizer';
+export { readBertConfig, parseBertConfig, ConfigError } from './weights/config';
+export type { BertConfig, HiddenAct } from './weights/config';
+export { loadBertParams, planParams, expectedTensors, ParamsError } from './weights/params';
+export type { BertParams } from './weights/params';
+export { SafetensorsFile, writeSafetensors, writeSafetensorsStreaming, SafetensorsError } from './weights/safetensors';
+export { Checkpoint } from './weights/checkpoint';
+export { resolveModel, ModelFolderError, DEFAULT_MODEL_ID } from './weights/folder';
+export type { ResolvedModel, ResolveOptions } from './weights/folder';
+export { readSentenceTransformersConfig } from './weights/sentence_transformers';
+export type { PoolingMode } from './weights/sentence_transformers';
