@@ -10,6 +10,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
+import { registerWasmKernels } from './wasm_kernels';
 
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
 export const BACKEND_NAMES: readonly BackendName[] = ['tensorflow', 'wasm', 'cpu'];
@@ -120,6 +121,7 @@ async function initWasm(threads: number): Promise<number> {
     tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
     await setAndCheck('wasm');
   }
+  if (process.env.E5_STOCK_WASM_KERNELS !== '1') registerWasmKernels(); // E5_STOCK_WASM_KERNELS=1: measure the stock kernels
   return wasm.getThreadsCount();
 }
 

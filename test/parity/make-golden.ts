@@ -14,7 +14,8 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { cachedModel, hasSharedVocab, Preset, REPO_ROOT } from '../support/generate-model';
 
-export const GOLDEN_DIR = path.join(REPO_ROOT, 'test', 'golden');
+/** The committed goldens; E5_GOLDEN_DIR points tests and this script at a live-made set (make parity). */
+export const GOLDEN_DIR = process.env.E5_GOLDEN_DIR ? path.resolve(process.env.E5_GOLDEN_DIR) : path.join(REPO_ROOT, 'test', 'golden');
 export const GOLDEN_FORMAT_VERSION = 1;
 
 export interface GoldenCase {

@@ -1,0 +1,71 @@
+# e5-tfjs — every target installs what it needs first (npm ci when package-lock.json changed).
+#
+#   make demo           the model card's example: embed 2 queries + 2 passages, print the score matrix
+#   make test           install, build, run the whole suite (wasm), then the engine suites on cpu
+#   make parity         regenerate models + PyTorch references live and compare (needs /usr/bin/python3 + torch)
+#   make parity-large   the same on the full e5-large shape (1.34 GB random-weight folder)
+#   make golden         rewrite the committed golden files in test/golden/
+#   make bench          engine vs PyTorch (and onnxruntime when installed), one process run, alternating
+#   make bench-tokenizer
+
+SHELL := /bin/bash
+MODEL ?= intfloat/e5-large-unsupervised
+LARGE_DIR ?= .cache/models/e5-large-random
+NODE_BIN := node_modules/.bin
+TS_NODE := $(NODE_BIN)/ts-node --transpile-only
+CARD := test/fixtures/model-card.json
+# The model card's texts, as arguments for `e5 similarity`.
+CARD_ARGS = $(shell node -e 'const c=require("./$(CARD)");const q=s=>"\x27"+s.replace(/\x27/g,"\x27\\\x27\x27")+"\x27";console.log([...c.queries.map(x=>"--query "+q(x)),...c.passages.map(x=>"--passage "+q(x))].join(" "))')
+
+.PHONY: all install build demo demo-random test test-cpu parity parity-large golden bench bench-tokenizer large-model clean
+
+all: build
+
+node_modules/.package-lock.json: package-lock.json package.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+install: node_modules/.package-lock.json
+
+build: install
+	$(NODE_BIN)/tsc -p tsconfig.json
+
+demo: build
+	bin/e5 similarity --model $(MODEL) $(CARD_ARGS)
+
+# The same pipeline on the random-weight e5-large-shaped folder (scores are meaningless, the run is real).
+demo-random: build $(LARGE_DIR)/model.safetensors
+	bin/e5 similarity --model $(LARGE_DIR) $(CARD_ARGS)
+
+test: build
+	$(NODE_BIN)/mocha 'test/**/*.test.ts'
+	$(MAKE) --no-print-directory test-cpu
+
+# Everything must pass on the cpu backend too: the engine suites once more on it.
+test-cpu: install
+	E5_TEST_BACKEND=cpu $(NODE_BIN)/mocha test/engine.test.ts test/engine-parity.test.ts
+
+$(LARGE_DIR)/model.safetensors: | install
+	$(TS_NODE) test/support/generate-model.ts --preset large --out $(LARGE_DIR)
+
+large-model: $(LARGE_DIR)/model.safetensors
+
+golden: install
+	$(TS_NODE) test/parity/make-golden.ts
+
+parity: install
+	rm -rf .cache/parity-live && mkdir -p .cache/parity-live
+	E5_GOLDEN_DIR=.cache/parity-live $(TS_NODE) test/parity/make-golden.ts
+	E5_GOLDEN_DIR=.cache/parity-live $(NODE_BIN)/mocha test/engine-parity.test.ts
+
+parity-large: build $(LARGE_DIR)/model.safetensors
+	$(TS_NODE) test/parity/parity-large.ts --model $(LARGE_DIR)
+
+bench: build $(LARGE_DIR)/model.safetensors
+	$(TS_NODE) bench/run.ts --model $(LARGE_DIR)
+
+bench-tokenizer: install
+	$(TS_NODE) bench/tokenizer.ts
+
+clean:
+	rm -rf dist .cache/parity-live
