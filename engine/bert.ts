@@ -34,15 +34,13 @@ function hookTokens<T extends tf.Tensor>(ctx: HookContext, name: HookName, x: T,
   return tf.reshape(ctx.apply(name, toView(x, rows, rest, name)), x.shape) as T;
 }
 
-/** Run the hooks at `name` on per-row, per-head [T, T] matrices seen as one [B, H, T, T] tensor. */
-function hookHeads(ctx: HookContext, name: HookName, grid: tf.Tensor2D[][], rows: Rows): tf.Tensor2D[][] {
-  if (!ctx.wants(name)) return grid;
+/** Run the hooks at `name` on per-row [H, T, T] tensors seen as one [B, H, T, T] tensor. */
+function hookRows(ctx: HookContext, name: HookName, perRow: tf.Tensor3D[], rows: Rows): tf.Tensor3D[] {
+  if (!ctx.wants(name)) return perRow;
   if (rows.uniformLength === undefined) {
     throw new InputError(`hook '${name}' needs a padded batch (rows of one length)`);
   }
-  const stacked = tf.stack(grid.map((heads) => tf.stack(heads))); // [B,H,T,T]
-  const out = ctx.apply(name, stacked);
-  return tf.unstack(out).map((perRow) => tf.unstack(perRow) as tf.Tensor2D[]);
+  return tf.unstack(ctx.apply(name, tf.stack(perRow))) as tf.Tensor3D[];
 }
 
 // ---------------------------------------------------------------- embeddings
@@ -84,21 +82,52 @@ export function attentionMasks(input: PackedInput): Array<tf.Tensor2D | null> {
   });
 }
 
-/** [N, D] → [H, N, Dh]: heads first, so one head of one row is a contiguous [T, Dh] slice. */
+/** [N, D] → [H, N, Dh]: heads first, so one row's heads are the box [:, start:start+T, :]. */
 function splitHeads(x: tf.Tensor2D, H: number): tf.Tensor3D {
   const [N, D] = x.shape;
   return tf.transpose(tf.reshape(x, [N, H, D / H]), [1, 0, 2]);
 }
 
-function headSlice(xh: tf.Tensor3D, h: number, start: number, T: number): tf.Tensor2D {
-  const Dh = xh.shape[2];
-  return tf.reshape(tf.slice(xh, [h, start, 0], [1, T, Dh]), [T, Dh]);
+function rowHeads(xh: tf.Tensor3D, start: number, T: number): tf.Tensor3D {
+  return tf.slice(xh, [0, start, 0], [-1, T, -1]); // [H,T,Dh]
+}
+
+/**
+ * Rows up to this many tokens compute all heads with one batched matmul; longer rows use one
+ * 2-D matmul per head. On tfjs-wasm only 2-D, un-transposed matmuls reach XNNPACK: batched ones
+ * run a scalar loop (~3 GFLOPS), but every XNNPACK call has a fixed cost that dominates short
+ * rows (measured in bench/, see README "Performance").
+ */
+export const BATCHED_ATTENTION_MAX_T = 64;
+
+/** q·kᵀ/√Dh (+ mask) for every head of one row → [H, T, T]. */
+function rowScores(q: tf.Tensor3D, k: tf.Tensor3D, mask: tf.Tensor2D | null, scale: number): tf.Tensor3D {
+  const T = q.shape[1];
+  const kT = tf.transpose(k, [0, 2, 1]); // [H,Dh,T]
+  let raw: tf.Tensor3D;
+  if (T <= BATCHED_ATTENTION_MAX_T) {
+    raw = tf.matMul(q, kT); // [H,T,T]
+  } else {
+    const kTs = tf.unstack(kT);
+    raw = tf.stack(tf.unstack(q).map((qh, h) => tf.matMul(qh as tf.Tensor2D, kTs[h] as tf.Tensor2D))) as tf.Tensor3D; // H × [T,T]
+  }
+  const s = tf.div(raw, scale) as tf.Tensor3D;
+  return mask ? (tf.add(s, mask) as tf.Tensor3D) : s;
+}
+
+/** pattern · v for every head of one row, heads side by side → [T, D]. */
+function rowZ(pattern: tf.Tensor3D, v: tf.Tensor3D): tf.Tensor2D {
+  const [H, T, Dh] = v.shape;
+  if (T <= BATCHED_ATTENTION_MAX_T) {
+    return tf.reshape(tf.transpose(tf.matMul(pattern, v), [1, 0, 2]), [T, H * Dh]); // [H,T,Dh] → [T,H,Dh] → [T,D]
+  }
+  const vs = tf.unstack(v);
+  return tf.concat(tf.unstack(pattern).map((a, h) => tf.matMul(a as tf.Tensor2D, vs[h] as tf.Tensor2D)), 1) as tf.Tensor2D;
 }
 
 /**
  * BertSelfAttention → z [N, D] (the heads' outputs side by side, before the output dense).
- * Attention runs per row and per head with plain 2-D matmuls: the only matmuls that reach
- * XNNPACK on the wasm backend (batched or transposed ones fall to a scalar loop).
+ * Attention runs row by row — packed rows never see each other — on [H, T, *] head stacks.
  */
 export function selfAttention(
   x: tf.Tensor2D, p: BertLayerParams, layer: number, c: BertConfig,
@@ -113,22 +142,11 @@ export function selfAttention(
   const qh = splitHeads(q, H), kh = splitHeads(k, H), vh = splitHeads(v, H); // [H,N,Dh]
   const scale = Math.sqrt(Dh);
 
-  let scores = rows.starts.map((start, r) => {
-    const T = rows.lengths[r];
-    return Array.from({ length: H }, (_, h) => {
-      const kT = tf.transpose(headSlice(kh, h, start, T)); // [Dh,T]
-      const s = tf.div(tf.matMul(headSlice(qh, h, start, T), kT), scale) as tf.Tensor2D; // [T,T]
-      return masks[r] ? (tf.add(s, masks[r]!) as tf.Tensor2D) : s;
-    });
-  });
-  scores = hookHeads(ctx, blockHook(layer, 'attn.hook_attn_scores'), scores, rows);
-  let pattern = scores.map((heads) => heads.map((s) => tf.softmax(s))); // [T,T] each
-  pattern = hookHeads(ctx, blockHook(layer, 'attn.hook_pattern'), pattern, rows);
-
-  const z = tf.concat(rows.starts.map((start, r) => {
-    const T = rows.lengths[r];
-    return tf.concat(pattern[r].map((a, h) => tf.matMul(a, headSlice(vh, h, start, T))), 1); // [T,D]
-  }), 0) as tf.Tensor2D; // [N,D]
+  let scores = rows.starts.map((start, r) => rowScores(rowHeads(qh, start, rows.lengths[r]), rowHeads(kh, start, rows.lengths[r]), masks[r], scale)); // [H,T,T] per row
+  scores = hookRows(ctx, blockHook(layer, 'attn.hook_attn_scores'), scores, rows);
+  let pattern = scores.map((s) => tf.softmax(s)); // [H,T,T] per row
+  pattern = hookRows(ctx, blockHook(layer, 'attn.hook_pattern'), pattern, rows);
+  const z = tf.concat(pattern.map((a, r) => rowZ(a, rowHeads(vh, rows.starts[r], rows.lengths[r]))), 0) as tf.Tensor2D; // [N,D]
   return hook('attn.hook_z', z);
 }
 
