@@ -27,3 +27,12 @@ export { resolveModel, ModelFolderError, DEFAULT_MODEL_ID } from './weights/fold
 export type { ResolvedModel, ResolveOptions } from './weights/folder';
 export { readSentenceTransformersConfig } from './weights/sentence_transformers';
 export type { PoolingMode } from './weights/sentence_transformers';
+export {
+  ablateHeads, attentionViewData, attentionViewFromPatterns, checkHeads, depthEmbeddings, depthHooks, describeBackendInfo,
+  headAblationHooks, InspectError, layerwiseSimilarity, meanHeadOutputs, parseHeadList, patchActivations, patchingEffect, patchingHooks,
+  AttentionViewError, checkAttentionViewData, renderAttentionHtml, toBertvizJson,
+} from './inspect';
+export type {
+  AblationMode, AttentionViewData, AttentionViewOptions, BertvizJson, HeadRef, LayerwiseOptions, LayerwiseSimilarity, ModelShape,
+  PatchingEffectOptions, PatchingReport, PatchingResult, PatchSpec, PatternsForView,
+} from './inspect';

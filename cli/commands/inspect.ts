@@ -5,28 +5,32 @@
  * (token ids as reference.py reads them). Hooks: the default set (HF's hidden_states and
  * attentions, hook_pooled, hook_embedding), or --hooks globs, restricted by --layers.
  * Outputs: FILE.safetensors (float32, batch first, named by hook or --names hf), a directory of
- * .npy files (+ metadata.json), or a summary table on stdout.
- *
- * Extension point: further outputs (--html, --bertviz) take the InspectRun in `writeOutputs`;
- * interventions (--ablate) pass hook functions to runCaptured in `runInspect`.
+ * .npy files (+ metadata.json), or a summary table on stdout; plus --html (the attention viewer
+ * of inspect/html.ts) and --bertviz (bertviz's head_view/model_view JSON).
+ * Interventions: --ablate L.H,... zero- or mean-ablates heads at attn.hook_z in the same pass.
+ * --query/--passage run the queries and passages instead of TEXT and add the layer-wise
+ * similarity (a table on stdout without --output, the chart in --html, `layerwise` in metadata).
+ * All the analysis is the library's (inspect/analysis.ts); this file only wires options to it.
  */
 import * as fs from 'fs';
 import * as path from 'path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import {
-  allHookNames, backendInfo, defaultHookNames, EmbeddingModel, hookMatcher, HookName, parseHookName, Prefix, writeSafetensorsStreaming,
+  AblationMode, allHookNames, AttentionViewData, attentionViewFromPatterns, backendInfo, blockHook, defaultHookNames, describeBackendInfo,
+  EmbeddingModel, HeadRef, headAblationHooks, HookFn, hookMatcher, HookName, InspectError, layerwiseSimilarity, LayerwiseSimilarity,
+  parseHeadList, parseHookName, Prefix, renderAttentionHtml, toBertvizJson, writeSafetensorsStreaming,
 } from '../../index';
 import {
   addBackendOptions, addGeneralOptions, addModelOptions, BackendOptions, GeneralOptions, intArg, ModelOptions, modelLabel,
   openModel, Reporter, usageError,
 } from '../common';
 import { InputDataError } from '../errors';
-import { fmtNumber, renderTable, shapeString, toolVersion } from '../format';
+import { fmtNumber, renderTable, shapeString, toolVersion, truncateLabel } from '../format';
 import { CapturedRun, runCaptured } from '../forward';
 import { checkIdsForModel, IdsBatch, readIdsFile, rowsOf, toPaddedBatch } from '../ids';
 import { hfName, NameStyle } from '../names';
 import { writeNpy } from '../npy';
-import { checkWritableFolder, outputConflict } from '../output';
+import { AtomicFile, checkWritableFolder, outputConflict } from '../output';
 import { addInputOptions, inputSource, InputOptions } from '../sources';
 import { summarize } from '../stats';
 
@@ -39,6 +43,13 @@ interface InspectOptions extends ModelOptions, BackendOptions, GeneralOptions, I
   names: NameStyle;
   prefix: Prefix;
   maxLength?: number;
+  ablate?: string;
+  ablateMode: AblationMode;
+  html?: string;
+  bertviz?: string;
+  row: number;
+  query?: string[];
+  passage?: string[];
 }
 
 /** A tensor to write: its name in the output and how to get its float32 data. */
@@ -52,13 +63,19 @@ export interface DumpTensor {
 export interface InspectRun {
   model: EmbeddingModel;
   ids: IdsBatch;
+  /** The input texts as given, and as the model saw them (prefixed). */
   texts?: string[];
+  modelTexts?: string[];
   /** Token strings per row, padding included. */
   tokens: string[][];
   hooks: HookName[];
   tensors: DumpTensor[];
   captured: CapturedRun;
   metadata: Record<string, string>;
+  /** The layers whose attention patterns were captured for --html / --bertviz. */
+  viewLayers: number[];
+  /** --query/--passage: similarity at every depth. */
+  layerwise?: LayerwiseSimilarity;
 }
 
 export function register(program: Command): Command {
@@ -75,8 +92,14 @@ export function register(program: Command): Command {
     .addOption(new Option('--names <style>', 'tensor names in the output: hook (TransformerLens) or hf (hidden_states.{i}, attentions.{i}, last_hidden_state, pooler_output)')
       .choices(['hook', 'hf']).default('hook'))
     .addOption(new Option('--prefix <prefix>', "prepend 'query: ' or 'passage: ' to TEXT inputs").choices(['query', 'passage', 'none']).default('none'))
-    .addOption(new Option('--max-length <n>', 'truncate texts to N tokens').argParser(intArg(2)));
-  // Reserved for the inspection issue: --ablate L.H,...  --html FILE  --bertviz FILE.json
+    .addOption(new Option('--max-length <n>', 'truncate texts to N tokens').argParser(intArg(2)))
+    .addOption(new Option('--ablate <heads>', 'ablate attention heads LAYER.HEAD,... (e.g. 3.5,0.1) at attn.hook_z in the same pass').argParser(parseAblate))
+    .addOption(new Option('--ablate-mode <mode>', "zero: the head's output is 0; mean: its mean over the batch's real tokens").choices(['zero', 'mean']).default('zero'))
+    .option('--html <file>', 'write a self-contained HTML attention viewer (head view, layers × heads, layer-wise similarity with --query/--passage)')
+    .option('--bertviz <file>', "write one row's attention as the JSON bertviz's head_view/model_view take ({attention: [L][1][H][T][T], tokens})")
+    .addOption(new Option('--row <n>', 'the row (text) --bertviz exports').argParser(intArg(0)).default(0))
+    .option('--query <text...>', "queries ('query: ' is prepended): with --passage, instead of TEXT; adds the layer-wise similarity")
+    .option('--passage <text...>', "passages ('passage: ' is prepended), with --query");
   addModelOptions(cmd);
   addBackendOptions(cmd);
   addGeneralOptions(cmd);
@@ -87,8 +110,24 @@ the model, backend, tool version, input ids, texts and token strings (JSON-encod
 Examples:
   $ e5 inspect "query: how much protein should a female eat"
   $ e5 inspect --ids ids.json --output acts.safetensors --names hf
-  $ e5 inspect --hooks 'blocks.*.attn.hook_pattern' --layers 0-3,23 --output acts/ "passage: the summit"`);
+  $ e5 inspect --hooks 'blocks.*.attn.hook_pattern' --layers 0-3,23 --output acts/ "passage: the summit"
+  $ e5 inspect --ablate 3.5,0.1 --ablate-mode mean --output ablated.safetensors "query: summit define"
+  $ e5 inspect --query "summit define" --passage "the highest point of a mountain" --passage "a meeting of leaders" --html view.html
+  $ e5 inspect --bertviz attn.json --row 1 "query: summit define" "passage: the top of a mountain"
+
+--query/--passage without --output print the similarity of each query and passage at every depth
+(0 = embeddings output, then each layer; the last depth is the cosine of the embeddings).`);
   return cmd.action((texts: string[], o: InspectOptions, c: Command) => inspect(texts, o, c));
+}
+
+/** --ablate syntax (ranges are checked against the model once it is loaded). */
+export function parseAblate(value: string): string {
+  try {
+    parseHeadList(value);
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
+  return value;
 }
 
 export function parseLayers(value: string): number[] {
@@ -116,43 +155,105 @@ function outputKind(cmd: Command, output: string | undefined): OutputKind {
 async function inspect(texts: string[], o: InspectOptions, cmd: Command): Promise<void> {
   const r = Reporter.from(o);
   if (o.ids !== undefined && (texts.length || o.input !== undefined)) usageError(cmd, 'give --ids FILE or texts (TEXT / --input), not both');
-  const out = outputKind(cmd, o.output);
-  if (out.kind === 'safetensors') {
-    const conflict = outputConflict(out.file, !!o.force);
-    if (conflict) usageError(cmd, conflict);
-    checkWritableFolder(out.file);
+  const pairs = o.query !== undefined || o.passage !== undefined;
+  if (pairs) {
+    if (!o.query || !o.passage) usageError(cmd, '--query and --passage go together (the layer-wise similarity needs both)');
+    if (texts.length || o.input !== undefined || o.ids !== undefined) usageError(cmd, 'give --query/--passage or inputs (TEXT, --input, --ids), not both');
+    if (o.prefix !== 'none') usageError(cmd, "--prefix is for TEXT inputs; --query/--passage get 'query: '/'passage: ' anyway");
   }
-  const source = o.ids === undefined ? inputSource(cmd, texts, { ...o, onError: 'abort' }, r) : undefined;
+  const out = outputKind(cmd, o.output);
+  checkOutputFiles(cmd, o, out);
+  const source = o.ids === undefined && !pairs ? inputSource(cmd, texts, { ...o, onError: 'abort' }, r) : undefined;
   const ids = o.ids !== undefined ? readIdsFile(o.ids) : undefined;
 
   const m = await openModel(o);
   const L = m.config.numHiddenLayers;
   const hooks = selectHooks(cmd, L, o.hooks, o.layers);
+  let heads: HeadRef[] | undefined;
+  try {
+    heads = o.ablate === undefined ? undefined : parseHeadList(o.ablate, m.config);
+  } catch (e) {
+    if (e instanceof InspectError) usageError(cmd, `--ablate ${o.ablate}: ${e.message}`);
+    throw e;
+  }
   if (out.kind === 'npy') checkNpyDir(cmd, out.dir, plannedNames(m, hooks, o.names), !!o.force);
-  let batchIds: IdsBatch, tokens: string[][], inputTexts: string[] | undefined;
+  let inputs: Inputs;
   if (ids) {
     checkIdsForModel(ids, m.config, o.ids!);
-    batchIds = ids;
-    tokens = ids.inputIds.map((row) => row.map((id) => tokenString(m, id)));
+    inputs = { ids, tokens: ids.inputIds.map((row) => row.map((id) => tokenString(m, id))) };
+  } else if (pairs) {
+    // Prefixed here, as e5 similarity does; the dump and the viewer show the texts the model saw.
+    const prepared = [...m.prepare(o.query!, 'query', (w) => r.warn(w)), ...m.prepare(o.passage!, 'passage', (w) => r.warn(w))];
+    inputs = tokenizeInputs(m, [...o.query!, ...o.passage!], prepared, o, r);
   } else {
-    inputTexts = [];
-    for await (const rec of source!.records) inputTexts.push(rec.text);
-    if (!inputTexts.length) throw new InputDataError(`${o.input}: no inputs`);
-    const prepared = m.prepare(inputTexts, o.prefix, (w) => r.warn(w));
-    const enc = m.tokenizer.encodeBatch(prepared, { maxLength: o.maxLength ?? m.maxLength });
-    const nTrunc = enc.encodings.filter((e) => e.truncated).length;
-    if (nTrunc) r.warn(`${nTrunc} input${nTrunc === 1 ? ' was' : 's were'} truncated to ${o.maxLength ?? m.maxLength} tokens`);
-    const { batchSize: B, seqLen: T } = enc;
-    batchIds = { inputIds: rowsOf(enc.inputIds, B, T), attentionMask: rowsOf(enc.attentionMask, B, T), tokenTypeIds: rowsOf(enc.tokenTypeIds, B, T) };
-    tokens = batchIds.inputIds.map((row) => row.map((id) => tokenString(m, id)));
+    const texts: string[] = [];
+    for await (const rec of source!.records) texts.push(rec.text);
+    if (!texts.length) throw new InputDataError(`${o.input}: no inputs`);
+    inputs = tokenizeInputs(m, texts, m.prepare(texts, o.prefix, (w) => r.warn(w)), o, r);
   }
+  const B = inputs.ids.inputIds.length;
+  if (o.bertviz !== undefined && o.row >= B) usageError(cmd, `--row ${o.row}: there ${B === 1 ? 'is 1 text' : `are ${B} texts`} (rows 0-${B - 1})`);
 
-  const run = runInspect(m, batchIds, hooks, o, tokens, inputTexts);
+  const ablation = heads ? headAblationHooks(m.bert, toPaddedBatch(inputs.ids), heads, o.ablateMode) : undefined;
   try {
-    writeOutputs(run, out);
+    const run = runInspect(m, inputs, hooks, o, ablation?.hooks ?? []);
+    try {
+      if (pairs) {
+        run.layerwise = layerwiseSimilarity(m, o.query!, o.passage!, { prefix: 'auto', maxLength: o.maxLength, hooks: ablation?.hooks });
+        run.metadata.layerwise = JSON.stringify(run.layerwise);
+      }
+      if (o.html !== undefined) writeHtml(o.html, run, o, r);
+      if (o.bertviz !== undefined) writeBertviz(o.bertviz, run, o, r);
+      if (out.kind !== 'summary') writeOutputs(run, out);
+      else if (run.layerwise) process.stdout.write(layerwiseTable(run.layerwise));
+      else if (o.html === undefined && o.bertviz === undefined) writeOutputs(run, out);
+    } finally {
+      run.captured.dispose();
+    }
   } finally {
-    run.captured.dispose();
+    ablation?.dispose();
   }
+}
+
+/** Output files (--output FILE.safetensors, --html, --bertviz): exist only with --force, in a writable folder. */
+function checkOutputFiles(cmd: Command, o: InspectOptions, out: OutputKind): void {
+  const files: Array<[string, string | undefined]> = [['--output', out.kind === 'safetensors' ? out.file : undefined], ['--html', o.html], ['--bertviz', o.bertviz]];
+  for (const [flag, file] of files) {
+    if (file === undefined) continue;
+    const conflict = outputConflict(file, !!o.force);
+    if (conflict) usageError(cmd, conflict.replace(/^--output/, flag));
+    checkWritableFolder(file);
+  }
+  if (o.row !== 0 && o.bertviz === undefined) usageError(cmd, '--row selects the text --bertviz exports; give --bertviz FILE.json');
+}
+
+/** The batch a run sees: ids (right-padded when tokenized here), token strings, and the texts if any. */
+interface Inputs {
+  ids: IdsBatch;
+  tokens: string[][];
+  /** As given, and as the model saw them (prefixed). */
+  texts?: string[];
+  modelTexts?: string[];
+}
+
+function tokenizeInputs(m: EmbeddingModel, texts: string[], prepared: string[], o: InspectOptions, r: Reporter): Inputs {
+  const maxLength = o.maxLength ?? m.maxLength;
+  const enc = m.tokenizer.encodeBatch(prepared, { maxLength });
+  const nTrunc = enc.encodings.filter((e) => e.truncated).length;
+  if (nTrunc) r.warn(`${nTrunc} input${nTrunc === 1 ? ' was' : 's were'} truncated to ${maxLength} tokens`);
+  const { batchSize: B, seqLen: T } = enc;
+  const ids = { inputIds: rowsOf(enc.inputIds, B, T), attentionMask: rowsOf(enc.attentionMask, B, T), tokenTypeIds: rowsOf(enc.tokenTypeIds, B, T) };
+  return { ids, tokens: ids.inputIds.map((row) => row.map((id) => tokenString(m, id))), texts, modelTexts: prepared };
+}
+
+/** The similarity at each depth: one row per depth, one column per (query, passage), then a legend. */
+function layerwiseTable(lw: LayerwiseSimilarity): string {
+  const pairs = lw.queries.flatMap((_, q) => lw.passages.map((_, p) => [q, p] as const));
+  const header = ['depth', 'hidden state', ...pairs.map(([q, p]) => `q${q}·p${p}`)];
+  const rows = lw.depths.map((name, d) => [String(d), name, ...pairs.map(([q, p]) => fmtNumber(lw.scores[q][p][d]))]);
+  const right = new Set(header.map((_, c) => c).filter((c) => c !== 1));
+  const legend = [...lw.queries.map((t, q) => `q${q} = ${truncateLabel(t, 70)}`), ...lw.passages.map((t, p) => `p${p} = ${truncateLabel(t, 70)}`)];
+  return renderTable(header, rows, right) + '\n' + legend.join('\n') + '\n';
 }
 
 /** The hooks to capture: --hooks globs (each must match something) or the default set, then --layers. */
@@ -187,8 +288,13 @@ function tokenString(m: EmbeddingModel, id: number): string {
   }
 }
 
-function runInspect(m: EmbeddingModel, ids: IdsBatch, hooks: HookName[], o: InspectOptions, tokens: string[][], texts?: string[]): InspectRun {
-  const captured = runCaptured(m, toPaddedBatch(ids), hooks);
+function runInspect(m: EmbeddingModel, inputs: Inputs, hooks: HookName[], o: InspectOptions, interventions: Array<[HookName, HookFn]>): InspectRun {
+  const { ids, tokens, texts } = inputs;
+  // The viewer and bertviz need the attention of every layer shown (--layers, default all), dumped or not.
+  const L = m.config.numHiddenLayers;
+  const viewLayers = o.html !== undefined || o.bertviz !== undefined ? (o.layers ?? Array.from({ length: L }, (_, l) => l)) : [];
+  const extra = viewLayers.map((l) => blockHook(l, 'attn.hook_pattern')).filter((n) => !hooks.includes(n));
+  const captured = runCaptured(m, toPaddedBatch(ids), [...hooks, ...extra], { hooks: interventions });
   const { cache, output } = captured;
   const f32 = (t: { dataSync(): unknown }) => () => t.dataSync() as Float32Array;
   const tensors: DumpTensor[] = hooks.map((h) => {
@@ -215,10 +321,71 @@ function runInspect(m: EmbeddingModel, ids: IdsBatch, hooks: HookName[], o: Insp
     attention_mask: JSON.stringify(ids.attentionMask),
     token_type_ids: JSON.stringify(ids.tokenTypeIds),
     tokens: JSON.stringify(tokens),
-    ...(texts ? { texts: JSON.stringify(texts), prefix: o.prefix } : {}),
+    ...(texts ? { texts: JSON.stringify(texts), prefix: o.query ? 'auto' : o.prefix } : {}),
     pooling: m.bert.defaultPooling,
+    ...(o.ablate !== undefined ? { ablate: JSON.stringify(parseHeadList(o.ablate).map((h) => `${h.layer}.${h.head}`)), ablate_mode: o.ablateMode } : {}),
   };
-  return { model: m, ids, texts, tokens, hooks, tensors, captured, metadata };
+  return { model: m, ids, texts, modelTexts: inputs.modelTexts, tokens, hooks, tensors, captured, metadata, viewLayers };
+}
+
+/** What the viewer and bertviz read: the captured patterns, cut to each row's real tokens. */
+function viewData(run: InspectRun, o: InspectOptions): AttentionViewData {
+  const L = run.model.config.numHiddenLayers;
+  const notes = [
+    run.viewLayers.length < L ? `layers ${run.viewLayers.join(', ')} of ${L}` : '',
+    o.ablate !== undefined ? `heads ${o.ablate} ${o.ablateMode}-ablated` : '',
+  ].filter(Boolean);
+  // --ids has no texts: show the real tokens instead.
+  const texts = run.modelTexts ?? run.tokens.map((row, r) => row.filter((_, t) => run.ids.attentionMask[r][t] === 1).join(' '));
+  return attentionViewFromPatterns({
+    model: modelLabel(run.model),
+    backend: describeBackendInfo(),
+    title: `e5 inspect: ${modelLabel(run.model)}${notes.length ? ` (${notes.join('; ')})` : ''}`,
+    texts,
+    tokens: run.tokens,
+    attentionMask: run.ids.attentionMask,
+    patterns: run.viewLayers.map((l) => run.captured.cache.get(blockHook(l, 'attn.hook_pattern'))),
+    numHeads: run.model.config.numAttentionHeads,
+    layerwise: run.layerwise && run.viewLayers.length === L ? run.layerwise : undefined,
+  });
+}
+
+/** Bytes per value of each format: base64 of uint8 in the page, up to ~10 JSON characters in bertviz. */
+const BYTES_PER_VALUE = { html: 4 / 3, bertviz: 10 } as const;
+const LARGE_OUTPUT_BYTES = 50e6;
+
+/** Warn before writing a big file: L·H·T² values per text (T real tokens of that text). */
+function warnIfLarge(r: Reporter, flag: '--html' | '--bertviz', run: InspectRun, rows: number[]): void {
+  const L = run.viewLayers.length, H = run.model.config.numAttentionHeads;
+  const values = rows.reduce((s, row) => s + L * H * run.ids.attentionMask[row].reduce((a, b) => a + b, 0) ** 2, 0);
+  const bytes = values * BYTES_PER_VALUE[flag === '--html' ? 'html' : 'bertviz'];
+  if (bytes > LARGE_OUTPUT_BYTES) {
+    r.warn(`${flag}: the file will be about ${Math.round(bytes / 1e6)} MB (${flag === '--html' ? '~1.33' : 'up to ~10'} bytes × layers × heads × tokens² per text); --layers or shorter texts make it smaller`);
+  }
+}
+
+function writeText(file: string, text: string): void {
+  const f = new AtomicFile(file);
+  try {
+    f.write(text);
+    f.commit();
+  } catch (e) {
+    f.abort();
+    throw e;
+  }
+}
+
+function writeHtml(file: string, run: InspectRun, o: InspectOptions, r: Reporter): void {
+  warnIfLarge(r, '--html', run, run.ids.inputIds.map((_, i) => i));
+  if (run.layerwise && run.viewLayers.length < run.model.config.numHiddenLayers) {
+    r.warn('--html: the layer-wise similarity chart needs every layer; it is left out with --layers (the table and metadata keep it)');
+  }
+  writeText(file, renderAttentionHtml(viewData(run, o)));
+}
+
+function writeBertviz(file: string, run: InspectRun, o: InspectOptions, r: Reporter): void {
+  warnIfLarge(r, '--bertviz', run, [o.row]);
+  writeText(file, JSON.stringify(toBertvizJson(viewData(run, o), o.row)) + '\n');
 }
 
 function writeOutputs(run: InspectRun, out: OutputKind): void {

@@ -1,0 +1,13 @@
+/** The inspection toolkit: analysis helpers on runWithCache/runWithHooks, the HTML viewer, the bertviz export. */
+export {
+  ablateHeads, attentionViewData, attentionViewFromPatterns, checkHeads, depthEmbeddings, depthHooks, describeBackendInfo,
+  headAblationHooks, InspectError, layerwiseSimilarity, meanHeadOutputs, parseHeadList, patchActivations, patchingEffect, patchingHooks,
+} from './analysis';
+export type {
+  AblationMode, AttentionViewOptions, HeadRef, LayerwiseOptions, LayerwiseSimilarity, ModelShape, PatchingEffectOptions,
+  PatchingReport, PatchingResult, PatchSpec, PatternsForView,
+} from './analysis';
+export { AttentionViewError, checkAttentionViewData, renderAttentionHtml, VIEW_FORMAT } from './html';
+export type { AttentionViewData, AttentionViewErrorCode } from './html';
+export { shortestFloat32, toBertvizJson } from './bertviz';
+export type { BertvizJson } from './bertviz';
