@@ -418,6 +418,8 @@ export interface PatternsForView {
   /** One post-softmax pattern [B,H,T,T] per layer shown. */
   patterns: tf.Tensor[];
   numHeads: number;
+  /** The model's layer number of each pattern (default 0..L-1). */
+  layerIndices?: number[];
   layerwise?: AttentionViewData['layerwise'];
 }
 
@@ -443,6 +445,7 @@ export function attentionViewFromPatterns(p: PatternsForView): AttentionViewData
   return {
     title: p.title, model: p.model, backend: p.backend, texts: p.texts, numHeads: H, attention,
     tokens: p.tokens.map((row, r) => real[r].map((t) => row[t])),
+    ...(p.layerIndices ? { layerIndices: p.layerIndices } : {}),
     ...(p.layerwise ? { layerwise: p.layerwise } : {}),
   };
 }

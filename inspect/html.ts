@@ -33,6 +33,8 @@ export interface AttentionViewData {
   /** attention[layer][row] = Float32Array of H*T*T (post-softmax, [H,T,T] row-major, T = tokens[row].length) */
   attention: Float32Array[][];
   numHeads: number;
+  /** the model's layer number of each entry of `attention` (default 0..L-1; e.g. [1, 3] for --layers 1,3) */
+  layerIndices?: number[];
   /** optional layer-wise similarity: for each query i and passage j, similarity per depth (L+1 values: embeddings output, then each layer) */
   layerwise?: { queries: string[]; passages: string[]; scores: number[][][] /* [q][p][depth] */ };
 }
@@ -66,6 +68,9 @@ export function checkAttentionViewData(d: AttentionViewData): void {
   const H = d.numHeads;
   if (!Number.isSafeInteger(H) || H < 1) throw new AttentionViewError('bad_field', 'numHeads', `expected a positive integer, got ${H}`);
   if (!Array.isArray(d.texts) || !Array.isArray(d.tokens)) throw new AttentionViewError('bad_field', 'texts/tokens', 'expected arrays');
+  if (d.layerIndices !== undefined && (!Array.isArray(d.layerIndices) || d.layerIndices.length !== d.attention?.length || !d.layerIndices.every((l) => Number.isSafeInteger(l) && l >= 0))) {
+    throw new AttentionViewError('length_mismatch', 'layerIndices', `expected one non-negative layer number per attention layer (${d.attention?.length}), got ${JSON.stringify(d.layerIndices)}`);
+  }
   const B = d.tokens.length;
   if (B === 0) throw new AttentionViewError('empty', 'tokens', 'no rows');
   if (d.texts.length !== B) throw new AttentionViewError('length_mismatch', 'texts', `${d.texts.length} texts for ${B} token rows`);
@@ -131,6 +136,8 @@ export interface ViewPayload {
   model: string;
   backend: string;
   numLayers: number;
+  /** the model's layer number of each shown layer */
+  layerLabels: number[];
   numHeads: number;
   quantization: { type: 'uint8'; scale: number };
   rows: { text: string; tokens: string[]; attention: string }[];
@@ -155,6 +162,7 @@ export function buildViewPayload(d: AttentionViewData): ViewPayload {
     model: d.model,
     backend: d.backend,
     numLayers: L,
+    layerLabels: d.layerIndices ?? Array.from({ length: L }, (_, l) => l),
     numHeads: d.numHeads,
     quantization: { type: 'uint8', scale: 1 / QUANT_LEVELS },
     rows,
@@ -353,7 +361,7 @@ const VIEWER_JS = `
     rowSel.addEventListener('change', function () { selectRow(+rowSel.value); });
     var layerSel = $('layer');
     for (var l = 0; l < L; l++) {
-      var o = el('option', null, String(l));
+      var o = el('option', null, String(P.layerLabels[l]));
       o.value = String(l);
       layerSel.appendChild(o);
     }
@@ -470,13 +478,13 @@ const VIEWER_JS = `
     table.appendChild(head);
     for (var l = 0; l < L; l++) {
       var tr = el('tr', 'layer');
-      tr.appendChild(el('th', null, 'L' + l));
+      tr.appendChild(el('th', null, 'L' + P.layerLabels[l]));
       thumbs.push([]);
       for (var h2 = 0; h2 < H; h2++) {
         var td = el('td'), c = el('canvas', 'thumb');
         c.width = res; c.height = res;
         c.style.width = cell + 'px'; c.style.height = cell + 'px';
-        c.title = 'layer ' + l + ', head ' + h2;
+        c.title = 'layer ' + P.layerLabels[l] + ', head ' + h2;
         c.dataset.layer = String(l); c.dataset.head = String(h2);
         paintThumb(c, a, t, l, h2, res);
         td.appendChild(c); tr.appendChild(td);

@@ -254,6 +254,7 @@ describe('e5 inspect --html', function () {
     assert.equal(r.stdout, '', 'no summary table when only --html is asked for');
     const payload = payloadOf(fs.readFileSync(file, 'utf8'));
     assert.equal(payload.numLayers, 1);
+    assert.deepEqual(payload.layerLabels, [1], 'the one layer shown is labelled with its model layer number');
     assert.match(payload.title, /layers 1 of 2/);
     assert.deepEqual(payload.rows.map((row) => row.tokens.length), [0, 1, 2].map((row) => realOf(row).length));
     const lw = await e5(['inspect', ...M, '--query', 'q', '--passage', 'p', '--html', file, '--force', '--layers', '1']);
@@ -263,6 +264,7 @@ describe('e5 inspect --html', function () {
     const { stdout: dom, console: messages } = await dumpDom(chromium, file);
     assert.deepEqual(messages, []);
     assert.equal(attr(dom, 'data-rendered-layers'), '1');
+    assert.match(dom, /<th>L1<\/th>/, 'the grid labels the layer L1, not L0');
     assert.equal(attr(dom, 'data-rendered-thumbnails'), String(H));
     assert.equal(attr(dom, 'data-chart-lines'), '0');
   });

@@ -345,6 +345,7 @@ function viewData(run: InspectRun, o: InspectOptions): AttentionViewData {
     tokens: run.tokens,
     attentionMask: run.ids.attentionMask,
     patterns: run.viewLayers.map((l) => run.captured.cache.get(blockHook(l, 'attn.hook_pattern'))),
+    layerIndices: run.viewLayers,
     numHeads: run.model.config.numAttentionHeads,
     layerwise: run.layerwise && run.viewLayers.length === L ? run.layerwise : undefined,
   });
