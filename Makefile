@@ -62,7 +62,7 @@ parity-large: build $(LARGE_DIR)/model.safetensors
 	$(TS_NODE) test/parity/parity-large.ts --model $(LARGE_DIR)
 
 bench: build $(LARGE_DIR)/model.safetensors
-	$(TS_NODE) bench/run.ts --model $(LARGE_DIR)
+	$(TS_NODE) bench/run.ts --model $(LARGE_DIR) $(BENCH_ARGS)
 
 bench-tokenizer: install
 	$(TS_NODE) bench/tokenizer.ts

@@ -1,0 +1,99 @@
+/** Markdown for the benchmark's reports (bench/README.md says what every column means). */
+import type { CeilingReport } from './ceiling';
+import type { CompareReport, EngineWorkloadResult } from './compare';
+import type { EngineName } from './engines';
+import type { ProfileReport } from './profile';
+import { MachineInfo, noiseNote } from './stats';
+import type { WholeRunReport } from './whole_run';
+
+export function table(head: string[], rows: string[][], rightAligned: Set<number> = new Set()): string {
+  const sep = head.map((_, i) => (rightAligned.has(i) ? '---:' : '---'));
+  return [head, sep, ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
+}
+
+/** Milliseconds with 3–4 significant figures. */
+export function fmtMs(ms: number): string {
+  if (!Number.isFinite(ms)) return '—';
+  return ms >= 100 ? ms.toFixed(0) : ms >= 10 ? ms.toFixed(1) : ms.toFixed(2);
+}
+const fmtRatio = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? '—' : `${x.toFixed(2)}×`);
+const fmtPct = (x: number) => `${(x * 100).toFixed(0)}%`;
+const mib = (kib: number) => `${(kib / 1024).toFixed(0)}`;
+const intFmt = (x: number) => Math.round(x).toLocaleString('en-US');
+
+function ratioTo(r: EngineWorkloadResult, results: EngineWorkloadResult[], peer: EngineName): number | undefined {
+  const p = results.find((x) => x.engine === peer);
+  return p ? p.medianSeconds / r.medianSeconds : undefined;
+}
+
+export function compareMarkdown(c: CompareReport): string {
+  const has = (n: EngineName) => c.engines.some((e) => e.name === n);
+  const threads = new Map(c.engines.map((e) => [e.name, e.threads]));
+  const head = ['workload', 'engine', 'threads', 'median ms', 'spread', 'tokens/s', ...(has('torch') ? ['× torch'] : []),
+    ...(has('ort-web') ? ['× ort-web'] : []), 'padded tokens', 'max abs Δ vs ours'];
+  const rows: string[][] = [];
+  for (const w of c.workloads) {
+    for (const r of w.results) {
+      rows.push([
+        w.workload, r.engine, String(threads.get(r.engine)), fmtMs(r.medianSeconds * 1000), fmtPct(r.spread), intFmt(r.tokensPerSecond),
+        ...(has('torch') ? [fmtRatio(ratioTo(r, w.results, 'torch'))] : []),
+        ...(has('ort-web') ? [fmtRatio(ratioTo(r, w.results, 'ort-web'))] : []),
+        `${intFmt(r.paddedTokens)}${r.paddedTokens > r.realTokens ? ` (+${fmtPct(r.paddedTokens / r.realTokens - 1)})` : ''}`,
+        r.maxAbsDiffVsOurs === undefined ? '' : r.maxAbsDiffVsOurs.toExponential(1),
+      ]);
+    }
+  }
+  const right = new Set([2, 3, 4, 5, 6, 7, 8]);
+  const engines = table(['engine', 'what ran', 'threads', 'OS threads', 'load s', 'first forward ms', 'peak RSS MiB', 'details'],
+    c.engines.map((e) => [e.name, e.label, String(e.threads), e.osThreads === undefined ? '—' : String(e.osThreads), e.loadSeconds.toFixed(2),
+      fmtMs(e.firstForwardSeconds * 1000), mib(e.peakRssKiB), detailText(e.details)]), new Set([2, 3, 4, 5, 6]));
+  const out = [
+    `Median of ${c.repeats} repeat${c.repeats === 1 ? '' : 's'} (engines alternating; ${c.warmup} untimed warm-up run${c.warmup === 1 ? '' : 's'} per batch workload, none for the corpus). ` +
+      '× = throughput relative to that engine (its median time ÷ this one\'s; > 1 is faster).',
+    '',
+    table(head, rows, right),
+    '',
+    engines,
+  ];
+  if (c.notes.length) out.push('', ...c.notes.map((n) => `- note: ${n}`));
+  return out.join('\n');
+}
+
+function detailText(d: Record<string, unknown>): string {
+  return Object.entries(d).filter(([, v]) => v !== undefined && v !== null)
+    .map(([k, v]) => `${k}: ${typeof v === 'number' ? (Number.isInteger(v) ? v : v.toFixed(2)) : String(v)}`).join('; ');
+}
+
+export function profileMarkdown(p: ProfileReport, topKernels = 12): string {
+  const cats = table(['category', 'ms', '% of forward', 'calls'],
+    p.byCategory.map((c) => [c.category, fmtMs(c.ms), fmtPct(c.ms / p.wallMs), c.calls ? String(c.calls) : '']), new Set([1, 2, 3]));
+  const kernels = table(['kernel', 'category', 'ms', '% of forward', 'calls'],
+    p.byKernel.slice(0, topKernels).map((k) => [k.kernel, k.category, fmtMs(k.ms), fmtPct(k.ms / p.wallMs), String(k.calls)]), new Set([2, 3, 4]));
+  return [`Profile of one forward of ${p.workload}: ${fmtMs(p.wallMs)} ms wall, ${fmtMs(p.kernelMs)} ms inside kernels.`, '', cats, '',
+    `Top ${Math.min(topKernels, p.byKernel.length)} kernels:`, '', kernels].join('\n');
+}
+
+export function ceilingMarkdown(cs: CeilingReport[]): string {
+  return table(['workload', 'tokens', 'forward ms', 'linear GEMMs ms', 'GEMM GFLOPS', 'attention matmuls ms', 'overhead vs GEMMs', 'overhead vs all matmuls'],
+    cs.map((c) => [c.workload, String(c.tokensPerForward.reduce((a, b) => a + b, 0)), fmtMs(c.forwardMs), fmtMs(c.linearMs), c.linearGflops.toFixed(1),
+      fmtMs(c.attentionMatmulMs), fmtPct(c.overheadVsLinear), fmtPct(c.overheadVsAllMatmuls)]), new Set([1, 2, 3, 4, 5, 6, 7]));
+}
+
+export function wholeRunMarkdown(w: WholeRunReport): string {
+  const rss = (xs: Array<{ maxRssKiB?: number }>) => (xs[0]?.maxRssKiB === undefined ? '—' : mib(Math.max(...xs.map((x) => x.maxRssKiB ?? 0))));
+  return [
+    `Whole process, ${w.ours.length} run${w.ours.length === 1 ? '' : 's'} each, alternating: ${JSON.stringify(w.text)} (bin/e5 ran ${w.e5Build === 'dist' ? 'the compiled dist/' : 'the TypeScript sources through ts-node — run `make build` first for a fair start-up'}).`,
+    '',
+    table(['engine', 'median s', 'runs s', 'peak RSS MiB', '× torch'], [
+      ['ours (bin/e5 embed)', w.oursMedianSeconds.toFixed(2), w.ours.map((r) => r.seconds.toFixed(2)).join(', '), rss(w.ours), fmtRatio(w.speedupVsTorch)],
+      ['torch (python3 start + import + load + forward)', w.torchMedianSeconds.toFixed(2), w.torch.map((r) => r.seconds.toFixed(2)).join(', '), rss(w.torch), '1.00×'],
+    ], new Set([1, 3, 4])),
+    '',
+    `max |Δ| between the two printed embeddings: ${w.maxAbsDiff.toExponential(1)}`,
+  ].join('\n');
+}
+
+export function headerMarkdown(m: MachineInfo, model: string, config: string): string {
+  return [`# e5-tfjs benchmark`, '', `- model: ${model} (${config})`, `- machine: ${m.cpu}, ${m.cores} cores, ${m.memGiB} GiB, Node ${m.node}, ${m.platform}`,
+    `- ${noiseNote(m)}`, `- started ${m.startedAt}`].join('\n');
+}

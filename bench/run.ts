@@ -1,0 +1,216 @@
+/**
+ * The benchmark harness: our engine next to PyTorch (and onnxruntime-web / -node when they are
+ * installed) on the same model folder, in one run, engines alternating. See bench/README.md.
+ *
+ *   npx ts-node --transpile-only bench/run.ts --model DIR [--repeats 3] [--workloads query,8x128,32x64,corpus]
+ *       [--peers torch,ort-web,ort-node] [--threads N] [--json FILE] [--profile] [--ceiling] [--whole-run]
+ *
+ * Markdown goes to stdout, progress to stderr. `e5 bench` runs the same function.
+ */
+import * as crypto from 'crypto';
+import * as fs from 'fs';
+import * as path from 'path';
+import { Command } from 'commander';
+import { BackendInfo, initBackend } from '../engine/backend';
+import { EmbeddingModel, loadModel } from '../engine/load';
+import { resolveModel } from '../weights/folder';
+import { CeilingReport, measureCeiling } from './ceiling';
+import { compare, CompareReport } from './compare';
+import { Engine, ORT_PACKAGES, ortInstalled, OrtEngine, OrtKind, OursEngine, TorchEngine } from './engines';
+import { addBenchOptions, BenchOptions, benchOptions } from './options';
+import { profileWorkload, ProfileReport } from './profile';
+import { ceilingMarkdown, compareMarkdown, headerMarkdown, profileMarkdown, wholeRunMarkdown } from './report';
+import { machineInfo, MachineInfo } from './stats';
+import { wholeRun, WholeRunReport } from './whole_run';
+import { makeWorkload, parseWorkload, Workload } from './workloads';
+
+export interface BenchReport {
+  format: 'e5-tfjs-bench';
+  formatVersion: 1;
+  machine: MachineInfo;
+  model: { dir: string; config: Record<string, number | string> };
+  backend?: BackendInfo;
+  options: Omit<BenchOptions, 'onnxDir'>;
+  skipped: string[];
+  compare?: CompareReport;
+  ceiling?: CeilingReport[];
+  profile?: ProfileReport[];
+  wholeRun?: WholeRunReport;
+  markdown: string;
+}
+
+export interface BenchIO {
+  /** The report (markdown). */
+  out: (s: string) => void;
+  /** Progress and notes. */
+  log: (s: string) => void;
+}
+
+const STDIO: BenchIO = { out: (s) => process.stdout.write(s + '\n'), log: (s) => process.stderr.write(s + '\n') };
+
+export async function runBench(o: BenchOptions, io: BenchIO = STDIO): Promise<BenchReport> {
+  const machine = machineInfo();
+  const dir = (await resolveModel(o.model)).dir;
+  const configRaw = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
+  const config = pick(configRaw, ['num_hidden_layers', 'hidden_size', 'num_attention_heads', 'intermediate_size', 'vocab_size']);
+  const skipped: string[] = [];
+  const sections: string[] = [];
+  const report: Partial<BenchReport> = {};
+
+  let m: EmbeddingModel | undefined;
+  let workloads: Workload[] = [];
+  let first: Workload | undefined;
+  if (o.compare || o.profile || o.ceiling) {
+    const backend = await initBackend({ backend: o.backend, threads: o.threads });
+    report.backend = backend;
+    io.log(`ours: ${backend.name}, ${backend.threads} thread${backend.threads === 1 ? '' : 's'} (read back from the backend)`);
+    const t0 = performance.now();
+    m = await loadModel(dir);
+    const loadWall = (performance.now() - t0) / 1000;
+    io.log(`ours: loaded ${dir} in ${loadWall.toFixed(2)} s`);
+    first = makeWorkload({ kind: 'batch', name: 'first', rows: 1, tokens: 16 }, m.tokenizer, o.seed);
+    workloads = o.workloads.map((w) => makeWorkload(parseWorkload(w, o.corpusSize), m!.tokenizer, o.seed, o.batchSize));
+
+    if (o.compare) {
+      const engines: Engine[] = [new OursEngine(m, backend, loadWall)];
+      try {
+        engines.push(...(await startPeers(o, dir, backend.threads, skipped, io)));
+        report.compare = await compare(engines, first, workloads, { repeats: o.repeats, warmup: o.warmup, log: io.log });
+      } finally {
+        for (const e of engines.slice(1)) await e.close();
+      }
+      sections.push('## Engines side by side', '', compareMarkdown(report.compare), '');
+    }
+    if (o.ceiling) {
+      report.ceiling = [];
+      for (const w of workloads) report.ceiling.push(await measureCeiling(m, w, o.repeats, io.log));
+      sections.push('## At the ceiling: forward vs the same matmuls alone', '', ceilingMarkdown(report.ceiling), '');
+    }
+    if (o.profile) {
+      report.profile = [];
+      for (const w of workloads) {
+        io.log(`profiling ${w.name}`);
+        const p = await profileWorkload(m, w);
+        report.profile.push(p);
+        sections.push(`## Profile: ${w.name}`, '', profileMarkdown(p), '');
+      }
+    }
+    m.dispose(); // before whole runs: their processes need the memory
+  }
+  if (o.wholeRun) {
+    const threads = report.backend?.threads ?? o.threads ?? require('os').cpus().length;
+    report.wholeRun = await wholeRun({ modelDir: dir, threads, backend: o.backend, python: o.python, repeats: o.repeats, log: io.log });
+    sections.push('## Whole runs (one query, whole process)', '', wholeRunMarkdown(report.wholeRun), '');
+  }
+
+  machine.loadAvgEnd = require('os').loadavg()[0];
+  const configText = `${config.num_hidden_layers} layers, hidden ${config.hidden_size}, ${config.num_attention_heads} heads, FFN ${config.intermediate_size}`;
+  const markdown = [headerMarkdown(machine, dir, configText), ...(skipped.length ? ['', ...skipped.map((s) => `- skipped: ${s}`)] : []), '', ...sections].join('\n');
+  const { onnxDir: _, ...options } = o;
+  const full: BenchReport = {
+    format: 'e5-tfjs-bench', formatVersion: 1, machine, model: { dir, config }, options, skipped, ...report, markdown,
+  };
+  io.out(markdown);
+  if (o.json) writeJsonAtomic(o.json, full);
+  return full;
+}
+
+function pick(o: Record<string, unknown>, keys: string[]): Record<string, number | string> {
+  return Object.fromEntries(keys.filter((k) => k in o).map((k) => [k, o[k] as number | string]));
+}
+
+function writeJsonAtomic(file: string, value: unknown): void {
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, JSON.stringify(value, (_, v) => (v instanceof Float32Array ? Array.from(v) : v), 2) + '\n');
+  fs.renameSync(tmp, file);
+}
+
+/** Start the requested peers that are available; every one that is not becomes a `skipped` note. */
+async function startPeers(o: BenchOptions, dir: string, threads: number, skipped: string[], io: BenchIO): Promise<Engine[]> {
+  const peers: Engine[] = [];
+  let torch: TorchEngine | undefined;
+  const skip = (why: string) => {
+    skipped.push(why);
+    io.log(`skipped: ${why}`);
+  };
+  const startTorch = async () => {
+    try {
+      torch ??= await TorchEngine.start(dir, { python: o.python, threads, impl: o.impl });
+      return torch;
+    } catch (e) {
+      skip(`torch (${o.python} bench/torch_bench.py could not load the model): ${(e as Error).message.split('\n')[0]}`);
+      return undefined;
+    }
+  };
+  try {
+    if (o.peers.includes('torch') && (await startTorch())) {
+      peers.push(torch!);
+      io.log(`torch: ${torch!.info.label}, ${torch!.info.threads} threads, loaded in ${torch!.info.loadSeconds.toFixed(2)} s`);
+    }
+    const kinds = (['web', 'node'] as OrtKind[]).filter((k) => o.peers.includes(`ort-${k}` as 'ort-web' | 'ort-node'));
+    const present = kinds.filter((k) => {
+      if (ortInstalled(k)) return true;
+      skip(`ort-${k}: ${ORT_PACKAGES[k]} is not installed (optional peer: npm install --no-save --ignore-scripts onnxruntime-web onnxruntime-node)`);
+      return false;
+    });
+    if (present.length) {
+      const onnx = await ensureOnnx(dir, o.onnxDir, startTorch, io);
+      if (!onnx) skip(`ort-${present.join(', ort-')}: no ONNX export (it needs the torch side)`);
+      for (const k of onnx ? present : []) {
+        try {
+          const e = await OrtEngine.start(k, onnx!, dir, threads);
+          peers.push(e);
+          io.log(`ort-${k}: ${e.info.label}, ${e.info.threads} threads, session in ${e.info.loadSeconds.toFixed(2)} s`);
+        } catch (e) {
+          skip(`ort-${k}: ${(e as Error).message.split('\n')[0]}`);
+        }
+      }
+    }
+  } catch (e) {
+    for (const p of peers) await p.close();
+    throw e;
+  }
+  // torch was started only to export the model: not a peer this run.
+  if (torch && !peers.includes(torch)) await torch.close();
+  return peers;
+}
+
+/** The model (+ pooling) as ONNX, exported once per model file into `cacheDir`. */
+async function ensureOnnx(dir: string, cacheDir: string, startTorch: () => Promise<TorchEngine | undefined>, io: BenchIO): Promise<string | undefined> {
+  const h = crypto.createHash('sha1').update('e5-tfjs-onnx-v1');
+  for (const f of fs.readdirSync(dir).filter((f) => f.endsWith('.safetensors') || f === 'config.json').sort()) {
+    const st = fs.statSync(path.join(dir, f));
+    h.update(`${fs.realpathSync(path.join(dir, f))}:${st.size}:${st.mtimeMs}`);
+  }
+  const file = path.join(cacheDir, `${path.basename(dir)}-${h.digest('hex').slice(0, 12)}`, 'model.onnx');
+  if (fs.existsSync(file)) return file;
+  const torch = await startTorch();
+  if (!torch) return undefined;
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  io.log(`exporting ${dir} to ONNX (torch.onnx.export, once per model) → ${file}`);
+  const r = await torch.exportOnnx(file);
+  io.log(`exported in ${r.seconds.toFixed(1)} s (${(r.bytes / 2 ** 20).toFixed(0)} MiB)`);
+  return file;
+}
+
+export async function main(argv = process.argv): Promise<void> {
+  const program = addBenchOptions(new Command('bench').description('e5-tfjs vs PyTorch (and onnxruntime) benchmark; see bench/README.md'));
+  program.parse(argv);
+  let o: BenchOptions;
+  try {
+    o = benchOptions(program.opts());
+  } catch (e) {
+    return program.error(`error: ${(e as Error).message}`);
+  }
+  await runBench(o);
+}
+
+if (require.main === module) {
+  main().then(
+    () => process.exit(0), // wasm worker threads would keep Node alive
+    (e) => {
+      process.stderr.write(`bench: ${(e as Error).stack ?? e}\n`);
+      process.exit(1);
+    },
+  );
+}
