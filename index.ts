@@ -36,3 +36,5 @@ export type {
   AblationMode, AttentionViewData, AttentionViewOptions, BertvizJson, HeadRef, LayerwiseOptions, LayerwiseSimilarity, ModelShape,
   PatchingEffectOptions, PatchingReport, PatchingResult, PatchSpec, PatternsForView,
 } from './inspect';
+export { evaluate, formatEvalTable, formatEvalJson, loadBeir, parseKList, EngineEmbedder, BeirFormatError, EvalError } from './eval';
+export type { EvalResult, EvaluateOptions, BeirDataset, Embedder } from './eval';

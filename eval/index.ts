@@ -22,3 +22,5 @@ export type { CorpusCacheKey } from './cache';
 export { BeirFormatError, EvalError } from './errors';
 export type { BeirErrorCode, EvalErrorCode } from './errors';
 export type { Embedder, EmbedCallOptions, EmbedCallResult, EmbedPrefix } from './embedder';
+export { EngineEmbedder, modelFingerprint, embedderId } from './embedder-adapter';
+export type { EngineEmbedderOptions, WeightsFingerprint } from './embedder-adapter';

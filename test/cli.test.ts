@@ -90,7 +90,7 @@ before(function () {
 describe('e5 CLI: usage and help', () => {
   it('every command has --help with a real example of itself', () => {
     const program = buildProgram();
-    assert.deepEqual(program.commands.map((c) => c.name()).sort(), ['embed', 'inspect', 'parity', 'similarity', 'tokenize', 'verify']);
+    assert.deepEqual(program.commands.map((c) => c.name()).sort(), ['bench', 'embed', 'eval', 'inspect', 'parity', 'similarity', 'tokenize', 'verify']);
     for (const cmd of program.commands) {
       let text = '';
       cmd.configureOutput({ writeOut: (s) => (text += s), writeErr: (s) => (text += s) });

@@ -5,7 +5,9 @@
  * append it here.
  */
 import type { Command } from 'commander';
+import * as bench from './bench';
 import * as embed from './embed';
+import * as evalCommand from './eval';
 import * as inspect from './inspect';
 import * as parity from './parity';
 import * as similarity from './similarity';
@@ -16,4 +18,4 @@ export interface CommandModule {
   register(program: Command): Command;
 }
 
-export const COMMANDS: CommandModule[] = [similarity, embed, tokenize, inspect, parity, verify];
+export const COMMANDS: CommandModule[] = [similarity, embed, tokenize, inspect, parity, verify, bench, evalCommand];

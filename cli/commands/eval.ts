@@ -1,0 +1,165 @@
+/**
+ * `e5 eval`: BEIR retrieval evaluation (eval/) of a model with this engine — the numbers to hold
+ * against the E5 paper. The data set is read and checked before the model is loaded, so a broken
+ * file fails in a second (exit 1, naming file:line), not after a 1.34 GB load. Corpus embeddings
+ * go to a resumable cache (default $E5_CACHE/eval, else ~/.cache/e5-tfjs/eval): run the same
+ * command again after an interruption and finished shards are reused.
+ */
+import * as os from 'os';
+import * as path from 'path';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { backendInfo } from '../../index';
+import type { EmbeddingModel } from '../../index';
+import {
+  DEFAULT_K, DEFAULT_SHARD_SIZE, EngineEmbedder, evaluate, EvalError, formatEvalJson, formatEvalTable, loadBeir, parseKList,
+} from '../../eval';
+import type { EvalResult } from '../../eval';
+import {
+  addBackendOptions, addGeneralOptions, addModelOptions, BackendOptions, describeBackend, GeneralOptions, intArg,
+  ModelOptions, modelLabel, openModel, Reporter, usageError,
+} from '../common';
+import { toolVersion } from '../format';
+import { checkWritableFolder, outputConflict, textSink } from '../output';
+import { WarningTally } from '../warnings';
+
+type EvalFormat = 'table' | 'json';
+
+interface EvalOptions extends ModelOptions, BackendOptions, GeneralOptions {
+  data: string;
+  split: string;
+  k: number[];
+  batchSize: number;
+  maxLength?: number;
+  /** A folder, or false for --no-cache. */
+  cache: string | false;
+  docAsQuery?: boolean;
+  format?: EvalFormat;
+  output?: string;
+  force?: boolean;
+  shardSize: number;
+}
+
+/** $E5_CACHE/eval, else ~/.cache/e5-tfjs/eval. */
+export function defaultEvalCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  return env.E5_CACHE ? path.join(env.E5_CACHE, 'eval') : path.join(os.homedir(), '.cache', 'e5-tfjs', 'eval');
+}
+
+/** --k parser: eval's own check, reported by commander as a bad option value (exit 2). */
+function kListArg(value: string): number[] {
+  try {
+    return parseKList(value);
+  } catch (e) {
+    if (e instanceof EvalError) throw new InvalidArgumentError(e.message.replace(/ \[bad_option\]$/, ''));
+    throw e;
+  }
+}
+
+export function register(program: Command): Command {
+  const cmd = program.command('eval')
+    .description('BEIR retrieval evaluation: nDCG/MAP/Recall/P/MRR@k of exact cosine search, as the e5 authors run it')
+    .requiredOption('-d, --data <dir>', 'data set in BEIR layout: corpus.jsonl, queries.jsonl, qrels/<split>.tsv')
+    .option('--split <name>', 'qrels/<split>.tsv to evaluate', 'test')
+    .addOption(new Option('--k <list>', "cutoffs, comma-separated, e.g. 10,100 (the default is BEIR's list)").argParser(kListArg).default([...DEFAULT_K], DEFAULT_K.join(',')))
+    .addOption(new Option('--batch-size <n>', 'rows per forward pass').argParser(intArg(1)).default(32))
+    .addOption(new Option('--max-length <n>', "truncate each query/passage to N tokens incl. [CLS] and [SEP] (default: the model's limit, 512, as e5's evaluation)").argParser(intArg(2)))
+    .option('--cache <dir>', `corpus embedding cache, resumed after an interruption (default: ${defaultEvalCacheDir()})`)
+    .option('--no-cache', 'do not read or write the corpus embedding cache')
+    .option('--doc-as-query', "embed documents as 'query: ' + text (e5's setting for Quora)")
+    .addOption(new Option('-f, --format <fmt>', 'report format (default: json for an --output ending in .json, else table)').choices(['table', 'json']))
+    .option('-o, --output <file>', 'write the report to FILE (via a temp file, renamed when complete) instead of stdout')
+    .option('--force', 'replace an existing --output file')
+    .addOption(new Option('--shard-size <n>', 'passages per cache shard (part of the cache key)').argParser(intArg(1)).default(DEFAULT_SHARD_SIZE).hideHelp());
+  addModelOptions(cmd);
+  addBackendOptions(cmd);
+  addGeneralOptions(cmd);
+  cmd.addHelpText('after', `
+The data set is checked before the model loads; a bad line fails with file:line (exit 1).
+Queries are embedded as 'query: ' + text, passages as 'passage: ' + strip(title + ' ' + text)
+(unilm/e5 mteb_beir_eval.py); a document whose id equals the query's is never returned (BEIR).
+Corpus embeddings are cached in shards of ${DEFAULT_SHARD_SIZE} passages keyed by model, weights
+fingerprint, settings and corpus: interrupt a run (Ctrl-C, crash) and run it again to resume.
+
+Output: a table of the means (BEIR rounds to 5 decimals) with counts, cache use and timing;
+json: the full result, with per-query metrics and the run environment ("run").
+
+Examples:
+  $ e5 eval --model intfloat/e5-large-unsupervised --data ./scifact --split test --k 10,100
+  $ e5 eval --model ./my-e5-folder --data ./nfcorpus --k 10 --batch-size 16 --output nfcorpus.json`);
+  return cmd.action((o: EvalOptions, c: Command) => runEval(o, c));
+}
+
+function resolveFormat(o: EvalOptions): EvalFormat {
+  return o.format ?? (o.output && path.extname(o.output).toLowerCase() === '.json' ? 'json' : 'table');
+}
+
+/** Where and on what the numbers were computed, beside the library's result in JSON. */
+function runInfo(m: EmbeddingModel, embedder: EngineEmbedder) {
+  return {
+    tool: toolVersion(),
+    backend: backendInfo(),
+    model: modelLabel(m),
+    model_dir: m.info.dir,
+    revision: m.info.revision ?? null,
+    commit: m.info.commit ?? null,
+    dtypes: m.info.plan.dtypes,
+    parameters: m.info.plan.parameterCount,
+    max_length: m.maxLength,
+    fingerprint: embedder.fingerprint,
+  };
+}
+
+async function runEval(o: EvalOptions, cmd: Command): Promise<void> {
+  const r = Reporter.from(o);
+  const format = resolveFormat(o);
+  if (o.output) {
+    const conflict = outputConflict(o.output, !!o.force);
+    if (conflict) usageError(cmd, conflict);
+    checkWritableFolder(o.output);
+  }
+  const cacheDir = o.cache === false ? undefined : path.resolve(o.cache ?? defaultEvalCacheDir());
+
+  const t0 = performance.now();
+  const dataset = await loadBeir(o.data, { split: o.split });
+  const m = await openModel(o);
+  if (o.maxLength !== undefined && o.maxLength > m.config.maxPositionEmbeddings) {
+    usageError(cmd, `--max-length ${o.maxLength} exceeds the model's ${m.config.maxPositionEmbeddings} positions`);
+  }
+  const tally = new WarningTally();
+  const embedder = new EngineEmbedder(m, { onWarning: (w) => tally.add(w) });
+  let result: EvalResult;
+  try {
+    result = await evaluate(embedder, dataset, {
+      k: o.k,
+      batchSize: o.batchSize,
+      maxLength: o.maxLength,
+      cacheDir,
+      shardSize: o.shardSize,
+      docAsQuery: !!o.docAsQuery,
+      // -q also silences the automatic bar, as it does the download bar; --progress on wins.
+      progress: o.progress === 'on' ? true : o.progress === 'off' || o.quiet ? false : 'auto',
+      progressStream: process.stderr,
+      onWarning: (w) => r.warn(w),
+    });
+  } finally {
+    m.dispose();
+  }
+  tally.messages().forEach((w) => r.warn(w));
+
+  // Warnings went to stderr as they happened; a report file keeps them too.
+  const withRun = { ...result, run: runInfo(m, embedder) };
+  const text = format === 'json'
+    ? `${formatEvalJson(withRun)}\n`
+    : `${formatEvalTable(o.output ? result : { ...result, warnings: [] })}\n`;
+  const sink = textSink(o.output);
+  try {
+    await sink.write(text);
+    await sink.commit();
+  } catch (e) {
+    sink.abort();
+    throw e;
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  const { cache } = result;
+  const cacheNote = cache.dir ? `cache ${cache.reused}/${cache.shards} shards reused` : 'no cache';
+  r.note(`evaluated ${result.counts.queriesEvaluated} queries against ${result.dataset.corpusSize} passages with ${modelLabel(m)} on ${describeBackend(backendInfo())} in ${seconds.toFixed(1)} s (${cacheNote})${o.output ? ` → ${o.output}` : ''}`);
+}
