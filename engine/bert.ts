@@ -93,19 +93,20 @@ function rowHeads(xh: tf.Tensor3D, start: number, T: number): tf.Tensor3D {
 }
 
 /**
- * Rows up to this many tokens compute all heads with one batched matmul; longer rows use one
- * 2-D matmul per head. On tfjs-wasm only 2-D, un-transposed matmuls reach XNNPACK: batched ones
- * run a scalar loop (~3 GFLOPS), but every XNNPACK call has a fixed cost that dominates short
- * rows (measured in bench/, see README "Performance").
+ * How attention multiplies: on tfjs-wasm only 2-D, un-transposed matmuls reach XNNPACK —
+ * batched ones run a scalar loop at ~2 GFLOPS, which cost 20% of a 32×64 e5-large forward
+ * (bench/ --profile), while one 2-D matmul per head costs ~10 µs of overhead. So wasm goes
+ * head by head; backends with a real batched GEMM (tfjs-node, cpu) take one batched matmul.
  */
-export const BATCHED_ATTENTION_MAX_T = 64;
+function perHeadMatmuls(): boolean {
+  return tf.getBackend() === 'wasm';
+}
 
 /** q·kᵀ/√Dh (+ mask) for every head of one row → [H, T, T]. */
 function rowScores(q: tf.Tensor3D, k: tf.Tensor3D, mask: tf.Tensor2D | null, scale: number): tf.Tensor3D {
-  const T = q.shape[1];
   const kT = tf.transpose(k, [0, 2, 1]); // [H,Dh,T]
   let raw: tf.Tensor3D;
-  if (T <= BATCHED_ATTENTION_MAX_T) {
+  if (!perHeadMatmuls()) {
     raw = tf.matMul(q, kT); // [H,T,T]
   } else {
     const kTs = tf.unstack(kT);
@@ -118,7 +119,7 @@ function rowScores(q: tf.Tensor3D, k: tf.Tensor3D, mask: tf.Tensor2D | null, sca
 /** pattern · v for every head of one row, heads side by side → [T, D]. */
 function rowZ(pattern: tf.Tensor3D, v: tf.Tensor3D): tf.Tensor2D {
   const [H, T, Dh] = v.shape;
-  if (T <= BATCHED_ATTENTION_MAX_T) {
+  if (!perHeadMatmuls()) {
     return tf.reshape(tf.transpose(tf.matMul(pattern, v), [1, 0, 2]), [T, H * Dh]); // [H,T,Dh] → [T,H,Dh] → [T,D]
   }
   const vs = tf.unstack(v);
