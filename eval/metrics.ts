@@ -13,6 +13,7 @@
  * - ranking order: score descending, ties by document id descending (form_res_rels.c: comp_sim_docno,
  *   `strcmp(p2->docno, p1->docno)`), byte order of UTF-8 = code-point order. `compareRanked` below.
  */
+import { compareCodePoints } from '../weights/safetensors';
 
 /** One retrieved document: its id and cosine score. */
 export interface Hit {
@@ -26,21 +27,8 @@ export function compareRanked(a: Hit, b: Hit): number {
   return -compareCodePoints(a.id, b.id);
 }
 
-/** strcmp on UTF-8 bytes, which orders like Unicode code points (UTF-16 `<` does not, past U+FFFF). */
-export function compareCodePoints(a: string, b: string): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) {
-    const x = a.charCodeAt(i);
-    const y = b.charCodeAt(i);
-    if (x === y) continue;
-    // A surrogate (U+D800..DFFF) stands for a code point above U+FFFF: above every BMP char.
-    const xs = x >= 0xd800 && x <= 0xdfff;
-    const ys = y >= 0xd800 && y <= 0xdfff;
-    if (xs !== ys) return xs ? 1 : -1;
-    return x < y ? -1 : 1;
-  }
-  return a.length - b.length;
-}
+/** strcmp on UTF-8 bytes, which orders like Unicode code points: the writer's ordering (weights/safetensors.ts). */
+export { compareCodePoints };
 
 /** Sorts a run (doc id → score) into trec_eval's ranking. */
 export function rankRun(run: Iterable<[string, number]>): Hit[] {

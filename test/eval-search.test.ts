@@ -6,17 +6,7 @@ import { strict as assert } from 'node:assert';
 import { compareRanked, Hit } from '../eval/metrics';
 import { exactSearch, ExactTopK, idRanks, stackRows } from '../eval/search';
 
-/** mulberry32 */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 as rng } from './support/rng';
 
 function randomRows(n: number, dim: number, rand: () => number): Float32Array[] {
   return Array.from({ length: n }, () => Float32Array.from({ length: dim }, () => rand() * 2 - 1));

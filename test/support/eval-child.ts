@@ -78,16 +78,7 @@ export class HashingEmbedder implements Embedder {
 // --------------------------------------------------------------------------------- tiny data set
 
 /** mulberry32: a small seeded PRNG so the generated data set is the same on every run. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 as rng } from './rng';
 
 const WORDS = (
   'protein cell gene virus vaccine tumor diet sleep heart brain lung liver insulin bacteria enzyme ' +
