@@ -9,10 +9,11 @@ import * as assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { allHookNames, defaultHookNames, SafetensorsFile, writeSafetensors } from '../index';
+import { allHookNames, defaultHookNames, writeSafetensors } from '../index';
 import type { TensorToWrite } from '../weights/safetensors';
 import { e5, tempDir } from './support/cli';
 import { cachedModel } from './support/generate-model';
+import { readAll } from './support/golden';
 
 const IDS = {
   // Row 0 is right-padded, row 1 left-padded: HF semantics (positions 0..T-1) in both.
@@ -28,16 +29,6 @@ let dir: string;
 let idsFile: string;
 let hookDump: string;
 
-function readAll(file: string): { metadata: Readonly<Record<string, string>>; tensors: Map<string, { shape: number[]; data: Float32Array }> } {
-  const f = SafetensorsFile.open(file);
-  try {
-    const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
-    for (const [name, info] of f.tensors) tensors.set(name, { shape: [...info.shape], data: f.readF32(name) });
-    return { metadata: f.metadata, tensors };
-  } finally {
-    f.close();
-  }
-}
 
 function rewrite(file: string, out: string, edit: (tensors: Map<string, TensorToWrite>) => void, metadata?: Record<string, string>): void {
   const { metadata: md, tensors } = readAll(file);

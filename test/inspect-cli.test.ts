@@ -14,11 +14,11 @@ import { compareArrays, describeMismatch } from '../engine/compare';
 import { loadModel, EmbeddingModel } from '../engine/load';
 import { ablateHeads, layerwiseSimilarity, parseHeadList } from '../inspect';
 import type { ViewPayload } from '../inspect/html';
-import { SafetensorsFile } from '../weights/safetensors';
 import { testBackend } from './support/backend';
 import { dumpDom, findChromium } from './support/chromium';
 import { e5, tempDir } from './support/cli';
 import { cachedModel } from './support/generate-model';
+import { readAll } from './support/golden';
 
 const IDS = {
   // Row 0 right-padded, row 1 left-padded, row 2 full.
@@ -37,16 +37,6 @@ let dir: string;
 let idsFile: string;
 let m: EmbeddingModel;
 
-function readAll(file: string): { metadata: Readonly<Record<string, string>>; tensors: Map<string, { shape: number[]; data: Float32Array }> } {
-  const f = SafetensorsFile.open(file);
-  try {
-    const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
-    for (const [name, info] of f.tensors) tensors.set(name, { shape: [...info.shape], data: f.readF32(name) });
-    return { metadata: f.metadata, tensors };
-  } finally {
-    f.close();
-  }
-}
 
 function close(name: string, a: ArrayLike<number>, b: ArrayLike<number>, atol = 1e-5): void {
   const r = compareArrays(a, b, [a.length], { atol });

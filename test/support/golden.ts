@@ -57,3 +57,15 @@ export function loadBert(dir: string): BertModel {
     ckpt.close();
   }
 }
+
+/** Every tensor of a safetensors file as float32, with its metadata (dumps, goldens). */
+export function readAll(file: string): { metadata: Readonly<Record<string, string>>; tensors: Map<string, { shape: number[]; data: Float32Array }> } {
+  const f = SafetensorsFile.open(file);
+  try {
+    const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
+    for (const [name, info] of f.tensors) tensors.set(name, { shape: [...info.shape], data: f.readF32(name) });
+    return { metadata: f.metadata, tensors };
+  } finally {
+    f.close();
+  }
+}
