@@ -143,11 +143,22 @@ export function selfAttention(
   const qh = splitHeads(q, H), kh = splitHeads(k, H), vh = splitHeads(v, H); // [H,N,Dh]
   const scale = Math.sqrt(Dh);
 
-  let scores = rows.starts.map((start, r) => rowScores(rowHeads(qh, start, rows.lengths[r]), rowHeads(kh, start, rows.lengths[r]), masks[r], scale)); // [H,T,T] per row
-  scores = hookRows(ctx, blockHook(layer, 'attn.hook_attn_scores'), scores, rows);
-  let pattern = scores.map((s) => tf.softmax(s)); // [H,T,T] per row
-  pattern = hookRows(ctx, blockHook(layer, 'attn.hook_pattern'), pattern, rows);
-  const z = tf.concat(pattern.map((a, r) => rowZ(a, rowHeads(vh, rows.starts[r], rows.lengths[r]))), 0) as tf.Tensor2D; // [N,D]
+  const scoresOf = (r: number) => rowScores(rowHeads(qh, rows.starts[r], rows.lengths[r]), rowHeads(kh, rows.starts[r], rows.lengths[r]), masks[r], scale); // [H,T,T]
+  const zOf = (a: tf.Tensor3D, r: number) => rowZ(a, rowHeads(vh, rows.starts[r], rows.lengths[r])); // [T,D]
+  const scoresHook = blockHook(layer, 'attn.hook_attn_scores'), patternHook = blockHook(layer, 'attn.hook_pattern');
+  let zRows: tf.Tensor2D[];
+  if (ctx.wants(scoresHook) || ctx.wants(patternHook)) {
+    // Hooks see every row's [H,T,T] at once, as one [B,H,T,T] tensor.
+    const scores = hookRows(ctx, scoresHook, rows.starts.map((_, r) => scoresOf(r)), rows);
+    const pattern = hookRows(ctx, patternHook, scores.map((s) => tf.softmax(s)), rows);
+    zRows = pattern.map(zOf);
+  } else {
+    // One row at a time in its own tidy: a batch of long rows would otherwise hold every row's
+    // [H,T,T] scores and their temporaries at once (hundreds of MB next to a 4 GB wasm heap).
+    zRows = rows.starts.map((_, r) => tf.tidy(() => zOf(tf.softmax(scoresOf(r)), r)));
+  }
+  const z = tf.concat(zRows, 0) as tf.Tensor2D; // [N,D]
+  zRows.forEach((t) => t.dispose());
   return hook('attn.hook_z', z);
 }
 
