@@ -114,7 +114,7 @@ export class EmbeddingModel {
     let done = 0;
     for (const batch of batches) {
       const input = packSequences(batch.map((i) => encodings[i]));
-      const out = this.bert.run(input, { pooling: opts.pooling }, new HookContext());
+      const out = this.bert.runScoped(input, { pooling: opts.pooling }, new HookContext());
       try {
         const vectors = (opts.normalize ?? true ? out.embedding : out.pooled);
         const data = await vectors.data() as Float32Array;
