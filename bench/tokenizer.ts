@@ -13,18 +13,10 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { BertTokenizer } from '../tokenizer';
 import { randomText, rng as fixtureRng } from '../test/fixtures/tokenizer/random_text';
+import { mulberry32 as rng } from '../test/support/rng';
 
 const modelDir = path.resolve(__dirname, '..', '..', 'shared', 'data', 'bert-base-uncased');
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const ENGLISH_WORDS = (
   'the of and to in a is that for it as was with be by on not he this are or his from at which but have an they you were ' +

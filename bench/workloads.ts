@@ -39,16 +39,9 @@ export function parseWorkload(name: string, corpusSize: number): WorkloadSpec {
   throw new WorkloadError(`unknown workload '${name}': use query, corpus or ROWSxTOKENS (e.g. 8x128, tokens >= 3)`);
 }
 
-/** mulberry32: a tiny seeded PRNG, so a seed always gives the same texts. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32 (test/support/rng.ts): a seed always gives the same texts. */
+import { mulberry32 as seededRandom } from '../test/support/rng';
+export { seededRandom };
 
 /** Vocabulary entries that are whole lower-case words: each tokenizes to exactly itself. */
 export function wholeWords(tok: BertTokenizer): string[] {

@@ -153,7 +153,7 @@ export class HookContext {
         }
         // A clone (shared data, own handle): the forward pass may dispose what it continues
         // with, and a tensor the caller made (a patch source) must survive that.
-        x = tf.cast(out, 'float32').clone();
+        x = out.dtype === 'float32' ? out.clone() : tf.cast(out, 'float32');
       }
     }
     if (this.caching(name)) {
@@ -175,6 +175,3 @@ export class HookContext {
     this.cache.clear();
   }
 }
-
-/** A context with no hooks: every `wants` is false, so the forward pass builds no views. */
-export const NO_HOOKS = new HookContext();

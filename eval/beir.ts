@@ -154,15 +154,21 @@ function describe(v: unknown): string {
   return s.length > 40 ? `${s.slice(0, 40)}…` : s;
 }
 
+/** The line's `_id`, which no earlier line of the file may have used (`seen`: id → line). */
+function uniqueId(file: string, obj: Record<string, unknown>, lineNo: number, seen: Map<string, number>): string {
+  const id = idField(file, obj, lineNo);
+  const first = seen.get(id);
+  if (first !== undefined) throw new BeirFormatError('duplicate_id', file, `${JSON.stringify(id)} already defined on line ${first}`, lineNo, '_id');
+  seen.set(id, lineNo);
+  return id;
+}
+
 export async function readCorpus(file: string): Promise<BeirCorpus> {
   const corpus: BeirCorpus = { ids: [], titles: [], texts: [] };
   const seen = new Map<string, number>();
   await forEachLine(file, (line, lineNo) => {
     const obj = parseJsonObject(file, line, lineNo);
-    const id = idField(file, obj, lineNo);
-    const first = seen.get(id);
-    if (first !== undefined) throw new BeirFormatError('duplicate_id', file, `${JSON.stringify(id)} already defined on line ${first}`, lineNo, '_id');
-    seen.set(id, lineNo);
+    const id = uniqueId(file, obj, lineNo, seen);
     corpus.ids.push(id);
     corpus.titles.push(stringField(file, obj, 'title', lineNo, true));
     corpus.texts.push(stringField(file, obj, 'text', lineNo, false));
@@ -176,10 +182,7 @@ export async function readQueries(file: string): Promise<Map<string, string>> {
   const seen = new Map<string, number>();
   await forEachLine(file, (line, lineNo) => {
     const obj = parseJsonObject(file, line, lineNo);
-    const id = idField(file, obj, lineNo);
-    const first = seen.get(id);
-    if (first !== undefined) throw new BeirFormatError('duplicate_id', file, `${JSON.stringify(id)} already defined on line ${first}`, lineNo, '_id');
-    seen.set(id, lineNo);
+    const id = uniqueId(file, obj, lineNo, seen);
     queries.set(id, stringField(file, obj, 'text', lineNo, false));
   });
   if (queries.size === 0) throw new BeirFormatError('empty', file, 'no queries');

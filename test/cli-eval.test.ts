@@ -8,14 +8,13 @@
 import * as assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadModel } from '../engine/load';
 import { EngineEmbedder } from '../eval/embedder-adapter';
 import { evaluate, EvalResult } from '../eval/evaluate';
 import { formatEvalTable } from '../eval/report';
 import { testBackend } from './support/backend';
-import { BIN, cliBuild, CliOptions, CliResult, e5 as runE5, REPO_ROOT, tempDir } from './support/cli';
+import { BIN, cliBuild, cliEnv, CliOptions, CliResult, e5 as runE5, REPO_ROOT, tempDir } from './support/cli';
 import { writeTinyBeir } from './support/eval-child';
 import { cachedModel } from './support/generate-model';
 
@@ -142,15 +141,7 @@ describe('e5 eval: the library numbers', () => {
 
 /** Spawns the CLI like e5() does, but hands back the child so the test can kill it. */
 function spawnE5(args: string[]) {
-  const dist = cliBuild();
-  const env: Record<string, string> = {
-    ...(process.env as Record<string, string>),
-    HF_HUB_OFFLINE: '1',
-    HF_HUB_CACHE: path.join(os.tmpdir(), 'e5-cli-test-empty-hub-cache'),
-    ...(dist ? { E5_DIST: dist } : { E5_FROM_SOURCE: '1' }),
-  };
-  if (dist) delete env.E5_FROM_SOURCE;
-  env.E5_CACHE = path.join(tmp, 'e5-cache');
+  const env = cliEnv({ E5_CACHE: path.join(tmp, 'e5-cache') });
   return spawn(process.execPath, [BIN, ...args], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
 }
 

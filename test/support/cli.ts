@@ -49,8 +49,8 @@ export function cliBuild(): string | undefined {
   return build.dist;
 }
 
-/** Run `bin/e5 ...args` and collect its exit code, stdout and stderr. */
-export function e5(args: string[], opts: CliOptions = {}): Promise<CliResult> {
+/** The environment the CLI runs in under test: offline, a private empty hub cache, the shared build. */
+export function cliEnv(extra: Record<string, string> = {}): Record<string, string> {
   const dist = cliBuild();
   const env: Record<string, string> = {
     ...(process.env as Record<string, string>),
@@ -58,9 +58,15 @@ export function e5(args: string[], opts: CliOptions = {}): Promise<CliResult> {
     HF_HUB_OFFLINE: '1',
     HF_HUB_CACHE: path.join(os.tmpdir(), 'e5-cli-test-empty-hub-cache'),
     ...(dist ? { E5_DIST: dist } : { E5_FROM_SOURCE: '1' }),
-    ...opts.env,
+    ...extra,
   };
   if (dist) delete env.E5_FROM_SOURCE;
+  return env;
+}
+
+/** Run `bin/e5 ...args` and collect its exit code, stdout and stderr. */
+export function e5(args: string[], opts: CliOptions = {}): Promise<CliResult> {
+  const env = cliEnv(opts.env);
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN, ...args], { cwd: opts.cwd ?? REPO_ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] });
     const out: Buffer[] = [], err: Buffer[] = [];
