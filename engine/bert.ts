@@ -95,18 +95,22 @@ function rowHeads(xh: tf.Tensor3D, start: number, T: number): tf.Tensor3D {
 /**
  * How attention multiplies: on tfjs-wasm only 2-D, un-transposed matmuls reach XNNPACK —
  * batched ones run a scalar loop at ~2 GFLOPS, which cost 20% of a 32×64 e5-large forward
- * (bench/ --profile), while one 2-D matmul per head costs ~10 µs of overhead. So wasm goes
- * head by head; backends with a real batched GEMM (tfjs-node, cpu) take one batched matmul.
+ * (bench/ --profile), while going head by head costs ~35 op dispatches per row and layer.
+ * Measured per row and layer (bench/attention.ts, 16 heads, 2 threads): T=16 batched 0.7-1.2 ms
+ * vs per head 3.2-3.3 ms; T=32 1.9 vs 1.5-2.3; T=64 6.8-11 vs 1.9-5.7. So wasm goes head by
+ * head only from PER_HEAD_MIN_TOKENS tokens on; backends with a real batched GEMM
+ * (tfjs-node, cpu) always take one batched matmul.
  */
-function perHeadMatmuls(): boolean {
-  return tf.getBackend() === 'wasm';
+export const PER_HEAD_MIN_TOKENS = 32;
+function perHeadMatmuls(T: number): boolean {
+  return tf.getBackend() === 'wasm' && T >= PER_HEAD_MIN_TOKENS;
 }
 
 /** q·kᵀ/√Dh (+ mask) for every head of one row → [H, T, T]. */
 function rowScores(q: tf.Tensor3D, k: tf.Tensor3D, mask: tf.Tensor2D | null, scale: number): tf.Tensor3D {
   const kT = tf.transpose(k, [0, 2, 1]); // [H,Dh,T]
   let raw: tf.Tensor3D;
-  if (!perHeadMatmuls()) {
+  if (!perHeadMatmuls(q.shape[1])) {
     raw = tf.matMul(q, kT); // [H,T,T]
   } else {
     const kTs = tf.unstack(kT);
@@ -119,7 +123,7 @@ function rowScores(q: tf.Tensor3D, k: tf.Tensor3D, mask: tf.Tensor2D | null, sca
 /** pattern · v for every head of one row, heads side by side → [T, D]. */
 function rowZ(pattern: tf.Tensor3D, v: tf.Tensor3D): tf.Tensor2D {
   const [H, T, Dh] = v.shape;
-  if (!perHeadMatmuls()) {
+  if (!perHeadMatmuls(T)) {
     return tf.reshape(tf.transpose(tf.matMul(pattern, v), [1, 0, 2]), [T, H * Dh]); // [H,T,Dh] → [T,H,Dh] → [T,D]
   }
   const vs = tf.unstack(v);
