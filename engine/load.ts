@@ -9,9 +9,10 @@ import { BertTokenizer, Encoding } from '../tokenizer';
 import { Checkpoint } from '../weights/checkpoint';
 import { BertConfig, readBertConfig } from '../weights/config';
 import { resolveModel, ResolvedModel, ResolveOptions } from '../weights/folder';
-import { loadBertParams, ParamsPlan } from '../weights/params';
+import { loadBertParams, ParamsPlan, planParams } from '../weights/params';
 import { PoolingMode, readSentenceTransformersConfig, SentenceTransformersConfig } from '../weights/sentence_transformers';
 import { backendInfo, BackendInfo } from './backend';
+import { filledTensor, prefaultWasmHeap } from './heap';
 import { HookContext } from './hooks';
 import { BertModel } from './model';
 import { packSequences } from './rows';
@@ -24,6 +25,12 @@ export interface LoadModelOptions extends ResolveOptions {
   allowNonFinite?: boolean;
   /** Treat the model as e5 (warn about missing prefixes); default: guessed from its name. */
   e5?: boolean;
+  /**
+   * Prepare every weight for the backend during the load (default true): on wasm, XNNPACK's
+   * packed copies are made now, with the heap faulted in by worker threads meanwhile
+   * (engine/heap.ts), instead of during the first forward. false: pack lazily, no workers.
+   */
+  prepack?: boolean;
 }
 
 export interface ModelInfo extends ResolvedModel {
@@ -31,8 +38,10 @@ export interface ModelInfo extends ResolvedModel {
   name: string;
   plan: ParamsPlan;
   sentenceTransformers: SentenceTransformersConfig;
-  /** Seconds spent reading weights into backend memory. */
+  /** Seconds spent reading weights into backend memory, prepacking included. */
   loadSeconds: number;
+  /** Of which preparing weights for the backend (0 when not prepacked). */
+  prepackSeconds: number;
 }
 
 export interface EmbedOptions {
@@ -169,6 +178,17 @@ export function looksLikeE5(name: string): boolean {
   return /(^|[\/\\_.-])(multilingual-)?e5([\/\\_.-]|$)/i.test(name);
 }
 
+/**
+ * Heap bytes the loaded model will occupy on wasm: every parameter as float32, plus XNNPACK's
+ * packed copy of each Linear (weight + bias; 1024/4096 are multiples of its tile widths).
+ */
+export function backendBytes(c: BertConfig, plan: ParamsPlan): number {
+  const D = c.hiddenSize, F = c.intermediateSize;
+  const perLayer = 4 * (D * D + D) + (D * F + F) + (F * D + D);
+  const linear = c.numHiddenLayers * perLayer + (plan.hasPooler ? D * D + D : 0);
+  return 4 * (plan.parameterCount + linear);
+}
+
 /** Resolve, validate and load a model. The caller must have initialised a tfjs backend. */
 export async function loadModel(nameOrDir: string, opts: LoadModelOptions = {}): Promise<EmbeddingModel> {
   const resolved = await resolveModel(nameOrDir, opts);
@@ -181,16 +201,24 @@ export async function loadModel(nameOrDir: string, opts: LoadModelOptions = {}):
   const st = readSentenceTransformersConfig(dir);
   const t0 = performance.now();
   const ckpt = Checkpoint.open(dir);
-  let loaded;
+  const prepack = opts.prepack ?? true;
+  let loaded, prefault;
   try {
-    loaded = loadBertParams(ckpt, config, dir, { allowNonFinite: opts.allowNonFinite });
+    const plan = planParams(ckpt, config, dir); // names, shapes, dtypes: fails before any memory is touched
+    prefault = prepack ? prefaultWasmHeap(backendBytes(config, plan), backendInfo().threads) : undefined;
+    loaded = loadBertParams(ckpt, config, dir, { allowNonFinite: opts.allowNonFinite, newTensor: filledTensor });
   } finally {
     ckpt.close();
   }
-  const loadSeconds = (performance.now() - t0) / 1000;
   const bert = new BertModel(config, loaded.params, st.pooling ?? 'mean');
+  const t1 = performance.now();
+  if (prepack) bert.prepack();
+  await prefault?.done; // usually long done; the workers are unref'd and would not hold the process anyway
+  const t2 = performance.now();
   const name = resolved.repoId ?? nameOrDir;
-  const info: ModelInfo = { ...resolved, name, plan: loaded.plan, sentenceTransformers: st, loadSeconds };
+  const info: ModelInfo = {
+    ...resolved, name, plan: loaded.plan, sentenceTransformers: st, loadSeconds: (t2 - t0) / 1000, prepackSeconds: prepack ? (t2 - t1) / 1000 : 0,
+  };
   const isE5 = opts.e5 ?? (looksLikeE5(name) || looksLikeE5(fs.realpathSync(dir)));
   return new EmbeddingModel(bert, tokenizer, info, isE5);
 }

@@ -10,6 +10,7 @@ import { BertParams, paramTensors } from '../weights/params';
 import type { PoolingMode } from '../weights/sentence_transformers';
 import { backendInfo, BackendInfo } from './backend';
 import { encoder } from './bert';
+import { linear } from './layers';
 import { blockHook, HookContext, HookFilter, HookFn, HookName } from './hooks';
 import { bertPooler, l2Normalize, pool } from './pooling';
 import { packPadded, PackedInput, PaddedBatch } from './rows';
@@ -134,6 +135,23 @@ export class BertModel {
     const attentions = take(attnNames) as tf.Tensor4D[] | undefined;
     const owned: Array<tf.Tensor | undefined> = [out.lastHiddenState, out.pooled, out.embedding, out.poolerOutput, ...(hiddenStates ?? []), ...(attentions ?? [])];
     return { ...out, hiddenStates, attentions, backend: backendInfo(), dispose: () => owned.forEach((t) => t?.dispose()) };
+  }
+
+  /**
+   * Have the backend prepare every Linear weight now instead of on first use. On wasm that is
+   * XNNPACK packing each weight (cached per weight + bias tensor, ~1.2 GB and 2-6 s for
+   * e5-large), so the first forward is as fast as the next ones. Other backends cache nothing
+   * per weight: it is skipped there.
+   */
+  prepack(): void {
+    if (tf.getBackend() !== 'wasm') return;
+    const p = this.params;
+    const linears = [...p.layers.flatMap((l) => [l.query, l.key, l.value, l.attnOutput, l.intermediate, l.output]), ...(p.pooler ? [p.pooler] : [])];
+    for (const lin of linears) {
+      tf.tidy(() => {
+        linear(tf.zeros([1, lin.weight.shape[0]]) as tf.Tensor2D, lin); // the forward's exact call; the result is dropped
+      });
+    }
   }
 
   dispose(): void {

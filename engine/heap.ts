@@ -1,0 +1,98 @@
+/**
+ * Faulting in the wasm heap ahead of use, from worker threads.
+ *
+ * Why: on the VMs this project is measured on (and CI), the first write to a fresh 4 KiB page
+ * costs ~13 µs — ~4 ms per MB, ~2.4 ms per MB with two threads (memory handed back to the host
+ * is faulted back in). Loading e5-large writes 1.34 GB of weights into the wasm heap and
+ * XNNPACK then writes its 1.2 GB packed copy: ~10 s of page faults on one thread, more than
+ * every other part of the load together.
+ *
+ * How: the threaded wasm build's heap is a SharedArrayBuffer. We grow it once by `bytes`
+ * (malloc + free: the allocator then carves later tensors out of that region), and workers
+ * touch one word per page with `Atomics.add(heap, i, 0)` — an atomic read-modify-write that
+ * leaves every value as it is, so it is harmless where the main thread is already writing
+ * tensors or the allocator keeps its headers. The main thread meanwhile reads, transposes and
+ * uploads; its writes then land on pages that are already there.
+ *
+ * `filledTensor` is the other half: weights are read (and transposed) straight into the heap.
+ *
+ * Best effort: without a shared heap (single-threaded wasm, other backends), or when the heap
+ * cannot grow by `bytes`, nothing is done.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { Worker } from 'worker_threads';
+import { freshTensor } from '../weights/params';
+
+const PAGE_WORDS = 1024; // 4 KiB in Int32 words
+
+const TOUCH_PAGES = `
+const { workerData, parentPort } = require('worker_threads');
+const heap = new Int32Array(workerData.buffer);
+for (let i = workerData.from; i < workerData.to; i += ${PAGE_WORDS}) Atomics.add(heap, i, 0);
+parentPort.postMessage('done');
+`;
+
+interface WasmModuleLike {
+  _malloc(bytes: number): number;
+  _free(ptr: number): void;
+  HEAPU8: Uint8Array;
+}
+
+/**
+ * A float32 tensor of `shape` whose values `fill` writes in place. On wasm `fill` writes
+ * straight into the tensor's heap memory (no host array, no upload copy); elsewhere into a
+ * fresh array that becomes the tensor (tfjs-cpu keeps it without copying).
+ */
+export function filledTensor(shape: number[], fill: (dst: Float32Array) => void): tf.Tensor {
+  if (tf.getBackend() === 'wasm') {
+    const backend = tf.backend() as unknown as {
+      makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+      typedArrayFromHeap(t: tf.TensorInfo): Float32Array;
+    };
+    const info = backend.makeOutput(shape, 'float32');
+    try {
+      fill(backend.typedArrayFromHeap(info)); // the view is taken after the allocation (a growing heap replaces the buffer)
+    } catch (e) {
+      tf.backend().disposeData(info.dataId);
+      throw e;
+    }
+    return tf.engine().makeTensorFromTensorInfo(info);
+  }
+  return freshTensor(shape, fill);
+}
+
+export interface Prefault {
+  /** Bytes of the region being faulted in. */
+  bytes: number;
+  /** Resolves when every worker is done (never rejects: a failed worker only costs speed). */
+  done: Promise<void>;
+}
+
+function wasmModule(): WasmModuleLike | undefined {
+  if (tf.getBackend() !== 'wasm') return undefined;
+  const wasm = (tf.backend() as unknown as { wasm?: WasmModuleLike }).wasm;
+  return wasm && typeof wasm._malloc === 'function' ? wasm : undefined;
+}
+
+/** Grow the wasm heap by `bytes` and fault those pages in from `workers` threads. */
+export function prefaultWasmHeap(bytes: number, workers: number): Prefault | undefined {
+  const wasm = wasmModule();
+  if (!wasm || !(wasm.HEAPU8.buffer instanceof SharedArrayBuffer) || bytes <= 0 || workers < 1) return undefined;
+  const start = wasm._malloc(bytes) >>> 0;
+  if (start === 0) return undefined; // the heap cannot grow that far (4 GB wasm32 cap): no prefault
+  wasm._free(start);
+  const buffer = wasm.HEAPU8.buffer; // read after the malloc: growing the heap replaces the buffer
+  const from = Math.ceil(start / 4), to = Math.floor((start + bytes) / 4);
+  const share = Math.ceil((to - from) / workers / PAGE_WORDS) * PAGE_WORDS;
+  const jobs: Array<Promise<void>> = [];
+  for (let k = 0; k < workers && from + k * share < to; k++) {
+    jobs.push(new Promise<void>((resolve) => {
+      const worker = new Worker(TOUCH_PAGES, { eval: true, workerData: { buffer, from: from + k * share, to: Math.min(to, from + (k + 1) * share) } });
+      worker.unref(); // never keeps the process alive
+      worker.once('message', () => resolve());
+      worker.once('error', () => resolve());
+      worker.once('exit', () => resolve());
+    }));
+  }
+  return { bytes, done: Promise.all(jobs).then(() => undefined) };
+}
