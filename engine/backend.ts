@@ -10,7 +10,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
-import { registerWasmKernels } from './wasm_kernels';
+import { registerCpuKernels, registerWasmKernels } from './kernels';
 
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
 export const BACKEND_NAMES: readonly BackendName[] = ['tensorflow', 'wasm', 'cpu'];
@@ -82,6 +82,7 @@ async function tryBackend(name: BackendName, threads?: number): Promise<BackendI
     case 'cpu': {
       require('@tensorflow/tfjs-backend-cpu');
       await setAndCheck('cpu');
+      registerCpuKernels();
       return { name, threads: 1, tfjsVersion: tf.version_core };
     }
   }

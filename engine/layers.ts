@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { HiddenAct } from '../weights/config';
 import type { LayerNormParams, Linear } from '../weights/params';
+import { GELU_ERF_KERNEL } from './kernels';
 
 /** nn.Linear with the weight stored [in, out]: x @ W + b as one fused, un-transposed matmul. */
 export function linear(x: tf.Tensor2D, p: Linear): tf.Tensor2D {
@@ -21,12 +22,20 @@ export function layerNorm(x: tf.Tensor2D, p: LayerNormParams, eps: number): tf.T
   });
 }
 
+/** GELU, exact erf form: x·Φ(x) = 0.5·x·(1 + erf(x/√2)), as torch.nn.functional.gelu. */
+export function geluErf(x: tf.Tensor2D): tf.Tensor2D {
+  if (x.dtype === 'float32' && tf.getKernel(GELU_ERF_KERNEL, tf.getBackend())) {
+    return tf.engine().runKernel(GELU_ERF_KERNEL, { x }, {}) as tf.Tensor2D; // the same formula in one pass (engine/kernels.ts)
+  }
+  return tf.tidy(() => tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.mul(x, Math.SQRT1_2)))) as tf.Tensor2D);
+}
+
 /** HF ACT2FN: "gelu" is the exact erf form x·Φ(x); "gelu_new"/"gelu_pytorch_tanh" the tanh approximation. */
 export function activation(x: tf.Tensor2D, act: HiddenAct): tf.Tensor2D {
   return tf.tidy(() => {
     switch (act) {
       case 'gelu':
-        return tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.mul(x, Math.SQRT1_2)))) as tf.Tensor2D;
+        return geluErf(x);
       case 'gelu_new':
       case 'gelu_pytorch_tanh': {
         const inner = tf.mul(Math.sqrt(2 / Math.PI), tf.add(x, tf.mul(0.044715, tf.pow(x, 3))));

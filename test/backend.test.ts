@@ -6,6 +6,8 @@
 import { strict as assert } from 'assert';
 import * as tf from '@tensorflow/tfjs-core';
 import { backendInfo, initBackend } from '../engine/backend';
+import { geluErf } from '../engine/layers';
+import { GELU_ERF_KERNEL } from '../engine/kernels';
 import { testBackend } from './support/backend';
 
 /** Row-major slice of a flat array, computed without tfjs. */
@@ -64,5 +66,36 @@ describe('backend', () => {
       assert.deepEqual(Array.from(p.dataSync()), jsSlice(x, shape, [0, i, 0, 0], [3, 1, 4, 6]));
     });
     [t, two, s2, ...parts].forEach((u) => u.dispose());
+  });
+
+  // x·Φ(x) from Python's math.erf in float64 (independent of every erf in this process).
+  const GELU_REFERENCE: Array<[number, number]> = [
+    [-6, -5.9195258694799691e-09], [-3, -0.0040496940948903104], [-1.5, -0.10021080190328713],
+    [-1, -0.15865525393145707], [-0.5, -0.15426876936299344], [-0.001, -0.00049960105778608897], [0, 0],
+    [0.001, 0.00050039894221391105], [0.5, 0.34573123063700656], [1, 0.84134474606854293],
+    [1.5, 1.399789198096713], [2, 1.9544997361036416], [3, 2.9959503059051098], [5.5, 5.4999998955574068], [10, 10],
+  ];
+
+  it('exact GELU: math.erf reference values to float32 resolution, the composed tfjs ops on a dense grid, NaN/Inf as torch', () => {
+    if (backendInfo().name === 'wasm') assert.ok(tf.getKernel(GELU_ERF_KERNEL, 'wasm'), 'the one-pass kernel is registered on wasm');
+    const ref = tf.tensor2d(GELU_REFERENCE.map(([x]) => x), [1, GELU_REFERENCE.length]);
+    const got = tf.tidy(() => geluErf(ref).dataSync());
+    GELU_REFERENCE.forEach(([x, want], i) => {
+      // One float32 spacing at |x| <= 1 (torch's own float32 gelu is off by 1.7e-7 at x = -3).
+      assert.ok(Math.abs(got[i] - want) <= 6e-8 * Math.max(1, Math.abs(x)), `gelu(${x}) = ${got[i]}, math.erf says ${want}`);
+    });
+    // Every 1/256 on [-12, 12]: against 0.5·x·(1 + tf.erf(x/√2)) from the backend's own Erf kernel.
+    const grid = Float32Array.from({ length: 24 * 256 + 1 }, (_, i) => -12 + i / 256);
+    const x = tf.tensor2d(grid, [1, grid.length]);
+    const [fast, composed] = tf.tidy(() => [geluErf(x).dataSync(), tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.mul(x, Math.SQRT1_2)))).dataSync()]);
+    grid.forEach((v, i) => {
+      const tol = 2.4e-7 * Math.max(1, Math.abs(v)); // ~2 float32 ulps at |x| <= 2; erf kernels differ by that much
+      assert.ok(Math.abs(fast[i] - composed[i]) <= tol, `gelu(${v}): ${fast[i]} vs composed ${composed[i]}`);
+    });
+    const special = tf.tidy(() => Array.from(geluErf(tf.tensor2d([NaN, Infinity, -Infinity], [1, 3])).dataSync()));
+    assert.ok(Number.isNaN(special[0]), 'NaN stays NaN');
+    assert.equal(special[1], Infinity);
+    assert.ok(Number.isNaN(special[2]), '-Inf gives NaN (-inf * 0), as torch.nn.functional.gelu does');
+    tf.dispose([ref, x]);
   });
 });
