@@ -98,4 +98,31 @@ describe('backend', () => {
     assert.ok(Number.isNaN(special[2]), '-Inf gives NaN (-inf * 0), as torch.nn.functional.gelu does');
     tf.dispose([ref, x]);
   });
+
+  it('gathers rows (axis 0, every rank, 2-D indices) and other axes exactly; out-of-range indices throw', () => {
+    const jsGather0 = (x: Float32Array, rowSize: number, idx: number[]) => idx.flatMap((r) => Array.from(x.subarray(r * rowSize, (r + 1) * rowSize)));
+    const x = Float32Array.from({ length: 7 * 3 * 4 }, (_, i) => Math.cos(i) * 10);
+    const idx = [6, 0, 3, 3, 1];
+    for (const shape of [[7], [7, 12], [7, 3, 4]]) {
+      const size = shape.reduce((a, b) => a * b, 1);
+      const table = tf.tensor(x.subarray(0, size), shape);
+      const g = tf.gather(table, tf.tensor1d(idx, 'int32'));
+      assert.deepEqual(g.shape, [idx.length, ...shape.slice(1)]);
+      assert.deepEqual(Array.from(g.dataSync()), jsGather0(x, size / 7, idx), `table rank ${shape.length}`);
+      tf.dispose([table, g]);
+    }
+    const t2 = tf.tensor2d(x.subarray(0, 84), [7, 12]);
+    const g2 = tf.gather(t2, tf.tensor2d([[1, 2], [6, 0]], [2, 2], 'int32')); // 2-D indices
+    assert.deepEqual(g2.shape, [2, 2, 12]);
+    assert.deepEqual(Array.from(g2.dataSync()), jsGather0(x, 12, [1, 2, 6, 0]));
+    const g3 = tf.gather(t2, tf.tensor1d([11, 0, 5], 'int32'), 1); // axis 1: the stock kernel
+    const want = Array.from({ length: 7 }, (_, r) => [11, 0, 5].map((c) => x[r * 12 + c])).flat();
+    assert.deepEqual(Array.from(g3.dataSync()), want);
+    const before = tf.memory().numTensors;
+    const bad = tf.tensor1d([0, 7], 'int32');
+    assert.throws(() => tf.gather(t2, bad), /index value 7 is not in \[0, 6\]/);
+    bad.dispose();
+    assert.equal(tf.memory().numTensors, before);
+    tf.dispose([t2, g2, g3]);
+  });
 });
