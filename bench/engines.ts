@@ -112,7 +112,7 @@ export class OursEngine implements Engine {
 
 /** One forward of a fixed batch (every row has the same length: no padding) → row 0's embedding. */
 export async function forwardBatch(m: EmbeddingModel, w: Extract<Workload, { kind: 'batch' }>): Promise<Float32Array> {
-  const out = m.bert.run(packSequences(w.encodings), {}, new HookContext());
+  const out = m.bert.run(packSequences(w.encodings), { poolerOutput: false }, new HookContext());
   try {
     const data = (await out.embedding.data()) as Float32Array;
     return data.slice(0, out.embedding.shape[1]);

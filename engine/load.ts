@@ -123,7 +123,7 @@ export class EmbeddingModel {
     let done = 0;
     for (const batch of batches) {
       const input = packSequences(batch.map((i) => encodings[i]));
-      const out = this.bert.runScoped(input, { pooling: opts.pooling }, new HookContext());
+      const out = this.bert.runScoped(input, { pooling: opts.pooling, poolerOutput: false }, new HookContext()); // e5 never uses BERT's pooler
       try {
         const vectors = (opts.normalize ?? true ? out.embedding : out.pooled);
         const data = await vectors.data() as Float32Array;

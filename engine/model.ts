@@ -22,6 +22,8 @@ export interface ForwardOptions {
   outputHiddenStates?: boolean;
   /** HF `output_attentions`: one [B,H,T,T] post-softmax pattern per layer. */
   outputAttentions?: boolean;
+  /** Compute BERT's pooler output (tanh dense on [CLS]) when the model has one (default true, as HF). */
+  poolerOutput?: boolean;
 }
 
 export interface ForwardOutput {
@@ -126,7 +128,7 @@ export class BertModel {
         // Rows of different lengths (unpadded packing) have no [B,T,D] view: one row of N tokens.
         lastHiddenState: tf.reshape(hidden, uniformLength ? [R, uniformLength, -1] : [1, input.rows.total, -1]) as tf.Tensor3D,
         pooled, embedding,
-        poolerOutput: this.params.pooler ? bertPooler(hidden, input, this.params.pooler) : undefined,
+        poolerOutput: this.params.pooler && opts.poolerOutput !== false ? bertPooler(hidden, input, this.params.pooler) : undefined,
       };
     });
     // The views are cloned out of the cache, so the caller's cache and the output own separate handles.

@@ -56,6 +56,19 @@ describe('engine', function () {
       await model.embed(['query: a', 'passage: b c d', 'e'], { batchSize: 2 });
       assert.equal(tf.memory().numTensors, before);
     });
+
+    it('poolerOutput: false skips BERT\'s pooler (the embedding path) and changes nothing else', () => {
+      const b = batch();
+      const full = bert.forward(b), lean = bert.forward(b, { poolerOutput: false });
+      try {
+        assert.ok(full.poolerOutput, 'the tiny model has a pooler');
+        assert.equal(lean.poolerOutput, undefined);
+        assert.deepEqual(lean.embedding.dataSync(), full.embedding.dataSync());
+      } finally {
+        full.dispose();
+        lean.dispose();
+      }
+    });
   });
 
   describe('hooks', () => {
