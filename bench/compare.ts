@@ -55,6 +55,8 @@ export interface CompareOptions {
   repeats: number;
   /** Untimed runs per engine before the timed ones, for batch workloads (the corpus gets none). */
   warmup: number;
+  /** Idle milliseconds before each timed run, so the previous engine's thread pools go quiet. */
+  settleMs: number;
   log: (line: string) => void;
 }
 
@@ -88,6 +90,7 @@ export async function compare(engines: Engine[], first: Workload, workloads: Wor
       const order = engines.map((_, i) => engines[(i + rep) % engines.length]);
       const line: string[] = [];
       for (const e of order) {
+        await new Promise((resolve) => setTimeout(resolve, o.settleMs));
         const r = await e.run(w.name);
         runs.get(e.info.name)!.push(r);
         line.push(`${e.info.name} ${ms(r.seconds)}`);

@@ -13,6 +13,8 @@ export interface BenchOptions {
   repeats: number;
   /** Untimed runs per engine before each batch workload's timed ones. */
   warmup: number;
+  /** Idle ms before each timed run (spinning thread pools of the engine before go quiet). */
+  settleMs: number;
   workloads: string[];
   peers: PeerName[];
   threads?: number;
@@ -48,6 +50,7 @@ export function addBenchOptions(cmd: Command): Command {
     .requiredOption('-m, --model <dir>', 'model folder (HF layout: config.json, model.safetensors, vocab.txt) or hub id')
     .addOption(new Option('--repeats <n>', 'timed repeats per workload and engine (medians are reported)').argParser(intAtLeast(1)).default(3))
     .addOption(new Option('--warmup <n>', 'untimed runs per engine before each batch workload').argParser(intAtLeast(0)).default(1))
+    .addOption(new Option('--settle <ms>', 'idle milliseconds before each timed run, so the previous engine\'s spinning threads go quiet').argParser(intAtLeast(0)).default(500))
     .addOption(new Option('--workloads <list>', `comma-separated: query (1x16), ROWSxTOKENS, corpus`).default(DEFAULT_WORKLOADS.join(',')))
     .addOption(new Option('--peers <list>', `comma-separated engines to compare with: ${PEER_NAMES.join(', ')}, or none (missing ones are skipped with a note)`).default(PEER_NAMES.join(',')))
     .addOption(new Option('--threads <n>', 'threads for every engine (default: all cores)').argParser(intAtLeast(1)))
@@ -77,7 +80,7 @@ export function benchOptions(raw: Record<string, any>): BenchOptions {
   }
   const anyMode = !!(raw.profile || raw.ceiling || raw.wholeRun);
   return {
-    model: raw.model, repeats: raw.repeats, warmup: raw.warmup, workloads, peers: peers as PeerName[],
+    model: raw.model, repeats: raw.repeats, warmup: raw.warmup, settleMs: raw.settle, workloads, peers: peers as PeerName[],
     threads: raw.threads, backend: raw.backend, corpusSize: raw.corpusSize, batchSize: raw.batchSize, seed: raw.seed,
     json: raw.json, compare: !!raw.compare || !anyMode, profile: !!raw.profile, ceiling: !!raw.ceiling, wholeRun: !!raw.wholeRun,
     python: raw.python, impl: raw.impl, onnxDir: raw.onnxDir,

@@ -75,7 +75,7 @@ export async function runBench(o: BenchOptions, io: BenchIO = STDIO): Promise<Be
       const engines: Engine[] = [new OursEngine(m, backend, loadWall)];
       try {
         engines.push(...(await startPeers(o, dir, backend.threads, skipped, io)));
-        report.compare = await compare(engines, first, workloads, { repeats: o.repeats, warmup: o.warmup, log: io.log });
+        report.compare = await compare(engines, first, workloads, { repeats: o.repeats, warmup: o.warmup, settleMs: o.settleMs, log: io.log });
       } finally {
         for (const e of engines.slice(1)) await e.close();
       }

@@ -32,7 +32,7 @@ after(() => fs.rmSync(onnxDir, { recursive: true, force: true }));
 
 function options(model: string, over: Partial<BenchOptions>): BenchOptions {
   return {
-    model, repeats: 1, warmup: 1, workloads: ['query'], peers: [], corpusSize: 12, batchSize: 5, seed: 7,
+    model, repeats: 1, warmup: 1, settleMs: 0, workloads: ['query'], peers: [], corpusSize: 12, batchSize: 5, seed: 7,
     compare: true, profile: false, ceiling: false, wholeRun: false, python: PYTHON, impl: 'auto',
     onnxDir, ...over,
   };
