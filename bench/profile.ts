@@ -14,7 +14,7 @@
  * with T a row's length is attention (scale + mask).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { GELU_ERF_KERNEL } from '../engine/kernels';
+import { GELU_ERF_KERNEL, LAYER_NORM_KERNEL } from '../engine/kernels';
 import type { EmbeddingModel } from '../engine/load';
 import { corpusBatches } from './ceiling';
 import { forwardBatch } from './engines';
@@ -46,6 +46,7 @@ export function categorize(kernel: string, outShape: readonly number[], c: Shape
   if (kernel === 'BatchMatMul') return 'matmul: attention';
   if (kernel === 'Softmax' || kernel === 'LogSoftmax') return 'attention softmax';
   if (kernel === 'Erf' || kernel === 'Tanh' || kernel === GELU_ERF_KERNEL) return 'gelu';
+  if (kernel === LAYER_NORM_KERNEL) return 'layernorm + residual';
   if (DATA_MOVEMENT.has(kernel)) return 'data movement';
   if (!ELEMENTWISE.has(kernel)) return 'other';
   const r = outShape.length, last = outShape[r - 1];

@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { HiddenAct } from '../weights/config';
 import type { LayerNormParams, Linear } from '../weights/params';
-import { GELU_ERF_KERNEL } from './kernels';
+import { GELU_ERF_KERNEL, LAYER_NORM_KERNEL } from './kernels';
 
 /** nn.Linear with the weight stored [in, out]: x @ W + b as one fused, un-transposed matmul. */
 export function linear(x: tf.Tensor2D, p: Linear): tf.Tensor2D {
@@ -15,6 +15,10 @@ export function linear(x: tf.Tensor2D, p: Linear): tf.Tensor2D {
 
 /** nn.LayerNorm over the last axis: (x - mean) / sqrt(var + eps) * gamma + beta, biased variance. */
 export function layerNorm(x: tf.Tensor2D, p: LayerNormParams, eps: number): tf.Tensor2D {
+  if (x.dtype === 'float32' && tf.getKernel(LAYER_NORM_KERNEL, tf.getBackend())) {
+    // The same formula in one kernel, statistics in float64 (engine/kernels.ts).
+    return tf.engine().runKernel(LAYER_NORM_KERNEL, { x, gamma: p.weight, beta: p.bias }, { eps } as unknown as tf.NamedAttrMap) as tf.Tensor2D;
+  }
   return tf.tidy(() => {
     const { mean, variance } = tf.moments(x, -1, true); // [N,1] each
     const normed = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps)));

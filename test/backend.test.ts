@@ -6,8 +6,9 @@
 import { strict as assert } from 'assert';
 import * as tf from '@tensorflow/tfjs-core';
 import { backendInfo, initBackend } from '../engine/backend';
-import { geluErf } from '../engine/layers';
-import { GELU_ERF_KERNEL } from '../engine/kernels';
+import { geluErf, layerNorm } from '../engine/layers';
+import { GELU_ERF_KERNEL, LAYER_NORM_KERNEL } from '../engine/kernels';
+import { mulberry32 } from './support/rng';
 import { testBackend } from './support/backend';
 
 /** Row-major slice of a flat array, computed without tfjs. */
@@ -124,5 +125,26 @@ describe('backend', () => {
     bad.dispose();
     assert.equal(tf.memory().numTensors, before);
     tf.dispose([t2, g2, g3]);
+  });
+
+  it('LayerNorm: a hand-computed row, and the composed tfjs ops on random rows', () => {
+    if (backendInfo().name === 'wasm') assert.ok(tf.getKernel(LAYER_NORM_KERNEL, 'wasm'), 'the one-kernel LayerNorm is registered on wasm');
+    // [1, 2, 3, 4]: mean 2.5, biased variance 1.25 → (x - 2.5) / √1.25, then · gamma + beta.
+    const p = { weight: tf.tensor1d([1, 2, 1, 0.5]), bias: tf.tensor1d([0, 0, 1, -1]) };
+    const got = tf.tidy(() => Array.from(layerNorm(tf.tensor2d([[1, 2, 3, 4]]), p, 0).dataSync()));
+    const z = [-1.5, -0.5, 0.5, 1.5].map((d) => d / Math.sqrt(1.25));
+    const want = [z[0] * 1 + 0, z[1] * 2 + 0, z[2] * 1 + 1, z[3] * 0.5 - 1];
+    got.forEach((v, i) => assert.ok(Math.abs(v - want[i]) <= 1e-6, `element ${i}: ${v} vs ${want[i]}`));
+    const rand = mulberry32(11);
+    const D = 96, N = 37;
+    const x = tf.tensor2d(Float32Array.from({ length: N * D }, () => 0.5 + 4 * (rand() - 0.5)), [N, D]);
+    const q = { weight: tf.tensor1d(Float32Array.from({ length: D }, () => 1 + rand() - 0.5)), bias: tf.tensor1d(Float32Array.from({ length: D }, () => rand() - 0.5)) };
+    const [fast, composed] = tf.tidy(() => {
+      const { mean, variance } = tf.moments(x, -1, true);
+      const ref = tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, 1e-12))), q.weight), q.bias);
+      return [layerNorm(x, q, 1e-12).dataSync(), ref.dataSync()];
+    });
+    fast.forEach((v, i) => assert.ok(Math.abs(v - composed[i]) <= 2e-6, `element ${i}: ${v} vs composed ${composed[i]}`));
+    tf.dispose([p.weight, p.bias, x, q.weight, q.bias]);
   });
 });
