@@ -54,7 +54,7 @@ const TRANSPOSE_BLOCK = 32;
 /**
  * Row-major [rows, cols] → a new row-major [cols, rows]. Blocked so both sides stay in cache:
  * with power-of-two widths (1024, 4096) a naive column walk hits one cache set over and over.
- * bench on this machine: ~0.4 G elements/s for the e5-large shapes (naive loop: 0.13).
+ * Measured here: ~0.4 G elements/s on the e5-large shapes (a 64-wide block: 0.13).
  */
 export function transposeF32(src: Float32Array, rows: number, cols: number, dst: Float32Array = new Float32Array(src.length)): Float32Array {
   if (src.length !== rows * cols) throw new RangeError(`transposeF32: ${src.length} elements is not ${rows} x ${cols}`);
