@@ -6,7 +6,7 @@
  *   <cacheDir>/<...>/shard-00000.safetensors                       embeddings F32 [count, dim]
  *
  * The key is everything the vectors depend on: embedder id (model + revision + weights fingerprint),
- * pooling, prefix, maxLength, shard size, and the sha256 of the ordered (doc id, embedded text) pairs
+ * the engine that computes them (numerics revision + backend), pooling, prefix, maxLength, shard size, and the sha256 of the ordered (doc id, embedded text) pairs
  * — so editing one document, reordering the corpus or changing how title and text are joined lands
  * in a new directory.
  *
@@ -25,6 +25,8 @@ export const CACHE_FORMAT = 'e5-eval-corpus-embeddings/1';
 export interface CorpusCacheKey {
   format: typeof CACHE_FORMAT;
   embedder: string;
+  /** Embedder.engine: the engine's numerics revision and backend (null for embedders without one). */
+  engine: string | null;
   pooling: string | null;
   prefix: 'query' | 'passage';
   maxLength: number | null;

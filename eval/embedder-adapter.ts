@@ -17,7 +17,9 @@
 import { createHash, Hash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { backendInfo } from '../engine/backend';
 import type { EmbeddingModel } from '../engine/load';
+import { NUMERICS_REVISION } from '../engine/numerics';
 import type { EmbedCallOptions, EmbedCallResult, Embedder } from './embedder';
 
 /** Files besides the weights that decide the vectors (read by the tokenizer, config and pooling loaders). */
@@ -158,12 +160,15 @@ export interface EngineEmbedderOptions {
 export class EngineEmbedder implements Embedder {
   readonly id: string;
   readonly pooling: string;
+  readonly engine: string;
   readonly fingerprint: WeightsFingerprint;
 
   constructor(readonly model: EmbeddingModel, private readonly opts: EngineEmbedderOptions = {}) {
     this.fingerprint = opts.fingerprint ?? modelFingerprint(model.info.dir);
     this.id = embedderId(model.info, this.fingerprint.sha256);
     this.pooling = model.bert.defaultPooling;
+    // Backends differ in the last bits (~1e-7); thread counts do not change a result.
+    this.engine = `e5-tfjs numerics ${NUMERICS_REVISION} on ${backendInfo().name}`;
   }
 
   async embed(texts: string[], o: EmbedCallOptions): Promise<EmbedCallResult> {

@@ -28,5 +28,7 @@ export interface Embedder {
   readonly id: string;
   /** Pooling mode, when the embedder has one; part of the cache key. */
   readonly pooling?: string;
+  /** What computes the vectors (engine numerics revision, backend), when that can change them; part of the cache key. */
+  readonly engine?: string;
   embed(texts: string[], opts: EmbedCallOptions): Promise<EmbedCallResult>;
 }

@@ -144,7 +144,7 @@ export async function evaluate(model: Embedder, dataset: string | BeirDataset, o
   const search = new ExactTopK(qOut.data, queryIds.length, dim, idRanks(corpus.ids), { k: ks[ks.length - 1], excludeDoc });
 
   const key: CorpusCacheKey = {
-    format: CACHE_FORMAT, embedder: model.id, pooling: model.pooling ?? null, prefix: inputs.prefix,
+    format: CACHE_FORMAT, embedder: model.id, engine: model.engine ?? null, pooling: model.pooling ?? null, prefix: inputs.prefix,
     maxLength: opts.maxLength ?? null, shardSize, nDocs: corpus.ids.length, corpusSha256: hashTexts(corpus.ids, inputs.texts),
   };
   const cache = opts.cacheDir === undefined ? undefined : CorpusEmbeddingCache.open(opts.cacheDir, key);

@@ -11,7 +11,9 @@ import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { backendInfo } from '../engine/backend';
 import { EmbeddingModel, loadModel } from '../engine/load';
+import { NUMERICS_REVISION } from '../engine/numerics';
 import { EngineEmbedder, embedderId, modelFingerprint, SAMPLE_BYTES, sampleOffsets } from '../eval/embedder-adapter';
 import type { EmbedCallOptions, EmbedCallResult, Embedder } from '../eval/embedder';
 import { evaluate, EvalResult } from '../eval/evaluate';
@@ -172,6 +174,10 @@ describe('eval × engine: evaluate() with the tiny model', () => {
   let base: EvalResult;
   before(async () => {
     base = await evaluate(new EngineEmbedder(model), data, { k: KS, keepHits: true, progress: false });
+  });
+
+  it('names the engine numerics revision and backend for the cache key', () => {
+    assert.equal(new EngineEmbedder(model).engine, `e5-tfjs numerics ${NUMERICS_REVISION} on ${backendInfo().name}`);
   });
 
   it('equals a brute-force pipeline on EmbeddingModel.embed, ranking by ranking', async () => {

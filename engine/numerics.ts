@@ -1,0 +1,8 @@
+/**
+ * The engine's numerics revision: bumped by any change that moves outputs (a kernel, an order of
+ * operations), so stores of computed outputs — the eval corpus cache — can tell them apart.
+ *   1: composed tfjs ops throughout (to the commit "Review mends: one CLI test environment ...").
+ *   2: one-kernel GELU (rational erf) and LayerNorm (float64 statistics), batched attention under
+ *      32 tokens on wasm.
+ */
+export const NUMERICS_REVISION = 2;
