@@ -1,6 +1,6 @@
 // evaluate() end to end with a deterministic fake embedder (hashed bag of words):
 // - the tiny fixture, every number derived by hand;
-// - a generated 60-document BEIR set against an independent brute-force pipeline written here;
+// - a generated 60-document BEIR set against an independent brute-force pipeline (test/support/eval-child.ts);
 // - determinism across shard sizes, batch sizes and cache use;
 // - the corpus cache: reuse, rejection of corrupt or foreign shards;
 // - a run killed with SIGKILL after its first shard, then resumed: same numbers as an uninterrupted
@@ -16,9 +16,8 @@ import { PassThrough } from 'node:stream';
 import { loadBeir } from '../eval/beir';
 import { EvalError } from '../eval/errors';
 import { evaluate, EvalResult, parseKList } from '../eval/evaluate';
-import { compareRanked, Hit, meanMetrics, queryMetrics } from '../eval/metrics';
 import { formatEvalJson, formatEvalTable, formatTrecRun } from '../eval/report';
-import { HashingEmbedder, tokens, writeTinyBeir } from './support/eval-child';
+import { bruteForceReference, HashingEmbedder, tokens, writeTinyBeir } from './support/eval-child';
 
 const TINY = path.join(__dirname, 'fixtures', 'eval', 'tiny');
 
@@ -145,37 +144,6 @@ describe('eval: evaluate() on the tiny fixture, by hand', () => {
 
 // ------------------------------------------------------------------------------ generated data set
 
-/** An independent pipeline: read the files directly, embed everything, score every pair, sort all. */
-function referenceRun(dir: string, ks: number[]): { queryIds: string[]; rankings: Hit[][]; means: ReturnType<typeof meanMetrics> } {
-  const lines = (f: string) => fs.readFileSync(path.join(dir, f), 'utf8').split('\n').filter(Boolean);
-  const docs = lines('corpus.jsonl').map((l) => JSON.parse(l) as { _id: string; title?: string; text: string });
-  const queries = lines('queries.jsonl').map((l) => JSON.parse(l) as { _id: string; text: string });
-  const qrels = new Map<string, Map<string, number>>();
-  for (const l of lines('qrels/test.tsv').slice(1)) {
-    const [q, d, s] = l.split('\t');
-    if (!qrels.has(q)) qrels.set(q, new Map());
-    qrels.get(q)!.set(d, Number(s));
-  }
-  const model = new HashingEmbedder(100);
-  const vec = (t: string) => model.vector(tokens(t));
-  const pvecs = docs.map((d) => vec(`passage: ${`${d.title ?? ''} ${d.text}`.trim()}`)); // generated text has plain spaces only
-  const norm = (v: Float32Array) => Math.sqrt(v.reduce((s, x) => s + x * x, 0));
-  const judged = queries.filter((q) => qrels.has(q._id));
-  const rankings = judged.map((q) => {
-    const qv = vec(`query: ${q.text}`);
-    const hits: Hit[] = [];
-    docs.forEach((d, j) => {
-      if (d._id === q._id) return; // ignore_identical_ids
-      let dot = 0;
-      for (let i = 0; i < qv.length; i++) dot += qv[i] * pvecs[j][i];
-      hits.push({ id: d._id, score: Math.fround(dot / (norm(qv) * norm(pvecs[j]))) });
-    });
-    return hits.sort(compareRanked).slice(0, Math.max(...ks));
-  });
-  const per = judged.map((q, i) => queryMetrics(rankings[i].map((h) => h.id), qrels.get(q._id)!, ks));
-  return { queryIds: judged.map((q) => q._id), rankings, means: meanMetrics(per, ks.length) };
-}
-
 describe('eval: evaluate() on a generated BEIR set', () => {
   const ks = [1, 5, 10, 100];
   let data: string;
@@ -186,8 +154,9 @@ describe('eval: evaluate() on a generated BEIR set', () => {
     base = await evaluate(new HashingEmbedder(100), data, { k: ks, keepHits: true, progress: false });
   });
 
-  it('equals the brute-force reference pipeline, ranking by ranking', () => {
-    const ref = referenceRun(data, ks);
+  it('equals the brute-force reference pipeline, ranking by ranking', async () => {
+    const hashing = new HashingEmbedder(100);
+    const ref = await bruteForceReference(data, ks, (texts) => texts.map((t) => hashing.vector(tokens(t))));
     assert.deepEqual(base.perQuery.map((q) => q.queryId), ref.queryIds);
     base.perQuery.forEach((q, i) => assert.deepEqual(q.hits, ref.rankings[i], `ranking of ${q.queryId}`));
     for (const m of ['ndcg', 'map', 'recall', 'precision', 'mrr'] as const) {

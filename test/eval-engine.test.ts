@@ -2,7 +2,7 @@
 // BEIR set:
 // - the model fingerprint: equal for a byte-identical copy, changed by an edit to any tensor's samples,
 //   the config or the vocabulary, and cheap (a small part of the weights is read);
-// - evaluate() equals a brute-force pipeline written here on EmbeddingModel.embed (prefixes and
+// - evaluate() equals a brute-force pipeline (test/support/eval-child.ts) on EmbeddingModel.embed (prefixes and
 //   title joining done by hand, every pair scored, everything sorted);
 // - deterministic across two runs and across batch sizes;
 // - the corpus cache: a second run embeds no passage; a model with other weights gets its own cache.
@@ -17,9 +17,8 @@ import { NUMERICS_REVISION } from '../engine/numerics';
 import { EngineEmbedder, embedderId, modelFingerprint, SAMPLE_BYTES, sampleOffsets } from '../eval/embedder-adapter';
 import type { EmbedCallOptions, EmbedCallResult, Embedder } from '../eval/embedder';
 import { evaluate, EvalResult } from '../eval/evaluate';
-import { compareRanked, Hit, meanMetrics, queryMetrics } from '../eval/metrics';
 import { testBackend } from './support/backend';
-import { writeTinyBeir } from './support/eval-child';
+import { bruteForceReference, readBeirFiles, writeTinyBeir } from './support/eval-child';
 import { cachedModel } from './support/generate-model';
 
 const KS = [1, 5, 10, 100];
@@ -135,41 +134,6 @@ describe('eval × engine: the model fingerprint in the cache key', () => {
   });
 });
 
-function readCorpusFile(dir: string): Array<{ _id: string; title?: string; text: string }> {
-  return fs.readFileSync(path.join(dir, 'corpus.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
-}
-
-/** An independent pipeline on EmbeddingModel.embed: e5's texts built by hand, every pair scored, all sorted. */
-async function referenceRun(m: EmbeddingModel, dir: string, ks: number[]) {
-  const lines = (f: string) => fs.readFileSync(path.join(dir, f), 'utf8').split('\n').filter(Boolean);
-  const docs = readCorpusFile(dir);
-  const queries = lines('queries.jsonl').map((l) => JSON.parse(l) as { _id: string; text: string });
-  const qrels = new Map<string, Map<string, number>>();
-  for (const l of lines('qrels/test.tsv').slice(1)) {
-    const [q, d, s] = l.split('\t');
-    if (!qrels.has(q)) qrels.set(q, new Map());
-    qrels.get(q)!.set(d, Number(s));
-  }
-  const judged = queries.filter((q) => qrels.has(q._id));
-  // unilm/e5 mteb_beir_eval.py: 'passage: ' + '{} {}'.format(title, text).strip(); 'query: ' + text.
-  // The generated texts hold plain spaces only, so String.trim() is Python's strip() here.
-  const pvecs = (await m.embed(docs.map((d) => `passage: ${`${d.title ?? ''} ${d.text}`.trim()}`), { batchSize: 1 })).embeddings;
-  const qvecs = (await m.embed(judged.map((q) => `query: ${q.text}`), { batchSize: 1 })).embeddings;
-  const norm = (v: Float32Array) => Math.sqrt(v.reduce((s, x) => s + x * x, 0));
-  const rankings = judged.map((q, qi) => {
-    const hits: Hit[] = [];
-    docs.forEach((d, j) => {
-      if (d._id === q._id) return; // BEIR ignore_identical_ids
-      let dot = 0;
-      for (let i = 0; i < qvecs[qi].length; i++) dot += qvecs[qi][i] * pvecs[j][i];
-      hits.push({ id: d._id, score: Math.fround(dot / (norm(qvecs[qi]) * norm(pvecs[j]))) });
-    });
-    return hits.sort(compareRanked).slice(0, Math.max(...ks));
-  });
-  const per = judged.map((q, i) => queryMetrics(rankings[i].map((h) => h.id), qrels.get(q._id)!, ks));
-  return { queryIds: judged.map((q) => q._id), rankings, means: meanMetrics(per, ks.length) };
-}
-
 describe('eval × engine: evaluate() with the tiny model', () => {
   let base: EvalResult;
   before(async () => {
@@ -181,7 +145,7 @@ describe('eval × engine: evaluate() with the tiny model', () => {
   });
 
   it('equals a brute-force pipeline on EmbeddingModel.embed, ranking by ranking', async () => {
-    const ref = await referenceRun(model, data, KS);
+    const ref = await bruteForceReference(data, KS, async (texts) => (await model.embed(texts, { batchSize: 1 })).embeddings);
     assert.deepEqual(base.perQuery.map((q) => q.queryId), ref.queryIds);
     base.perQuery.forEach((q, i) => assert.deepEqual(q.hits, ref.rankings[i], `ranking of ${q.queryId}`));
     assert.deepEqual(base.means, ref.means);
@@ -191,7 +155,7 @@ describe('eval × engine: evaluate() with the tiny model', () => {
   });
 
   it('counts truncation as the tokenizer does (--max-length)', async () => {
-    const docs = readCorpusFile(data);
+    const { docs } = readBeirFiles(data);
     const lengths = docs.map((d) => model.tokenizer.encode(`passage: ${`${d.title ?? ''} ${d.text}`.trim()}`).nTokens);
     const L = Math.min(...lengths); // the shortest passages fit, the others are cut
     const long = lengths.filter((n) => n > L).length;

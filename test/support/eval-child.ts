@@ -3,6 +3,9 @@
  * - HashingEmbedder: a deterministic fake Embedder (hashed bag of words, L2-normalised), counting
  *   what it embeds, optionally slow (so a run can be killed half-way);
  * - writeTinyBeir: a small BEIR-format data set generated from a seed;
+ * - readBeirFiles / bruteForceReference: the files read directly and every pair scored — the
+ *   independent pipeline evaluate() is checked against (by eval-e2e with HashingEmbedder's vectors,
+ *   by eval-engine with the engine's);
  * - run as a script, one evaluate() over a data set with a cache directory, printing the result as
  *   JSON — the process the interruption test kills with SIGKILL:
  *
@@ -11,6 +14,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Embedder, EmbedCallOptions, EmbedCallResult } from '../../eval/embedder';
+import { compareRanked, Hit, meanMetrics, queryMetrics } from '../../eval/metrics';
 
 // ------------------------------------------------------------------------------------ fake embedder
 
@@ -84,6 +88,53 @@ const WORDS = (
   'protein cell gene virus vaccine tumor diet sleep heart brain lung liver insulin bacteria enzyme ' +
   'membrane receptor signal dose trial mouse human blood immune therapy drug risk cancer muscle bone'
 ).split(' ');
+
+export interface BeirFiles {
+  docs: Array<{ _id: string; title?: string; text: string }>;
+  queries: Array<{ _id: string; text: string }>;
+  /** query id → doc id → grade, from qrels/test.tsv. */
+  qrels: Map<string, Map<string, number>>;
+}
+
+/** corpus.jsonl, queries.jsonl and qrels/test.tsv read with nothing from eval/. */
+export function readBeirFiles(dir: string): BeirFiles {
+  const lines = (f: string) => fs.readFileSync(path.join(dir, f), 'utf8').split('\n').filter(Boolean);
+  const qrels = new Map<string, Map<string, number>>();
+  for (const l of lines('qrels/test.tsv').slice(1)) {
+    const [q, d, s] = l.split('\t');
+    if (!qrels.has(q)) qrels.set(q, new Map());
+    qrels.get(q)!.set(d, Number(s));
+  }
+  return { docs: lines('corpus.jsonl').map((l) => JSON.parse(l)), queries: lines('queries.jsonl').map((l) => JSON.parse(l)), qrels };
+}
+
+/**
+ * An independent retrieval run: e5's texts built by hand (unilm/e5 mteb_beir_eval.py: 'passage: ' +
+ * '{} {}'.format(title, text).strip(), 'query: ' + text; the generated texts hold plain spaces only,
+ * so String.trim() is Python's strip() here), `vectors` of them, every judged query scored against
+ * every document (BEIR's ignore_identical_ids), all sorted, metrics per query and averaged.
+ */
+export async function bruteForceReference(
+  dir: string, ks: number[], vectors: (texts: string[]) => Float32Array[] | Promise<Float32Array[]>,
+): Promise<{ queryIds: string[]; rankings: Hit[][]; means: ReturnType<typeof meanMetrics> }> {
+  const { docs, queries, qrels } = readBeirFiles(dir);
+  const judged = queries.filter((q) => qrels.has(q._id));
+  const pvecs = await vectors(docs.map((d) => `passage: ${`${d.title ?? ''} ${d.text}`.trim()}`));
+  const qvecs = await vectors(judged.map((q) => `query: ${q.text}`));
+  const norm = (v: Float32Array) => Math.sqrt(v.reduce((s, x) => s + x * x, 0));
+  const rankings = judged.map((q, qi) => {
+    const hits: Hit[] = [];
+    docs.forEach((d, j) => {
+      if (d._id === q._id) return;
+      let dot = 0;
+      for (let i = 0; i < qvecs[qi].length; i++) dot += qvecs[qi][i] * pvecs[j][i];
+      hits.push({ id: d._id, score: Math.fround(dot / (norm(qvecs[qi]) * norm(pvecs[j]))) });
+    });
+    return hits.sort(compareRanked).slice(0, Math.max(...ks));
+  });
+  const per = judged.map((q, i) => queryMetrics(rankings[i].map((h) => h.id), qrels.get(q._id)!, ks));
+  return { queryIds: judged.map((q) => q._id), rankings, means: meanMetrics(per, ks.length) };
+}
 
 export interface TinyBeir {
   docIds: string[];
