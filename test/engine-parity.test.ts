@@ -9,7 +9,7 @@ import { compareArrays, describeMismatch } from '../engine/compare';
 import { HookName, parseHookName } from '../engine/hooks';
 import { BertModel } from '../engine/model';
 import { testBackend } from './support/backend';
-import { GOLDEN_CASES, loadBert, loadGolden } from './support/golden';
+import { GOLDEN_CASES, goldenBatch, loadBert, loadGolden } from './support/golden';
 
 const ATOL = 1e-5;
 
@@ -35,7 +35,7 @@ describe('parity with PyTorch (golden files)', function () {
       const g = loadGolden(c.name);
       const model: BertModel = loadBert(g.modelDir);
       const hookNames = [...g.tensors.keys()].filter((n) => parseHookName(n)) as HookName[];
-      const batch = { inputIds: g.ids.input_ids, attentionMask: g.ids.attention_mask, tokenTypeIds: g.ids.token_type_ids };
+      const batch = goldenBatch(g);
       const ctxHooks = c.ablate ? zeroHeads(c.ablate) : [];
       try {
         const { output, cache } = c.ablate

@@ -13,7 +13,7 @@ import { InputError, packPadded, packSequences } from '../engine/rows';
 import { compareArrays } from '../engine/compare';
 import { testBackend } from './support/backend';
 import { cachedModel } from './support/generate-model';
-import { loadBert, loadGolden } from './support/golden';
+import { goldenBatch, loadBert, loadGolden } from './support/golden';
 
 const close = (a: ArrayLike<number>, b: ArrayLike<number>, atol: number, what: string) => {
   const r = compareArrays(a, b, [a.length], { atol });
@@ -23,10 +23,7 @@ const close = (a: ArrayLike<number>, b: ArrayLike<number>, atol: number, what: s
 describe('engine', function () {
   let bert: BertModel;
   let model: EmbeddingModel;
-  const batch = () => {
-    const g = loadGolden('tiny-F32-all');
-    return { inputIds: g.ids.input_ids, attentionMask: g.ids.attention_mask, tokenTypeIds: g.ids.token_type_ids };
-  };
+  const batch = () => goldenBatch(loadGolden('tiny-F32-all'));
 
   before(async () => {
     await testBackend();

@@ -17,7 +17,7 @@ import {
 } from '../inspect';
 import { testBackend } from './support/backend';
 import { cachedModel } from './support/generate-model';
-import { loadBert, loadGolden } from './support/golden';
+import { goldenBatch, loadBert, loadGolden } from './support/golden';
 
 const data = (t: tf.Tensor) => Array.from(t.dataSync());
 const cosine = (a: ArrayLike<number>, b: ArrayLike<number>) => {
@@ -31,10 +31,7 @@ const maskedMean = (h: number[][], mask: number[]) => h[0].map((_, d) => h.reduc
 describe('inspect/analysis', function () {
   let bert: BertModel; // the golden's model, no tokenizer needed
   let m: EmbeddingModel;
-  const goldenBatch = () => {
-    const g = loadGolden('tiny-F32-all');
-    return { inputIds: g.ids.input_ids, attentionMask: g.ids.attention_mask, tokenTypeIds: g.ids.token_type_ids };
-  };
+  const tinyBatch = () => goldenBatch(loadGolden('tiny-F32-all'));
 
   before(async () => {
     await testBackend();
@@ -61,7 +58,7 @@ describe('inspect/analysis', function () {
     it("zero mode equals PyTorch's forward hook (reference.py --ablate 0.1,1.3,1.0) within 1e-5", () => {
       const g = loadGolden('tiny-F32-ablate');
       assert.equal(JSON.parse(g.metadata.ablate).join(','), '0.1,1.3,1.0', 'the golden was made with these heads');
-      const batch = { inputIds: g.ids.input_ids, attentionMask: g.ids.attention_mask, tokenTypeIds: g.ids.token_type_ids };
+      const batch = goldenBatch(g);
       const out = ablateHeads(bert, batch, parseHeadList('0.1,1.3,1.0', bert.config), 'zero');
       try {
         const ours: Record<string, tf.Tensor> = { hook_embedding: out.embedding, hook_pooled: out.pooled, pooler_output: out.poolerOutput! };
@@ -80,7 +77,7 @@ describe('inspect/analysis', function () {
     });
 
     it("mean mode: the ablated heads' z is their mean over real tokens at every position; other heads and layer 0 untouched", () => {
-      const batch = goldenBatch();
+      const batch = tinyBatch();
       const heads = parseHeadList('1.0,1.3', bert.config);
       const names: HookName[] = ['blocks.0.hook_normalized_resid_post', 'blocks.1.attn.hook_z'];
       const clean = bert.runWithCache(batch, { names });
@@ -128,10 +125,10 @@ describe('inspect/analysis', function () {
   });
 
   describe('patching', () => {
-    const clean = () => goldenBatch();
+    const clean = () => tinyBatch();
     // Same shape, different tokens (not padding, [CLS] or [SEP]) from position 2 on.
     const corrupted = () => {
-      const c = goldenBatch();
+      const c = tinyBatch();
       return { ...c, inputIds: c.inputIds.map((row) => row.map((id, t) => (t > 1 && id !== 0 && id !== 101 && id !== 102 ? 1996 : id))) };
     };
 
@@ -279,7 +276,7 @@ describe('inspect/analysis', function () {
   });
 
   it('leaks no tensor (ablation both modes, patching, patchingEffect, layer-wise, attention view)', () => {
-    const b = goldenBatch();
+    const b = tinyBatch();
     const once = () => {
       ablateHeads(bert, b, [{ layer: 0, head: 1 }], 'zero').dispose();
       ablateHeads(bert, b, [{ layer: 1, head: 1 }], 'mean').dispose();

@@ -19,6 +19,11 @@ export interface Golden {
   modelDir: string;
 }
 
+/** The golden's inputs as the padded batch BertModel takes. */
+export function goldenBatch(g: Golden): { inputIds: number[][]; attentionMask: number[][]; tokenTypeIds: number[][] } {
+  return { inputIds: g.ids.input_ids, attentionMask: g.ids.attention_mask, tokenTypeIds: g.ids.token_type_ids };
+}
+
 /** Read a golden file, checking its format version and that the generated model is the one it was made from. */
 export function loadGolden(name: string): Golden {
   const manifest = JSON.parse(fs.readFileSync(path.join(GOLDEN_DIR, 'manifest.json'), 'utf8'));
