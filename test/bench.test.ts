@@ -7,7 +7,6 @@
  * tf.profile() does and leaves the kernel registry as it found it.
  */
 import { strict as assert } from 'assert';
-import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -23,9 +22,8 @@ import { BenchReport, runBench } from '../bench/run';
 import { makeWorkload, parseWorkload, WorkloadError } from '../bench/workloads';
 import { testBackend } from './support/backend';
 import { cachedModel, PRESETS } from './support/generate-model';
+import { PYTHON, pythonCanImport, skipUnlessPython } from './support/python';
 
-const PYTHON = '/usr/bin/python3';
-const hasTorch = () => spawnSync(PYTHON, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
 // ONNX exports (only made when an onnxruntime peer is installed) go here, not into .cache/.
 const onnxDir = path.join(os.tmpdir(), `e5-bench-test-onnx-${process.pid}`);
 after(() => fs.rmSync(onnxDir, { recursive: true, force: true }));
@@ -49,7 +47,7 @@ describe('bench harness (tiny model, 1 repeat)', function () {
 
   before(async function () {
     await testBackend();
-    if (hasTorch()) peers.push('torch');
+    if (pythonCanImport('torch')) peers.push('torch');
     else console.log(`      (${PYTHON} cannot import torch: the torch peer is not exercised)`);
     const ort = (['web', 'node'] as const).filter(ortInstalled).map((k) => `ort-${k}` as PeerName);
     peers = [...peers, ...(peers.includes('torch') ? ort : [])];
@@ -228,10 +226,7 @@ describe('bench workloads', () => {
 describe('bench whole runs', function () {
   this.timeout(300_000);
   it('runs bin/e5 embed and python3 + torch as whole processes, and both print the same embedding', async function () {
-    if (!hasTorch()) {
-      console.log(`      (${PYTHON} cannot import torch: skipped)`);
-      this.skip();
-    }
+    skipUnlessPython(this, 'torch', 'python3-torch');
     const r = await runBench(options(cachedModel({ preset: 'tiny' }), { compare: false, wholeRun: true, threads: 1 }), { out: () => {}, log: () => {} });
     const w = r.wholeRun!;
     assert.equal(w.ours.length, 1);

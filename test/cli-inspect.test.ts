@@ -14,6 +14,7 @@ import type { TensorToWrite } from '../weights/safetensors';
 import { e5, tempDir } from './support/cli';
 import { cachedModel } from './support/generate-model';
 import { readAll } from './support/golden';
+import { PYTHON, skipUnlessPython } from './support/python';
 
 const IDS = {
   // Row 0 is right-padded, row 1 left-padded: HF semantics (positions 0..T-1) in both.
@@ -202,14 +203,9 @@ describe('e5 parity', () => {
   });
 
   it('matches the PyTorch reference (test/parity/reference.py)', async function () {
-    try {
-      execFileSync('/usr/bin/python3', ['-c', 'import torch'], { stdio: 'ignore' });
-    } catch {
-      console.log('      (skipped: /usr/bin/python3 cannot import torch; apt-get install python3-torch)');
-      this.skip();
-    }
+    skipUnlessPython(this, 'torch', 'python3-torch');
     const ref = path.join(dir, 'torch.safetensors');
-    execFileSync('/usr/bin/python3', [path.join(__dirname, 'parity', 'reference.py'), '--model', model, '--ids', idsFile, '--output', ref], { stdio: 'pipe' });
+    execFileSync(PYTHON, [path.join(__dirname, 'parity', 'reference.py'), '--model', model, '--ids', idsFile, '--output', ref], { stdio: 'pipe' });
     const r = await e5(['parity', '--backend', 'cpu', '--ref', ref, '--atol', '1e-5']);
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.match(r.stderr, /model: .* \(from .*torch\.safetensors's metadata\)/);

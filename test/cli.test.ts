@@ -13,6 +13,7 @@ import { BertTokenizer, SafetensorsFile } from '../index';
 import { buildProgram } from '../cli/main';
 import { e5, jsonLines, tempDir } from './support/cli';
 import { cachedModel } from './support/generate-model';
+import { PYTHON, pythonCanImport } from './support/python';
 
 interface EmbedLine {
   index: number;
@@ -50,14 +51,6 @@ function readNpy(file: string): { descr: string; fortran: boolean; shape: number
   return { descr, fortran, shape, data: new Float32Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength)) };
 }
 
-function hasNumpy(): boolean {
-  try {
-    execFileSync('/usr/bin/python3', ['-c', 'import numpy'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let d = 0, na = 0, nb = 0;
@@ -193,8 +186,8 @@ describe('e5 embed', () => {
     assert.equal(npy.fortran, false);
     assert.deepEqual(npy.shape, [RECORDS.length, 32]);
     jsonl.forEach((line, i) => assert.deepEqual(Array.from(npy.data.subarray(i * 32, (i + 1) * 32)), line.embedding.map(Math.fround), `row ${i}`));
-    if (hasNumpy()) {
-      const py = execFileSync('/usr/bin/python3', ['-c', 'import sys, json, numpy as np; a = np.load(sys.argv[1]); print(json.dumps([list(a.shape), str(a.dtype), a.astype(float).tolist()]))', out]).toString();
+    if (pythonCanImport('numpy')) {
+      const py = execFileSync(PYTHON, ['-c', 'import sys, json, numpy as np; a = np.load(sys.argv[1]); print(json.dumps([list(a.shape), str(a.dtype), a.astype(float).tolist()]))', out]).toString();
       const [shape, dtype, rows] = JSON.parse(py) as [number[], string, number[][]];
       assert.deepEqual(shape, [RECORDS.length, 32]);
       assert.equal(dtype, 'float32');

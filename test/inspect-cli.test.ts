@@ -19,6 +19,7 @@ import { dumpDom, findChromium } from './support/chromium';
 import { e5, tempDir } from './support/cli';
 import { cachedModel } from './support/generate-model';
 import { readAll } from './support/golden';
+import { PYTHON, skipUnlessPython } from './support/python';
 
 const IDS = {
   // Row 0 right-padded, row 1 left-padded, row 2 full.
@@ -276,19 +277,14 @@ print(json.dumps({'safetensors': {k: digest(a) for k, a in tensors.items()}, 'np
                   'tokens': json.loads(meta['tokens']), 'rowsums': rowsums}))
 `;
   it('safetensors (own parser) and .npy (numpy.load) hold the bytes our reader reads; patterns are distributions over real tokens', async function () {
-    try {
-      execFileSync('/usr/bin/python3', ['-c', 'import numpy'], { stdio: 'ignore' });
-    } catch {
-      console.log('      (skipped: /usr/bin/python3 cannot import numpy; apt-get install python3-numpy)');
-      this.skip();
-    }
+    skipUnlessPython(this, 'numpy', 'python3-numpy');
     const st = path.join(dir, 'np.safetensors'), npyDir = path.join(dir, 'npy') + '/';
     const args = ['inspect', ...M, '--ids', idsFile, '--hooks', '*', '--ablate', '0.0', '--ablate-mode', 'mean'];
     const a = await e5([...args, '--output', st]);
     const b = await e5([...args, '--output', npyDir]);
     assert.equal(a.code, 0, a.stderr);
     assert.equal(b.code, 0, b.stderr);
-    const py = JSON.parse(execFileSync('/usr/bin/python3', ['-c', PY, st, npyDir], { encoding: 'utf8', maxBuffer: 64 << 20 }));
+    const py = JSON.parse(execFileSync(PYTHON, ['-c', PY, st, npyDir], { encoding: 'utf8', maxBuffer: 64 << 20 }));
     const ours = readAll(st);
     const sha = (x: Float32Array) => createHash('sha256').update(Buffer.from(x.buffer, x.byteOffset, x.byteLength)).digest('hex');
     assert.equal(ours.tensors.size, 4 + 15 * L + 2);

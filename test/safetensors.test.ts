@@ -79,6 +79,7 @@ function u16(...xs: number[]): Uint8Array {
 
 /** Deterministic PRNG (mulberry32) so every failure reproduces. */
 import { mulberry32 } from './support/rng';
+import { PYTHON } from './support/python';
 
 const hex = (xs: ArrayLike<number>) => Array.from(xs, (x) => '0x' + x.toString(16).padStart(4, '0'));
 
@@ -873,7 +874,6 @@ describe('Checkpoint: model folders and sharded checkpoints', () => {
 
 // ------------------------------------------------------------------------------------ PyTorch check
 
-const PYTHON = '/usr/bin/python3';
 
 // A dependency-free safetensors reader/writer in Python (struct + json) and torch's own dtype casts.
 // It re-writes every tensor it read (raw bytes) plus torch's up-casts of the F16/BF16 tensors and
