@@ -9,7 +9,7 @@ import { BertTokenizer, Encoding } from '../tokenizer';
 import { Checkpoint } from '../weights/checkpoint';
 import { BertConfig, readBertConfig } from '../weights/config';
 import { resolveModel, ResolvedModel, ResolveOptions } from '../weights/folder';
-import { loadBertParams, ParamsPlan, planParams } from '../weights/params';
+import { linearParameterCount, loadBertParams, ParamsPlan, planParams } from '../weights/params';
 import { PoolingMode, readSentenceTransformersConfig, SentenceTransformersConfig } from '../weights/sentence_transformers';
 import { backendInfo, BackendInfo } from './backend';
 import { filledTensor, prefaultWasmHeap } from './heap';
@@ -183,10 +183,7 @@ export function looksLikeE5(name: string): boolean {
  * packed copy of each Linear (weight + bias; 1024/4096 are multiples of its tile widths).
  */
 export function backendBytes(c: BertConfig, plan: ParamsPlan): number {
-  const D = c.hiddenSize, F = c.intermediateSize;
-  const perLayer = 4 * (D * D + D) + (D * F + F) + (F * D + D);
-  const linear = c.numHiddenLayers * perLayer + (plan.hasPooler ? D * D + D : 0);
-  return 4 * (plan.parameterCount + linear);
+  return 4 * (plan.parameterCount + linearParameterCount(c, plan.hasPooler));
 }
 
 /** Resolve, validate and load a model. The caller must have initialised a tfjs backend. */
@@ -206,7 +203,7 @@ export async function loadModel(nameOrDir: string, opts: LoadModelOptions = {}):
   try {
     const plan = planParams(ckpt, config, dir); // names, shapes, dtypes: fails before any memory is touched
     prefault = prepack ? prefaultWasmHeap(backendBytes(config, plan), backendInfo().threads) : undefined;
-    loaded = loadBertParams(ckpt, config, dir, { allowNonFinite: opts.allowNonFinite, newTensor: filledTensor });
+    loaded = loadBertParams(ckpt, config, dir, { allowNonFinite: opts.allowNonFinite, newTensor: filledTensor, plan });
   } finally {
     ckpt.close();
   }

@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { BertConfig } from '../weights/config';
-import { BertParams, paramTensors } from '../weights/params';
+import { BertParams, linearLayers, paramTensors } from '../weights/params';
 import type { PoolingMode } from '../weights/sentence_transformers';
 import { backendInfo, BackendInfo } from './backend';
 import { encoder } from './bert';
@@ -147,9 +147,7 @@ export class BertModel {
    */
   prepack(): void {
     if (tf.getBackend() !== 'wasm') return;
-    const p = this.params;
-    const linears = [...p.layers.flatMap((l) => [l.query, l.key, l.value, l.attnOutput, l.intermediate, l.output]), ...(p.pooler ? [p.pooler] : [])];
-    for (const lin of linears) {
+    for (const lin of linearLayers(this.params)) {
       tf.tidy(() => {
         linear(tf.zeros([1, lin.weight.shape[0]]) as tf.Tensor2D, lin); // the forward's exact call; the result is dropped
       });

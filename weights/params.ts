@@ -181,6 +181,8 @@ export function planParams(ckpt: Pick<Checkpoint, 'tensors'>, c: BertConfig, sou
 export interface LoadOptions {
   /** Accept NaN/Inf in weights (reported as an error by default). */
   allowNonFinite?: boolean;
+  /** planParams' result when the caller already has it (it is checked again otherwise). */
+  plan?: ParamsPlan;
   /**
    * Makes a float32 tensor whose values `fill` writes (default: a fresh array given to
    * tf.tensor). engine/heap.ts `filledTensor` writes straight into tfjs-wasm's heap.
@@ -200,7 +202,7 @@ export function freshTensor(shape: number[], fill: (dst: Float32Array) => void):
  * Peak host memory is one tensor's bytes plus what the backend keeps.
  */
 export function loadBertParams(ckpt: Checkpoint, c: BertConfig, source: string, opts: LoadOptions = {}): { params: BertParams; plan: ParamsPlan } {
-  const plan = planParams(ckpt, c, source);
+  const plan = opts.plan ?? planParams(ckpt, c, source);
   const created: tf.Tensor[] = [];
   const newTensor = opts.newTensor ?? freshTensor;
   const allowNonFinite = opts.allowNonFinite;
@@ -250,6 +252,18 @@ export function loadBertParams(ckpt: Checkpoint, c: BertConfig, source: string, 
     created.forEach((t) => t.dispose());
     throw e;
   }
+}
+
+/** Every Linear of a parameter tree, layer by layer in forward order, then the pooler. */
+export function linearLayers(p: BertParams): Linear[] {
+  return [...p.layers.flatMap((l) => [l.query, l.key, l.value, l.attnOutput, l.intermediate, l.output]), ...(p.pooler ? [p.pooler] : [])];
+}
+
+/** Elements of every Linear (weight + bias) a BertModel with this config has: all but embeddings and LayerNorms. */
+export function linearParameterCount(c: BertConfig, withPooler: boolean): number {
+  return expectedTensors(c, withPooler)
+    .filter((t) => !t.name.startsWith('embeddings.') && !t.name.includes('LayerNorm'))
+    .reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0);
 }
 
 /** Every tensor of a parameter tree (for dispose and memory accounting). */
