@@ -22,6 +22,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { Worker } from 'worker_threads';
 import { freshTensor } from '../weights/params';
+import type { WasmBackendLike } from './kernels';
 
 const PAGE_WORDS = 1024; // 4 KiB in Int32 words
 
@@ -45,15 +46,12 @@ interface WasmModuleLike {
  */
 export function filledTensor(shape: number[], fill: (dst: Float32Array) => void): tf.Tensor {
   if (tf.getBackend() === 'wasm') {
-    const backend = tf.backend() as unknown as {
-      makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-      typedArrayFromHeap(t: tf.TensorInfo): Float32Array;
-    };
+    const backend = tf.backend() as unknown as WasmBackendLike;
     const info = backend.makeOutput(shape, 'float32');
     try {
-      fill(backend.typedArrayFromHeap(info)); // the view is taken after the allocation (a growing heap replaces the buffer)
+      fill(backend.typedArrayFromHeap(info) as Float32Array); // the view is taken after the allocation (a growing heap replaces the buffer)
     } catch (e) {
-      tf.backend().disposeData(info.dataId);
+      backend.disposeData(info.dataId);
       throw e;
     }
     return tf.engine().makeTensorFromTensorInfo(info);

@@ -30,9 +30,11 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 
-interface WasmBackendLike {
+/** The parts of tfjs-backend-wasm 4.22's backend object these kernels (and engine/heap.ts) use. */
+export interface WasmBackendLike {
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
   typedArrayFromHeap(t: tf.TensorInfo): Float32Array | Int32Array | Uint8Array;
+  disposeData(dataId: unknown): void;
 }
 
 type Views = Float32Array | Int32Array | Uint8Array;
@@ -104,7 +106,7 @@ function gatherKernel(args: KernelArgs): tf.TensorInfo {
   const { axis, batchDims } = args.attrs as unknown as { axis: number; batchDims: number };
   const rowAxis = tf.util.parseAxisParam(axis, x.shape)[0] === 0 && (batchDims ?? 0) === 0 && x.shape.length >= 1;
   if (!rowAxis || indices.dtype !== 'int32') return stockGather!(args as unknown as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
-  const b = args.backend as WasmBackendLike & { disposeData(dataId: unknown): void };
+  const b = args.backend as WasmBackendLike;
   const rows = x.shape[0], rowSize = tf.util.sizeFromShape(x.shape.slice(1));
   const out = b.makeOutput([...indices.shape, ...x.shape.slice(1)], x.dtype);
   const xv = b.typedArrayFromHeap(x), iv = b.typedArrayFromHeap(indices), ov = b.typedArrayFromHeap(out); // views after makeOutput
