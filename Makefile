@@ -43,7 +43,7 @@ test: build
 
 # Everything must pass on the cpu backend too: the engine suites once more on it.
 test-cpu: install
-	E5_TEST_BACKEND=cpu $(NODE_BIN)/mocha test/engine.test.ts test/engine-parity.test.ts
+	E5_TEST_BACKEND=cpu $(NODE_BIN)/mocha test/engine.test.ts test/engine-parity.test.ts test/heap.test.ts
 
 $(LARGE_DIR)/model.safetensors: | install
 	$(TS_NODE) test/support/generate-model.ts --preset large --out $(LARGE_DIR)

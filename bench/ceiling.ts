@@ -4,9 +4,10 @@
  *
  *   linear GEMMs     the 6 Linear layers per layer × layers (Q, K, V, attention output, FFN in,
  *                    FFN out — the notes' "4 Linear matmuls" with Q/K/V counted apart, as the
- *                    engine runs them), each `fused.matMul(x[N,in], W[in,out], bias)`, N = the
- *                    forward's packed tokens, W = the model's own [in, out] weight tensors (so
- *                    XNNPACK's packed weights are the same ones), x random
+ *                    engine runs them), each engine/layers.ts `linear(x[N,in], lin)` — the
+ *                    engine's own fused matMul with W[in,out] + bias, N = the forward's packed
+ *                    tokens, the model's own Linears (so XNNPACK's packed weights are the same
+ *                    ones), x random
  *   attention matmuls  per row and head, [T,Dh]×[Dh,T] and [T,T]×[T,Dh] on random data,
  *                    2-D un-transposed like the engine's (the only form XNNPACK takes)
  *
@@ -17,6 +18,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { EmbeddingModel } from '../engine/load';
 import { planBatches } from '../engine/load';
 import { HookContext } from '../engine/hooks';
+import { linear } from '../engine/layers';
 import { packSequences } from '../engine/rows';
 import type { Encoding } from '../tokenizer';
 import { median } from './stats';
@@ -66,7 +68,7 @@ async function timeLinear(m: EmbeddingModel, tokenCounts: number[]): Promise<num
     for (const p of m.bert.params.layers) {
       for (const [input, lin] of [[x, p.query], [x, p.key], [x, p.value], [x, p.attnOutput], [x, p.intermediate], [h, p.output]] as const) {
         last?.dispose();
-        last = tf.fused.matMul({ a: input, b: lin.weight, bias: lin.bias });
+        last = linear(input, lin);
       }
     }
     await last!.data();

@@ -99,13 +99,18 @@ export function describeBackend(b: BackendInfo): string {
   return b.name === 'wasm' ? `wasm (${b.threads} thread${b.threads === 1 ? '' : 's'})` : b.name;
 }
 
-/** Initialise the backend the options ask for, then resolve and load the model. */
-export async function openModel(o: ModelOptions & BackendOptions & GeneralOptions): Promise<EmbeddingModel> {
+/**
+ * Initialise the backend the options ask for, then resolve and load the model. Commands that
+ * only embed pass `embeddingOnly`: the Linear weights then live only in XNNPACK's packed copies
+ * (loadModel keepLinearWeights: false; 1.15 GB less for e5-large, and a faster load).
+ */
+export async function openModel(o: ModelOptions & BackendOptions & GeneralOptions, use: { embeddingOnly?: boolean } = {}): Promise<EmbeddingModel> {
   await initBackend({ backend: o.backend === 'auto' ? undefined : o.backend, threads: o.threads });
   return loadModel(o.model, {
     revision: o.revision,
     offline: o.offline ? true : undefined,
     progress: downloadProgress(o),
+    keepLinearWeights: !use.embeddingOnly,
   });
 }
 

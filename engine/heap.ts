@@ -16,13 +16,17 @@
  *
  * `filledTensor` is the other half: weights are read (and transposed) straight into the heap.
  *
+ * `releaseLinearWeight` is the third: once XNNPACK has its packed copy of a Linear weight, the
+ * weight's own memory can go back to the allocator (the next weight is read into it).
+ *
  * Best effort: without a shared heap (single-threaded wasm, other backends), or when the heap
  * cannot grow by `bytes`, nothing is done.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { Worker } from 'worker_threads';
-import { freshTensor } from '../weights/params';
+import { freshTensor, Linear, PACKED_WEIGHT } from '../weights/params';
 import type { WasmBackendLike } from './kernels';
+import { linear } from './layers';
 
 const PAGE_WORDS = 1024; // 4 KiB in Int32 words
 
@@ -93,4 +97,49 @@ export function prefaultWasmHeap(bytes: number, workers: number): Prefault | und
     }));
   }
   return { bytes, done: Promise.all(jobs).then(() => undefined) };
+}
+
+/**
+ * Have the backend prepare a Linear now: on wasm, XNNPACK packs its weight and bias on the
+ * first matmul that names them (the forward's exact call; the result is dropped). Other
+ * backends cache nothing per weight: a no-op there.
+ */
+export function prepackLinear(lin: Linear): void {
+  if (tf.getBackend() !== 'wasm') return;
+  tf.tidy(() => {
+    linear(tf.zeros([1, (lin[PACKED_WEIGHT] ?? lin.weight).shape[0]]) as tf.Tensor2D, lin);
+  });
+}
+
+interface WasmData {
+  memoryOffset: number;
+  refCount: number;
+}
+
+/**
+ * Pack a Linear for XNNPACK and give its weight's heap memory back: XNNPACK computes from its
+ * own packed copy, keyed by the weight and bias tensors, and reads the weight only when it
+ * packs. The weight tensor stays alive as the key (`lin[PACKED_WEIGHT]`, freed on dispose like
+ * any tensor; its data is gone and must never be read) and `lin.weight` throws instead of
+ * handing out a tensor that would read back garbage. Saves the weight's bytes (1.15 GB on
+ * e5-large). Returns false (weight kept) off wasm, or when the weight's memory is shared.
+ */
+export function releaseLinearWeight(lin: Linear, name: string): boolean {
+  const wasm = wasmModule();
+  if (!wasm || lin[PACKED_WEIGHT]) return false;
+  const weight = lin.weight;
+  const data = (tf.backend() as unknown as { dataIdMap: { get(id: unknown): WasmData | undefined } }).dataIdMap.get(weight.dataId);
+  if (!data || data.refCount !== 1 || data.memoryOffset === 0) return false; // a view or clone shares it: keep
+  prepackLinear(lin); // packed from the weight's data, once (cached from here on)
+  wasm._free(data.memoryOffset);
+  data.memoryOffset = 0; // tfjs frees it again on dispose: free(NULL) does nothing
+  lin[PACKED_WEIGHT] = weight;
+  Object.defineProperty(lin, 'weight', {
+    enumerable: true,
+    configurable: true,
+    get(): never {
+      throw new Error(`${name}.weight was handed to XNNPACK and its memory released (loadModel keepLinearWeights: false, which \`e5 embed\`, \`similarity\` and \`eval\` use); load with keepLinearWeights: true (the default) to read Linear weights`);
+    },
+  });
+  return true;
 }

@@ -5,12 +5,16 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { HiddenAct } from '../weights/config';
-import type { LayerNormParams, Linear } from '../weights/params';
+import { LayerNormParams, Linear, PACKED_WEIGHT } from '../weights/params';
 import { GELU_ERF_KERNEL, LAYER_NORM_KERNEL } from './kernels';
 
-/** nn.Linear with the weight stored [in, out]: x @ W + b as one fused, un-transposed matmul. */
+/**
+ * nn.Linear with the weight stored [in, out]: x @ W + b as one fused, un-transposed matmul.
+ * Always this exact call: tfjs-wasm caches XNNPACK's packed weights per (weight, bias,
+ * activation), and a released weight (engine/heap.ts) exists only in that cache.
+ */
 export function linear(x: tf.Tensor2D, p: Linear): tf.Tensor2D {
-  return tf.fused.matMul({ a: x, b: p.weight, bias: p.bias }) as tf.Tensor2D; // [N, out]
+  return tf.fused.matMul({ a: x, b: p[PACKED_WEIGHT] ?? p.weight, bias: p.bias }) as tf.Tensor2D; // [N, out]
 }
 
 /** nn.LayerNorm over the last axis: (x - mean) / sqrt(var + eps) * gamma + beta, biased variance. */

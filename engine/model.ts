@@ -10,7 +10,7 @@ import { BertParams, linearLayers, paramTensors } from '../weights/params';
 import type { PoolingMode } from '../weights/sentence_transformers';
 import { backendInfo, BackendInfo } from './backend';
 import { encoder } from './bert';
-import { linear } from './layers';
+import { prepackLinear } from './heap';
 import { blockHook, HookContext, HookFilter, HookFn, HookName } from './hooks';
 import { bertPooler, l2Normalize, pool } from './pooling';
 import { packPadded, PackedInput, PaddedBatch } from './rows';
@@ -142,16 +142,12 @@ export class BertModel {
   /**
    * Have the backend prepare every Linear weight now instead of on first use. On wasm that is
    * XNNPACK packing each weight (cached per weight + bias tensor: ~1.2 GB for e5-large, 1.1 s
-   * with the heap already faulted in, ~5 s without), so the first forward is as fast as the next. Other backends cache nothing
-   * per weight: it is skipped there.
+   * with the heap already faulted in, ~5 s without), so the first forward is as fast as the
+   * next. Other backends cache nothing per weight: it is skipped there. (loadModel packs each
+   * Linear as it is read instead: engine/load.ts.)
    */
   prepack(): void {
-    if (tf.getBackend() !== 'wasm') return;
-    for (const lin of linearLayers(this.params)) {
-      tf.tidy(() => {
-        linear(tf.zeros([1, lin.weight.shape[0]]) as tf.Tensor2D, lin); // the forward's exact call; the result is dropped
-      });
-    }
+    linearLayers(this.params).forEach(prepackLinear);
   }
 
   dispose(): void {

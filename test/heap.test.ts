@@ -1,14 +1,15 @@
 /**
  * engine/heap.ts and the loading path built on it: weights read straight into the wasm heap,
- * the heap faulted in by worker threads while the main thread writes, XNNPACK prepacking.
- * Expectations: the portable path (fresh arrays through tf.tensor, loadBertParams' default)
- * gives the same values bit for bit; data written during a prefault survives it.
+ * the heap faulted in by worker threads while the main thread writes, XNNPACK prepacking,
+ * Linear weights released once packed. Expectations: the portable path (fresh arrays through
+ * tf.tensor, loadBertParams' default) gives the same values bit for bit; a model that keeps
+ * its weights gives the same outputs bit for bit; data written during a prefault survives it.
  */
 import { strict as assert } from 'assert';
 import * as tf from '@tensorflow/tfjs-core';
 import { filledTensor, prefaultWasmHeap } from '../engine/heap';
 import { loadModel } from '../engine/load';
-import { paramTensors } from '../weights/params';
+import { linearLayers, paramTensors, PACKED_WEIGHT } from '../weights/params';
 import { testBackend } from './support/backend';
 import { cachedModel } from './support/generate-model';
 import { loadBert } from './support/golden';
@@ -54,6 +55,44 @@ describe('wasm heap loading', () => {
       lazy.dispose();
     }
     assert.equal(tf.memory().numTensors, before - paramTensors(lazy.bert.params).length);
+  });
+
+  it('keepLinearWeights: false computes exactly what a model keeping its weights does, and says so when a weight is read', async () => {
+    const dir = cachedModel({ preset: 'tiny' });
+    const kept = await loadModel(dir);
+    const before = tf.memory().numTensors;
+    const released = await loadModel(dir, { keepLinearWeights: false });
+    const texts = ['query: how much protein should a female eat', 'passage: summit define', 'a third, longer text with several words in it'];
+    const batch = { inputIds: [[101, 2000, 2001, 102], [101, 2002, 102, 0]], attentionMask: [[1, 1, 1, 1], [1, 1, 1, 0]] };
+    try {
+      const wasm = tf.getBackend() === 'wasm';
+      assert.equal(released.info.linearWeights, wasm ? 'released' : 'kept');
+      const x = await kept.embed(texts), y = await released.embed(texts);
+      x.embeddings.forEach((e, i) => assert.deepEqual(Array.from(e), Array.from(y.embeddings[i]), `text ${i}`));
+      // Every Linear incl. the pooler, with every activation cached: the same numbers.
+      const a = kept.bert.runWithCache(batch, { names: '*' }), b = released.bert.runWithCache(batch, { names: '*' });
+      try {
+        assert.deepEqual(b.cache.names, a.cache.names);
+        for (const [name, t] of a.cache.entries()) assert.deepEqual(b.cache.get(name).dataSync(), t.dataSync(), name);
+        assert.deepEqual(b.output.poolerOutput!.dataSync(), a.output.poolerOutput!.dataSync(), 'pooler');
+      } finally {
+        [a, b].forEach((r) => { r.output.dispose(); r.cache.dispose(); });
+      }
+      const lins = linearLayers(released.bert.params);
+      if (wasm) {
+        assert.throws(() => released.bert.params.layers[1].value.weight, /^Error: encoder\.layer\.1\.attention\.self\.value\.weight was handed to XNNPACK .* keepLinearWeights: true/);
+        assert.ok(lins.every((l) => l[PACKED_WEIGHT]), 'every Linear released');
+        assert.deepEqual(released.bert.params.layers[1].value.bias.dataSync(), kept.bert.params.layers[1].value.bias.dataSync(), 'biases stay readable');
+      } else {
+        lins.forEach((l, i) => assert.deepEqual(l.weight.dataSync(), linearLayers(kept.bert.params)[i].weight.dataSync()));
+      }
+      for (let i = 0; i < 3; i++) await released.embed(texts);
+      assert.equal(tf.memory().numTensors, before + paramTensors(released.bert.params).length, 'no tensor leak across embeds');
+    } finally {
+      released.dispose();
+      kept.dispose();
+    }
+    assert.equal(tf.memory().numTensors, before - paramTensors(kept.bert.params).length, 'dispose frees the released handles too');
   });
 
   it('filledTensor writes in place and reports a failing fill without keeping memory', () => {

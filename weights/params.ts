@@ -16,9 +16,17 @@ import * as tf from '@tensorflow/tfjs-core';
 import { BertConfig } from './config';
 import { Checkpoint } from './checkpoint';
 
+/**
+ * Set on a Linear whose weight was handed to XNNPACK for good and its memory given back
+ * (engine/heap.ts releaseLinearWeight): the tensor the matmul still names, whose data must never
+ * be read. `weight` then throws, saying how to load the model with weights kept.
+ */
+export const PACKED_WEIGHT = Symbol('packedWeight');
+
 export interface Linear {
   weight: tf.Tensor2D; // [in, out]  (transposed from PyTorch's [out, in] at load)
   bias: tf.Tensor1D; // [out]
+  [PACKED_WEIGHT]?: tf.Tensor2D;
 }
 export interface LayerNormParams {
   weight: tf.Tensor1D; // [D]  (gamma)
@@ -188,6 +196,12 @@ export interface LoadOptions {
    * tf.tensor). engine/heap.ts `filledTensor` writes straight into tfjs-wasm's heap.
    */
   newTensor?: (shape: number[], fill: (dst: Float32Array) => void) => tf.Tensor;
+  /**
+   * Called as soon as each Linear (weight and bias) is in backend memory, with its checkpoint
+   * name (`encoder.layer.0.attention.self.query`): engine/load.ts packs it for XNNPACK there,
+   * so a weight it releases leaves memory the next one is read into.
+   */
+  onLinear?: (lin: Linear, name: string) => void;
 }
 
 /** The portable way: a fresh array, filled, given to tf.tensor. */
@@ -222,7 +236,9 @@ export function loadBertParams(ckpt: Checkpoint, c: BertConfig, source: string, 
     const stored = ckpt.readF32(plan.prefix + `${p}.weight`, { allowNonFinite, into: scratch }); // [out, in]
     const weight = newTensor([inp, out], (dst) => transposeF32(stored, out, inp, dst)) as tf.Tensor2D; // [in, out]
     created.push(weight);
-    return { weight, bias: vec(`${p}.bias`, out) };
+    const lin: Linear = { weight, bias: vec(`${p}.bias`, out) };
+    opts.onLinear?.(lin, plan.prefix + p);
+    return lin;
   };
   const ln = (p: string): LayerNormParams => ({ weight: vec(`${p}.weight`, D), bias: vec(`${p}.bias`, D) });
   try {
@@ -259,16 +275,23 @@ export function linearLayers(p: BertParams): Linear[] {
   return [...p.layers.flatMap((l) => [l.query, l.key, l.value, l.attnOutput, l.intermediate, l.output]), ...(p.pooler ? [p.pooler] : [])];
 }
 
-/** Elements of every Linear (weight + bias) a BertModel with this config has: all but embeddings and LayerNorms. */
-export function linearParameterCount(c: BertConfig, withPooler: boolean): number {
+/**
+ * Elements of every Linear a BertModel with this config has (all but embeddings and
+ * LayerNorms): weights and biases, or the weights alone.
+ */
+export function linearParameterCount(c: BertConfig, withPooler: boolean, part: 'all' | 'weights' = 'all'): number {
   return expectedTensors(c, withPooler)
     .filter((t) => !t.name.startsWith('embeddings.') && !t.name.includes('LayerNorm'))
+    .filter((t) => part === 'all' || t.name.endsWith('.weight'))
     .reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0);
 }
 
-/** Every tensor of a parameter tree (for dispose and memory accounting). */
+/**
+ * Every tensor of a parameter tree (for dispose and memory accounting); a released Linear
+ * weight is there as its handle (PACKED_WEIGHT), whose data must not be read.
+ */
 export function paramTensors(p: BertParams): tf.Tensor[] {
-  const lin = (l: Linear) => [l.weight, l.bias];
+  const lin = (l: Linear) => [l[PACKED_WEIGHT] ?? l.weight, l.bias];
   const ln = (l: LayerNormParams) => [l.weight, l.bias];
   return [
     p.embeddings.wordEmbeddings, p.embeddings.positionEmbeddings, p.embeddings.tokenTypeEmbeddings,

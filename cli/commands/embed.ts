@@ -96,7 +96,7 @@ async function embed(texts: string[], o: EmbedOptions, cmd: Command): Promise<vo
   const source = inputSource(cmd, texts, o, r);
 
   const t0 = performance.now();
-  const m = await openModel(o);
+  const m = await openModel(o, { embeddingOnly: true });
   if (o.maxLength !== undefined && o.maxLength > m.config.maxPositionEmbeddings) {
     usageError(cmd, `--max-length ${o.maxLength} exceeds the model's ${m.config.maxPositionEmbeddings} positions`);
   }

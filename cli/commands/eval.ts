@@ -120,7 +120,7 @@ async function runEval(o: EvalOptions, cmd: Command): Promise<void> {
 
   const t0 = performance.now();
   const dataset = await loadBeir(o.data, { split: o.split });
-  const m = await openModel(o);
+  const m = await openModel(o, { embeddingOnly: true });
   if (o.maxLength !== undefined && o.maxLength > m.config.maxPositionEmbeddings) {
     usageError(cmd, `--max-length ${o.maxLength} exceeds the model's ${m.config.maxPositionEmbeddings} positions`);
   }

@@ -53,7 +53,7 @@ ${CARD_EXAMPLE}`);
 
 async function similarity(o: SimilarityOptions): Promise<void> {
   const r = Reporter.from(o);
-  const m = await openModel(o);
+  const m = await openModel(o, { embeddingOnly: true });
   const tally = new WarningTally();
   const run = async (texts: string[], prefix: 'query' | 'passage') => {
     const res = await m.embed(texts, { prefix: o.prefixMode === 'auto' ? prefix : 'none', maxLength: o.maxLength });
