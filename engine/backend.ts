@@ -122,8 +122,9 @@ async function initWasm(threads: number): Promise<number> {
     tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
     await setAndCheck('wasm');
   }
-  if (process.env.E5_STOCK_WASM_KERNELS !== '1') registerWasmKernels(); // E5_STOCK_WASM_KERNELS=1: measure the stock kernels
-  return wasm.getThreadsCount();
+  const actual = wasm.getThreadsCount();
+  if (process.env.E5_STOCK_WASM_KERNELS !== '1') registerWasmKernels(actual); // E5_STOCK_WASM_KERNELS=1: measure the stock kernels
+  return actual;
 }
 
 function wasmOutDir(): string {

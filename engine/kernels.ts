@@ -29,12 +29,16 @@
  * values and the composed ops.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { geluErfInto, layerNormInto } from './elementwise';
+import { HeapThreads, MIN_PARALLEL_ELEMENTS } from './threads';
 
 /** The parts of tfjs-backend-wasm 4.22's backend object these kernels (and engine/heap.ts) use. */
 export interface WasmBackendLike {
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
   typedArrayFromHeap(t: tf.TensorInfo): Float32Array | Int32Array | Uint8Array;
   disposeData(dataId: unknown): void;
+  dataIdMap: { get(dataId: unknown): { memoryOffset: number; refCount: number } | undefined };
+  wasm: { wasmMemory?: { buffer: ArrayBufferLike } }; // the WebAssembly.Memory
 }
 
 type Views = Float32Array | Int32Array | Uint8Array;
@@ -121,44 +125,28 @@ function gatherKernel(args: KernelArgs): tf.TensorInfo {
   return out;
 }
 
-// erf(u) ≈ u·P(u²)/Q(u²) on |u| <= ERF_LIMIT (engine/erf_fit.py), ±1 beyond.
-const ERF_LIMIT = 3.92;
-const [P0, P1, P2, P3, P4, P5, P6] = [1.1283791806893193, 0.1846680217769746, 0.05428311947524898, 0.0038322136408378174, 0.00038074696976724215, 4.728640474776363e-06, -1.3389813285913377e-08];
-const [Q1, Q2, Q3, Q4, Q5] = [0.49699130401073477, 0.11377000611254565, 0.015431918190323834, 0.001305500229140025, 6.352148589890139e-05];
-
-/** x·Φ(x) = 0.5·x·(1 + erf(x/√2)) elementwise, in float64, rounded once into `out`. */
-export function geluErfInto(x: Float32Array, out: Float32Array): void {
-  for (let i = 0; i < x.length; i++) {
-    const v = x[i], u = v * Math.SQRT1_2;
-    let erf: number;
-    if (u > ERF_LIMIT) erf = 1;
-    else if (u < -ERF_LIMIT) erf = -1;
-    else {
-      const z = u * u; // NaN falls through to here and stays NaN
-      erf = (u * (P0 + z * (P1 + z * (P2 + z * (P3 + z * (P4 + z * (P5 + z * P6))))))) / (1 + z * (Q1 + z * (Q2 + z * (Q3 + z * (Q4 + z * Q5)))));
-    }
-    out[i] = 0.5 * v * (1 + erf);
-  }
-}
-
 export const GELU_ERF_KERNEL = 'E5GeluErf';
 export const LAYER_NORM_KERNEL = 'E5LayerNorm';
 
-/** (x - mean) / sqrt(var + eps) * gamma + beta for each row of a row-major [rows, D] matrix. */
-export function layerNormInto(x: Float32Array, gamma: Float32Array, beta: Float32Array, eps: number, D: number, out: Float32Array): void {
-  for (let start = 0; start < x.length; start += D) {
-    let sum = 0;
-    for (let i = start; i < start + D; i++) sum += x[i];
-    const mean = sum / D;
-    let sq = 0;
-    for (let i = start; i < start + D; i++) {
-      const d = x[i] - mean;
-      sq += d * d;
-    }
-    const inv = 1 / Math.sqrt(sq / D + eps);
-    for (let i = start, j = 0; j < D; i++, j++) out[i] = (x[i] - mean) * inv * gamma[j] + beta[j];
+let threadCount = 1;
+let heapThreads: HeapThreads | null | undefined; // undefined: not tried yet; null: not available
+
+/** The workers for large GELU/LayerNorm inputs (engine/threads.ts), started on first use. */
+function threadsFor(b: WasmBackendLike, n: number): HeapThreads | null {
+  if (n < MIN_PARALLEL_ELEMENTS || threadCount < 2 || heapThreads === null) return null;
+  if (heapThreads === undefined) {
+    const memory = b.wasm.wasmMemory;
+    heapThreads = memory && memory.buffer instanceof SharedArrayBuffer ? new HeapThreads(memory, threadCount - 1) : null;
   }
+  return heapThreads;
 }
+
+/** Threads the wasm GELU/LayerNorm kernels have used for large inputs so far (1 until one ran split). */
+export function elementwiseThreads(): number {
+  return heapThreads?.threads ?? 1;
+}
+
+const offsetOf = (b: WasmBackendLike, t: tf.TensorInfo) => b.dataIdMap.get(t.dataId)!.memoryOffset;
 
 function layerNormKernel({ inputs, attrs, backend }: KernelArgs): tf.TensorInfo {
   const { x, gamma, beta } = inputs as { x: tf.TensorInfo; gamma: tf.TensorInfo; beta: tf.TensorInfo };
@@ -166,6 +154,12 @@ function layerNormKernel({ inputs, attrs, backend }: KernelArgs): tf.TensorInfo 
   const D = x.shape[x.shape.length - 1];
   const b = backend as WasmBackendLike;
   const out = b.makeOutput(x.shape, 'float32');
+  const n = tf.util.sizeFromShape(x.shape);
+  const threads = threadsFor(b, n);
+  if (threads) {
+    threads.layerNorm(offsetOf(b, x), offsetOf(b, gamma), offsetOf(b, beta), eps, D, offsetOf(b, out), n);
+    return out;
+  }
   const view = (t: tf.TensorInfo) => b.typedArrayFromHeap(t) as Float32Array; // views after makeOutput
   layerNormInto(view(x), view(gamma), view(beta), eps, D, view(out));
   return out;
@@ -192,7 +186,10 @@ function geluKernel({ inputs, backend }: KernelArgs): tf.TensorInfo {
   const x = inputs.x as tf.TensorInfo;
   const b = backend as WasmBackendLike;
   const out = b.makeOutput(x.shape, 'float32');
-  geluErfInto(b.typedArrayFromHeap(x) as Float32Array, b.typedArrayFromHeap(out) as Float32Array); // views after makeOutput
+  const n = tf.util.sizeFromShape(x.shape);
+  const threads = threadsFor(b, n);
+  if (threads) threads.gelu(offsetOf(b, x), offsetOf(b, out), n);
+  else geluErfInto(b.typedArrayFromHeap(x) as Float32Array, b.typedArrayFromHeap(out) as Float32Array); // views after makeOutput
   return out;
 }
 
@@ -206,8 +203,13 @@ export function registerCpuKernels(): void {
 
 let registered = false;
 
-/** Replace the wasm Slice, Unpack and GatherV2 kernels and add E5GeluErf and E5LayerNorm (idempotent). */
-export function registerWasmKernels(): void {
+/**
+ * Replace the wasm Slice, Unpack and GatherV2 kernels and add E5GeluErf and E5LayerNorm
+ * (idempotent). With `threads` > 1 (and a shared heap), large GELU and LayerNorm inputs are
+ * split over that many threads (engine/threads.ts).
+ */
+export function registerWasmKernels(threads = 1): void {
+  threadCount = threads;
   if (registered) return;
   const stock = tf.getKernel('GatherV2', 'wasm') as tf.KernelConfig | undefined; // its setupFunc ran when the backend started
   if (stock) {

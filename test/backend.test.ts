@@ -7,7 +7,9 @@ import { strict as assert } from 'assert';
 import * as tf from '@tensorflow/tfjs-core';
 import { backendInfo, initBackend } from '../engine/backend';
 import { geluErf, layerNorm } from '../engine/layers';
-import { GELU_ERF_KERNEL, LAYER_NORM_KERNEL } from '../engine/kernels';
+import { elementwiseThreads, GELU_ERF_KERNEL, LAYER_NORM_KERNEL } from '../engine/kernels';
+import { geluErfInto, layerNormInto } from '../engine/elementwise';
+import { MIN_PARALLEL_ELEMENTS } from '../engine/threads';
 import { mulberry32 } from './support/rng';
 import { testBackend } from './support/backend';
 
@@ -146,5 +148,28 @@ describe('backend', () => {
     });
     fast.forEach((v, i) => assert.ok(Math.abs(v - composed[i]) <= 2e-6, `element ${i}: ${v} vs composed ${composed[i]}`));
     tf.dispose([p.weight, p.bias, x, q.weight, q.bias]);
+  });
+
+  it('GELU and LayerNorm split over worker threads give the single-thread arithmetic bit for bit', () => {
+    const rand = mulberry32(12);
+    // Odd sizes, so shares end mid-way through float runs (GELU) and rows split unevenly (LayerNorm).
+    const R = 97, F = 4099, D = 1024, N = 333;
+    assert.ok(R * F >= MIN_PARALLEL_ELEMENTS && N * D >= MIN_PARALLEL_ELEMENTS, 'large enough to be split');
+    const g = Float32Array.from({ length: R * F }, () => 8 * (rand() - 0.5));
+    const l = Float32Array.from({ length: N * D }, () => 3 * (rand() - 0.5) + (rand() < 0.01 ? 40 : 0));
+    const gamma = Float32Array.from({ length: D }, () => 1 + rand() - 0.5), beta = Float32Array.from({ length: D }, () => rand() - 0.5);
+    const wantG = new Float32Array(g.length), wantL = new Float32Array(l.length);
+    geluErfInto(g, wantG);
+    layerNormInto(l, gamma, beta, 1e-12, D, wantL);
+    for (let rep = 0; rep < 3; rep++) { // the workers are reused from one call to the next
+      const [gotG, gotL] = tf.tidy(() => [
+        geluErf(tf.tensor2d(g, [R, F])).dataSync(),
+        layerNorm(tf.tensor2d(l, [N, D]), { weight: tf.tensor1d(gamma), bias: tf.tensor1d(beta) }, 1e-12).dataSync(),
+      ]);
+      assert.deepEqual(new Uint32Array(gotG.buffer.slice(0)), new Uint32Array(wantG.buffer.slice(0)), 'GELU');
+      assert.deepEqual(new Uint32Array(gotL.buffer.slice(0)), new Uint32Array(wantL.buffer.slice(0)), 'LayerNorm');
+    }
+    const info = backendInfo();
+    if (info.name === 'wasm') assert.equal(elementwiseThreads(), info.threads, 'large inputs ran on every wasm thread');
   });
 });

@@ -1,0 +1,145 @@
+/**
+ * GELU and LayerNorm on every core. The threaded wasm build's heap is a shared
+ * WebAssembly.Memory, so worker threads can compute a share of a kernel's output in place while
+ * the main thread computes its own: the functions of engine/elementwise.ts, run from their
+ * source in each worker, on disjoint ranges of the same input and output.
+ *
+ * Why: tfjs-wasm runs only its matmuls on its thread pool; our one-pass kernels ran on the main
+ * thread alone, ~6-12 ns per GELU element: GELU + LayerNorm were 8% of an 8×128 e5-large
+ * forward (bench/ --profile) with the second core idle. Split over two threads they take about
+ * half (bench/README.md).
+ *
+ * How: one worker per extra thread, started on first use and unref'd (never keeps the process
+ * alive). Each has a small shared control block; the main thread writes a job (operation, heap
+ * offsets, length), bumps a sequence number and notifies; the worker computes and stores the
+ * sequence number back. The main thread, after its own share, blocks in Atomics.wait until every
+ * worker is done — the kernel is synchronous, as tfjs requires. A worker that fails reports it
+ * and the main thread computes that share itself.
+ *
+ * Used only on the wasm backend with a shared heap and more than one thread, and only for
+ * inputs of at least MIN_PARALLEL_ELEMENTS elements.
+ */
+import { Worker } from 'worker_threads';
+import { elementwiseSource, geluErfInto, layerNormInto } from './elementwise';
+
+/**
+ * Below this many elements a kernel runs on the main thread alone: waking a worker costs tens of
+ * µs, and a single query's 16×4096 GELU measured slower split (11.9 vs 9.6 ms per forward).
+ */
+export const MIN_PARALLEL_ELEMENTS = 131072;
+/** A worker that has not answered in this long is taken as gone (a share takes well under a second). */
+const WORKER_TIMEOUT_MS = 30_000;
+
+// Control block: Int32 slots (SEQ, DONE, STATUS, OP) for Atomics, Uint32 heap offsets and
+// counts (the wasm32 heap reaches 4 GB: offsets do not fit an Int32), eps as a float64.
+const SEQ = 0, DONE = 1, STATUS = 2, OP = 3, X = 4, OUT = 5, N = 6, GAMMA = 7, BETA = 8, D = 9;
+const EPS_BYTE = 48, CONTROL_BYTES = 56;
+const OP_GELU = 1, OP_LAYER_NORM = 2;
+
+const WORKER_SOURCE = `
+const { workerData } = require('worker_threads');
+const ctrl = new Int32Array(workerData.control), u32 = new Uint32Array(workerData.control);
+const eps = new Float64Array(workerData.control, ${EPS_BYTE}, 1);
+const memory = workerData.memory;
+${elementwiseSource()}
+let seen = 0;
+for (;;) {
+  Atomics.wait(ctrl, ${SEQ}, seen);
+  seen = Atomics.load(ctrl, ${SEQ});
+  try {
+    const heap = memory.buffer, n = u32[${N}];
+    const f32 = (offset, length) => new Float32Array(heap, offset, length);
+    if (ctrl[${OP}] === ${OP_GELU}) geluErfInto(f32(u32[${X}], n), f32(u32[${OUT}], n));
+    else layerNormInto(f32(u32[${X}], n), f32(u32[${GAMMA}], u32[${D}]), f32(u32[${BETA}], u32[${D}]), eps[0], u32[${D}], f32(u32[${OUT}], n));
+    ctrl[${STATUS}] = 0;
+  } catch (e) {
+    ctrl[${STATUS}] = 1;
+  }
+  Atomics.store(ctrl, ${DONE}, seen);
+  Atomics.notify(ctrl, ${DONE});
+}
+`;
+
+interface Helper {
+  ctrl: Int32Array;
+  u32: Uint32Array;
+  eps: Float64Array;
+  seq: number;
+}
+
+/** One share of a job: [from, to) in elements of x/out. */
+interface Job {
+  op: typeof OP_GELU | typeof OP_LAYER_NORM;
+  x: number; // byte offsets in the heap
+  out: number;
+  gamma?: number;
+  beta?: number;
+  D?: number;
+  eps?: number;
+}
+
+export class HeapThreads {
+  private readonly helpers: Helper[] = [];
+
+  /** `extra` workers beside the main thread, on `memory` (a shared WebAssembly.Memory: its `buffer` is replaced when the heap grows). */
+  constructor(private readonly memory: { buffer: ArrayBufferLike }, extra: number) {
+    for (let k = 0; k < extra; k++) {
+      const control = new SharedArrayBuffer(CONTROL_BYTES);
+      const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { control, memory } });
+      worker.unref();
+      this.helpers.push({ ctrl: new Int32Array(control), u32: new Uint32Array(control), eps: new Float64Array(control, EPS_BYTE, 1), seq: 0 });
+    }
+  }
+
+  get threads(): number {
+    return this.helpers.length + 1;
+  }
+
+  /** out = GELU(x) for `n` floats at byte offsets `x`, `out` of the heap. */
+  gelu(x: number, out: number, n: number): void {
+    this.run({ op: OP_GELU, x, out }, n, 1);
+  }
+
+  /** LayerNorm of the `n / D` rows of x (gamma, beta: D floats) into out. */
+  layerNorm(x: number, gamma: number, beta: number, eps: number, D: number, out: number, n: number): void {
+    this.run({ op: OP_LAYER_NORM, x, out, gamma, beta, D, eps }, n, D);
+  }
+
+  /** Split n elements in shares of whole `unit`s; share 0 runs here, the others on the workers. */
+  private run(job: Job, n: number, unit: number): void {
+    const units = n / unit, shares = this.threads;
+    const bounds = Array.from({ length: shares + 1 }, (_, k) => Math.round((units * k) / shares) * unit);
+    const posted: Array<[Helper, number, number]> = [];
+    this.helpers.forEach((h, k) => {
+      const from = bounds[k + 1], to = bounds[k + 2];
+      if (to <= from) return;
+      h.u32[OP] = job.op;
+      h.u32[X] = job.x + 4 * from;
+      h.u32[OUT] = job.out + 4 * from;
+      h.u32[N] = to - from;
+      h.u32[GAMMA] = job.gamma ?? 0;
+      h.u32[BETA] = job.beta ?? 0;
+      h.u32[D] = job.D ?? 0;
+      h.eps[0] = job.eps ?? 0;
+      h.seq = (h.seq + 1) | 0;
+      Atomics.store(h.ctrl, SEQ, h.seq);
+      Atomics.notify(h.ctrl, SEQ);
+      posted.push([h, from, to]);
+    });
+    this.compute(job, bounds[0], bounds[1]);
+    for (const [h, from, to] of posted) {
+      const deadline = performance.now() + WORKER_TIMEOUT_MS;
+      while (Atomics.load(h.ctrl, DONE) !== h.seq && performance.now() < deadline) Atomics.wait(h.ctrl, DONE, Atomics.load(h.ctrl, DONE), 100);
+      if (Atomics.load(h.ctrl, DONE) !== h.seq) this.helpers.splice(this.helpers.indexOf(h), 1); // gone: not asked again
+      if (Atomics.load(h.ctrl, DONE) !== h.seq || h.ctrl[STATUS] !== 0) this.compute(job, from, to); // its share here
+    }
+  }
+
+  private compute(job: Job, from: number, to: number): void {
+    const heap = this.memory.buffer, n = to - from;
+    const f32 = (offset: number, length: number) => new Float32Array(heap, offset, length);
+    if (n <= 0) return;
+    if (job.op === OP_GELU) geluErfInto(f32(job.x + 4 * from, n), f32(job.out + 4 * from, n));
+    else layerNormInto(f32(job.x + 4 * from, n), f32(job.gamma!, job.D!), f32(job.beta!, job.D!), job.eps!, job.D!, f32(job.out + 4 * from, n));
+  }
+}
