@@ -11,6 +11,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { BertConfig } from '../weights/config';
 import type { BertLayerParams, BertParams } from '../weights/params';
 import { blockHook, BlockHook, HookContext, HookName } from './hooks';
+import { ROW_HEADS_KERNEL, RowHeadsAttrs } from './kernels';
 import { activation, layerNorm, linear } from './layers';
 import { InputError, PackedInput, Rows } from './rows';
 
@@ -82,16 +83,6 @@ export function attentionMasks(input: PackedInput): Array<tf.Tensor2D | null> {
   });
 }
 
-/** [N, D] → [H, N, Dh]: heads first, so one row's heads are the box [:, start:start+T, :]. */
-function splitHeads(x: tf.Tensor2D, H: number): tf.Tensor3D {
-  const [N, D] = x.shape;
-  return tf.transpose(tf.reshape(x, [N, H, D / H]), [1, 0, 2]);
-}
-
-function rowHeads(xh: tf.Tensor3D, start: number, T: number): tf.Tensor3D {
-  return tf.slice(xh, [0, start, 0], [-1, T, -1]); // [H,T,Dh]
-}
-
 /**
  * How attention multiplies: on tfjs-wasm only 2-D, un-transposed matmuls reach XNNPACK —
  * batched ones run a scalar loop at ~2 GFLOPS, which cost 20% of a 32×64 e5-large forward
@@ -106,33 +97,55 @@ function perHeadMatmuls(T: number): boolean {
   return tf.getBackend() === 'wasm' && T >= PER_HEAD_MIN_TOKENS;
 }
 
-/** q·kᵀ/√Dh (+ mask) for every head of one row → [H, T, T]. */
-function rowScores(q: tf.Tensor3D, k: tf.Tensor3D, mask: tf.Tensor2D | null, scale: number): tf.Tensor3D {
-  const kT = tf.transpose(k, [0, 2, 1]); // [H,Dh,T]
-  let raw: tf.Tensor3D;
-  if (!perHeadMatmuls(q.shape[1])) {
-    raw = tf.matMul(q, kT); // [H,T,T]
-  } else {
-    const kTs = tf.unstack(kT);
-    raw = tf.stack(tf.unstack(q).map((qh, h) => tf.matMul(qh as tf.Tensor2D, kTs[h] as tf.Tensor2D))) as tf.Tensor3D; // H × [T,T]
+/** One row's heads: [H, T, Dh] (or [H, Dh, T]) for a batched matmul, or the H heads apart. */
+type RowHeads = tf.Tensor3D | tf.Tensor2D[];
+
+/**
+ * Each row's heads of a packed [N, D] activation (`transposed`: each head as [Dh, T], for kᵀ),
+ * in the form its matmuls take (perHeadMatmuls). On wasm one kernel copies them out
+ * (engine/kernels.ts E5RowHeads); elsewhere the same from tfjs ops: [N, D] → [H, N, Dh], a
+ * slice per row, a transpose, an unstack.
+ */
+function headsByRow(x: tf.Tensor2D, rows: Rows, H: number, transposed: boolean): RowHeads[] {
+  const perHead = rows.lengths.map(perHeadMatmuls);
+  if (tf.getKernel(ROW_HEADS_KERNEL, tf.getBackend())) {
+    const attrs: RowHeadsAttrs = { starts: rows.starts, lengths: rows.lengths, heads: H, transposed, perHead };
+    const outs = tf.engine().runKernel(ROW_HEADS_KERNEL, { x }, attrs as unknown as tf.NamedAttrMap) as unknown as tf.Tensor[];
+    let k = 0;
+    return perHead.map((apart) => (apart ? (outs.slice(k, (k += H)) as tf.Tensor2D[]) : (outs[k++] as tf.Tensor3D)));
   }
+  const [N, D] = x.shape;
+  const xh = tf.transpose(tf.reshape(x, [N, H, D / H]), [1, 0, 2]); // [H,N,Dh]: a row's heads are the box [:, start:start+T, :]
+  return rows.starts.map((start, r) => {
+    const heads = tf.slice(xh, [0, start, 0], [-1, rows.lengths[r], -1]) as tf.Tensor3D; // [H,T,Dh]
+    const oriented = transposed ? (tf.transpose(heads, [0, 2, 1]) as tf.Tensor3D) : heads; // [H,Dh,T]
+    return perHead[r] ? (tf.unstack(oriented) as tf.Tensor2D[]) : oriented;
+  });
+}
+
+/** q·kᵀ/√Dh (+ mask) for every head of one row → [H, T, T]. */
+function rowScores(q: RowHeads, kT: RowHeads, mask: tf.Tensor2D | null, scale: number): tf.Tensor3D {
+  const raw = Array.isArray(q)
+    ? (tf.stack(q.map((qh, h) => tf.matMul(qh, (kT as tf.Tensor2D[])[h]))) as tf.Tensor3D) // H × [T,T]
+    : (tf.matMul(q, kT as tf.Tensor3D) as tf.Tensor3D); // [H,T,T]
   const s = tf.div(raw, scale) as tf.Tensor3D;
   return mask ? (tf.add(s, mask) as tf.Tensor3D) : s;
 }
 
 /** pattern · v for every head of one row, heads side by side → [T, D]. */
-function rowZ(pattern: tf.Tensor3D, v: tf.Tensor3D): tf.Tensor2D {
-  const [H, T, Dh] = v.shape;
-  if (!perHeadMatmuls(T)) {
-    return tf.reshape(tf.transpose(tf.matMul(pattern, v), [1, 0, 2]), [T, H * Dh]); // [H,T,Dh] → [T,H,Dh] → [T,D]
+function rowZ(pattern: tf.Tensor3D, v: RowHeads): tf.Tensor2D {
+  if (Array.isArray(v)) {
+    return tf.concat(tf.unstack(pattern).map((a, h) => tf.matMul(a as tf.Tensor2D, v[h])), 1) as tf.Tensor2D;
   }
-  const vs = tf.unstack(v);
-  return tf.concat(tf.unstack(pattern).map((a, h) => tf.matMul(a as tf.Tensor2D, vs[h] as tf.Tensor2D)), 1) as tf.Tensor2D;
+  const [H, T, Dh] = v.shape;
+  return tf.reshape(tf.transpose(tf.matMul(pattern, v), [1, 0, 2]), [T, H * Dh]); // [H,T,Dh] → [T,H,Dh] → [T,D]
 }
+
+const disposeHeads = (x: RowHeads) => tf.dispose(x);
 
 /**
  * BertSelfAttention → z [N, D] (the heads' outputs side by side, before the output dense).
- * Attention runs row by row — packed rows never see each other — on [H, T, *] head stacks.
+ * Attention runs row by row — packed rows never see each other — on each row's heads.
  */
 export function selfAttention(
   x: tf.Tensor2D, p: BertLayerParams, layer: number, c: BertConfig,
@@ -144,22 +157,26 @@ export function selfAttention(
   const q = hook('attn.hook_q', linear(x, p.query)); // [N,D]
   const k = hook('attn.hook_k', linear(x, p.key)); // [N,D]
   const v = hook('attn.hook_v', linear(x, p.value)); // [N,D]
-  const qh = splitHeads(q, H), kh = splitHeads(k, H), vh = splitHeads(v, H); // [H,N,Dh]
+  const qh = headsByRow(q, rows, H, false), kT = headsByRow(k, rows, H, true), vh = headsByRow(v, rows, H, false);
   const scale = Math.sqrt(Dh);
 
-  const scoresOf = (r: number) => rowScores(rowHeads(qh, rows.starts[r], rows.lengths[r]), rowHeads(kh, rows.starts[r], rows.lengths[r]), masks[r], scale); // [H,T,T]
-  const zOf = (a: tf.Tensor3D, r: number) => rowZ(a, rowHeads(vh, rows.starts[r], rows.lengths[r])); // [T,D]
+  const scoresOf = (r: number) => rowScores(qh[r], kT[r], masks[r], scale); // [H,T,T]
   const scoresHook = blockHook(layer, 'attn.hook_attn_scores'), patternHook = blockHook(layer, 'attn.hook_pattern');
   let zRows: tf.Tensor2D[];
   if (ctx.wants(scoresHook) || ctx.wants(patternHook)) {
     // Hooks see every row's [H,T,T] at once, as one [B,H,T,T] tensor.
     const scores = hookRows(ctx, scoresHook, rows.starts.map((_, r) => scoresOf(r)), rows);
     const pattern = hookRows(ctx, patternHook, scores.map((s) => tf.softmax(s)), rows);
-    zRows = pattern.map(zOf);
+    zRows = pattern.map((a, r) => rowZ(a, vh[r]));
   } else {
-    // One row at a time in its own tidy: a batch of long rows would otherwise hold every row's
-    // [H,T,T] scores and their temporaries at once (hundreds of MB next to a 4 GB wasm heap).
-    zRows = rows.starts.map((_, r) => tf.tidy(() => zOf(tf.softmax(scoresOf(r)), r)));
+    // One row at a time in its own tidy, its heads freed after it: a batch of long rows would
+    // otherwise hold every row's [H,T,T] scores and their temporaries at once (hundreds of MB
+    // next to a 4 GB wasm heap).
+    zRows = rows.starts.map((_, r) => {
+      const z = tf.tidy(() => rowZ(tf.softmax(scoresOf(r)), vh[r]));
+      [qh[r], kT[r], vh[r]].forEach(disposeHeads);
+      return z;
+    });
   }
   const z = tf.concat(zRows, 0) as tf.Tensor2D; // [N,D]
   zRows.forEach((t) => t.dispose());

@@ -126,6 +126,63 @@ function gatherKernel(args: KernelArgs): tf.TensorInfo {
 }
 
 export const GELU_ERF_KERNEL = 'E5GeluErf';
+export const ROW_HEADS_KERNEL = 'E5RowHeads';
+
+/** Attributes of E5RowHeads. */
+export interface RowHeadsAttrs {
+  /** First token and token count of each row in the packed [N, D] input. */
+  starts: number[];
+  lengths: number[];
+  heads: number;
+  /** Each head as [Dh, T] (keys, for q·kᵀ) instead of [T, Dh]. */
+  transposed: boolean;
+  /** Per row: one output per head instead of one [H, *, *] (outputs in row order, a row's heads in order). */
+  perHead: boolean[];
+}
+
+/** T runs of Dh floats, `stride` apart from `from` in x, into out[at..] as [T, Dh]. */
+function copyHead(x: Float32Array, from: number, stride: number, T: number, Dh: number, out: Float32Array, at: number): void {
+  for (let t = 0; t < T; t++, from += stride, at += Dh) out.set(x.subarray(from, from + Dh), at); // measured faster than a loop here
+}
+
+/** The same runs into out[at..] as [Dh, T]. */
+function copyHeadTransposed(x: Float32Array, from: number, stride: number, T: number, Dh: number, out: Float32Array, at: number): void {
+  for (let t = 0; t < T; t++, from += stride) {
+    for (let d = 0, o = at + t; d < Dh; d++, o += T) out[o] = x[from + d];
+  }
+}
+
+/**
+ * Cut a packed [N, D] activation into attention's operands in one pass: for each row, its heads
+ * as [H, T, Dh] (or [H, Dh, T] transposed), or each head apart. Replaces reshape + transpose to
+ * [H, N, Dh] + a slice per row (+ a transpose for keys) + an unstack per row: 8% of an 8×128
+ * forward's kernels were such copies. Pure copies, so bit-identical to those ops.
+ */
+function rowHeadsKernel({ inputs, attrs, backend }: KernelArgs): tf.TensorInfo[] {
+  const x = inputs.x as tf.TensorInfo;
+  const { starts, lengths, heads: H, transposed, perHead } = attrs as unknown as RowHeadsAttrs;
+  const b = backend as WasmBackendLike;
+  const D = x.shape[1], Dh = D / H;
+  const outs: tf.TensorInfo[] = [];
+  starts.forEach((_, r) => {
+    const T = lengths[r];
+    const shape = transposed ? [Dh, T] : [T, Dh];
+    if (perHead[r]) for (let h = 0; h < H; h++) outs.push(b.makeOutput(shape, 'float32'));
+    else outs.push(b.makeOutput([H, ...shape], 'float32'));
+  });
+  const xv = b.typedArrayFromHeap(x) as Float32Array; // views after every makeOutput (the heap may grow)
+  const copy = transposed ? copyHeadTransposed : copyHead;
+  let k = 0;
+  starts.forEach((start, r) => {
+    const T = lengths[r];
+    const whole = perHead[r] ? undefined : (b.typedArrayFromHeap(outs[k++]) as Float32Array);
+    for (let h = 0; h < H; h++) {
+      if (whole) copy(xv, start * D + h * Dh, D, T, Dh, whole, h * T * Dh);
+      else copy(xv, start * D + h * Dh, D, T, Dh, b.typedArrayFromHeap(outs[k++]) as Float32Array, 0);
+    }
+  });
+  return outs;
+}
 export const LAYER_NORM_KERNEL = 'E5LayerNorm';
 
 let threadCount = 1;
@@ -204,8 +261,8 @@ export function registerCpuKernels(): void {
 let registered = false;
 
 /**
- * Replace the wasm Slice, Unpack and GatherV2 kernels and add E5GeluErf and E5LayerNorm
- * (idempotent). With `threads` > 1 (and a shared heap), large GELU and LayerNorm inputs are
+ * Replace the wasm Slice, Unpack and GatherV2 kernels and add E5GeluErf, E5LayerNorm and
+ * E5RowHeads (idempotent). With `threads` > 1 (and a shared heap), large GELU and LayerNorm inputs are
  * split over that many threads (engine/threads.ts).
  */
 export function registerWasmKernels(threads = 1): void {
@@ -218,6 +275,7 @@ export function registerWasmKernels(threads = 1): void {
     tf.registerKernel({ kernelName: 'GatherV2', backendName: 'wasm', kernelFunc: gatherKernel as unknown as tf.KernelFunc });
   }
   tf.registerKernel({ kernelName: GELU_ERF_KERNEL, backendName: 'wasm', kernelFunc: geluKernel as unknown as tf.KernelFunc });
+  tf.registerKernel({ kernelName: ROW_HEADS_KERNEL, backendName: 'wasm', kernelFunc: rowHeadsKernel as unknown as tf.KernelFunc });
   tf.registerKernel({ kernelName: LAYER_NORM_KERNEL, backendName: 'wasm', kernelFunc: layerNormKernel as unknown as tf.KernelFunc });
   for (const kernelName of ['Slice', 'Unpack']) {
     if (tf.getKernel(kernelName, 'wasm')) tf.unregisterKernel(kernelName, 'wasm');

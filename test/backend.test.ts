@@ -7,7 +7,7 @@ import { strict as assert } from 'assert';
 import * as tf from '@tensorflow/tfjs-core';
 import { backendInfo, initBackend } from '../engine/backend';
 import { geluErf, layerNorm } from '../engine/layers';
-import { elementwiseThreads, GELU_ERF_KERNEL, LAYER_NORM_KERNEL } from '../engine/kernels';
+import { elementwiseThreads, GELU_ERF_KERNEL, LAYER_NORM_KERNEL, ROW_HEADS_KERNEL, RowHeadsAttrs } from '../engine/kernels';
 import { geluErfInto, layerNormInto } from '../engine/elementwise';
 import { MIN_PARALLEL_ELEMENTS } from '../engine/threads';
 import { mulberry32 } from './support/rng';
@@ -171,5 +171,41 @@ describe('backend', () => {
     }
     const info = backendInfo();
     if (info.name === 'wasm') assert.equal(elementwiseThreads(), info.threads, 'large inputs ran on every wasm thread');
+  });
+
+  it('cuts a packed [N, D] matrix into each row\'s heads ([H,T,Dh], [H,Dh,T] or apart) exactly', function () {
+    if (!tf.getKernel(ROW_HEADS_KERNEL, tf.getBackend())) this.skip(); // wasm only; elsewhere tfjs ops do it
+    const rand = mulberry32(13);
+    const H = 4, Dh = 3, D = H * Dh, lengths = [5, 1, 40, 33], starts = [0, 5, 6, 46], N = 79;
+    const xv = Float32Array.from({ length: N * D }, () => rand());
+    const x = tf.tensor2d(xv, [N, D]);
+    // x[start + t, h·Dh + d], written out by hand.
+    const head = (r: number, h: number, transposed: boolean) => {
+      const T = lengths[r], out: number[] = [];
+      if (transposed) for (let d = 0; d < Dh; d++) for (let t = 0; t < T; t++) out.push(xv[(starts[r] + t) * D + h * Dh + d]);
+      else for (let t = 0; t < T; t++) for (let d = 0; d < Dh; d++) out.push(xv[(starts[r] + t) * D + h * Dh + d]);
+      return out;
+    };
+    for (const transposed of [false, true]) {
+      const perHead = [true, false, true, false];
+      const attrs: RowHeadsAttrs = { starts, lengths, heads: H, transposed, perHead };
+      const outs = tf.engine().runKernel(ROW_HEADS_KERNEL, { x }, attrs as unknown as tf.NamedAttrMap) as unknown as tf.Tensor[];
+      let k = 0;
+      lengths.forEach((T, r) => {
+        const shape = transposed ? [Dh, T] : [T, Dh];
+        if (perHead[r]) {
+          for (let h = 0; h < H; h++, k++) {
+            assert.deepEqual(outs[k].shape, shape);
+            assert.deepEqual(Array.from(outs[k].dataSync()), head(r, h, transposed), `row ${r} head ${h}`);
+          }
+        } else {
+          assert.deepEqual(outs[k].shape, [H, ...shape]);
+          assert.deepEqual(Array.from(outs[k++].dataSync()), [0, 1, 2, 3].flatMap((h) => head(r, h, transposed)), `row ${r}`);
+        }
+      });
+      assert.equal(k, outs.length);
+      tf.dispose(outs);
+    }
+    x.dispose();
   });
 });
