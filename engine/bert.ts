@@ -205,8 +205,8 @@ export function encoderLayer(
 
 /**
  * The whole encoder → last hidden state [N, D]. Each layer runs in its own tidy so a layer's
- * intermediates are freed before the next starts (the wasm heap is 4 GB and already holds the
- * weights twice once XNNPACK has packed them). Hook caches survive because they are kept.
+ * intermediates are freed before the next starts (the wasm heap is 4 GB and holds the weights
+ * twice once XNNPACK has packed them, unless they were released). Hook caches survive because they are kept.
  */
 export function encoder(p: BertParams, c: BertConfig, input: PackedInput, ctx: HookContext): tf.Tensor2D {
   const masks = attentionMasks(input);

@@ -27,6 +27,12 @@
  * from 1.86 s to 1.30 s (7% → 4%). Also registered on cpu, whose own Erf is a 1.5e-7 approximation (tfjs-node keeps the
  * composed ops: TensorFlow's erf is exact). test/backend.test.ts checks it against math.erf
  * values and the composed ops.
+ *
+ * Both are split over worker threads on the shared heap for large inputs (engine/threads.ts; the
+ * arithmetic itself is engine/elementwise.ts).
+ *
+ * E5RowHeads (wasm): each row's attention heads copied out of a packed [N, D] matrix in one
+ * kernel, in the form the attention matmuls take (see rowHeadsKernel).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { geluErfInto, layerNormInto } from './elementwise';
