@@ -141,8 +141,6 @@ function rowZ(pattern: tf.Tensor3D, v: RowHeads): tf.Tensor2D {
   return tf.reshape(tf.transpose(tf.matMul(pattern, v), [1, 0, 2]), [T, H * Dh]); // [H,T,Dh] → [T,H,Dh] → [T,D]
 }
 
-const disposeHeads = (x: RowHeads) => tf.dispose(x);
-
 /**
  * BertSelfAttention → z [N, D] (the heads' outputs side by side, before the output dense).
  * Attention runs row by row — packed rows never see each other — on each row's heads.
@@ -174,7 +172,7 @@ export function selfAttention(
     // next to a 4 GB wasm heap).
     zRows = rows.starts.map((_, r) => {
       const z = tf.tidy(() => rowZ(tf.softmax(scoresOf(r)), vh[r]));
-      [qh[r], kT[r], vh[r]].forEach(disposeHeads);
+      tf.dispose([qh[r], kT[r], vh[r]]);
       return z;
     });
   }

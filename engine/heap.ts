@@ -111,11 +111,6 @@ export function prepackLinear(lin: Linear): void {
   });
 }
 
-interface WasmData {
-  memoryOffset: number;
-  refCount: number;
-}
-
 /**
  * Pack a Linear for XNNPACK and give its weight's heap memory back: XNNPACK computes from its
  * own packed copy, keyed by the weight and bias tensors, and reads the weight only when it
@@ -128,7 +123,7 @@ export function releaseLinearWeight(lin: Linear, name: string): boolean {
   const wasm = wasmModule();
   if (!wasm || lin[PACKED_WEIGHT]) return false;
   const weight = lin.weight;
-  const data = (tf.backend() as unknown as { dataIdMap: { get(id: unknown): WasmData | undefined } }).dataIdMap.get(weight.dataId);
+  const data = (tf.backend() as unknown as WasmBackendLike).dataIdMap.get(weight.dataId);
   if (!data || data.refCount !== 1 || data.memoryOffset === 0) return false; // a view or clone shares it: keep
   prepackLinear(lin); // packed from the weight's data, once (cached from here on)
   wasm._free(data.memoryOffset);
