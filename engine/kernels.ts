@@ -44,7 +44,8 @@ export interface WasmBackendLike {
   typedArrayFromHeap(t: tf.TensorInfo): Float32Array | Int32Array | Uint8Array;
   disposeData(dataId: unknown): void;
   dataIdMap: { get(dataId: unknown): { memoryOffset: number; refCount: number } | undefined };
-  wasm: { wasmMemory?: { buffer: ArrayBufferLike } }; // the WebAssembly.Memory
+  /** The Emscripten module: its allocator, heap view and (threaded build) shared WebAssembly.Memory. */
+  wasm: { _malloc(bytes: number): number; _free(ptr: number): void; HEAPU8: Uint8Array; wasmMemory?: { buffer: ArrayBufferLike } };
 }
 
 type Views = Float32Array | Int32Array | Uint8Array;
@@ -132,6 +133,7 @@ function gatherKernel(args: KernelArgs): tf.TensorInfo {
 }
 
 export const GELU_ERF_KERNEL = 'E5GeluErf';
+export const LAYER_NORM_KERNEL = 'E5LayerNorm';
 export const ROW_HEADS_KERNEL = 'E5RowHeads';
 
 /** Attributes of E5RowHeads. */
@@ -189,7 +191,6 @@ function rowHeadsKernel({ inputs, attrs, backend }: KernelArgs): tf.TensorInfo[]
   });
   return outs;
 }
-export const LAYER_NORM_KERNEL = 'E5LayerNorm';
 
 let threadCount = 1;
 let heapThreads: HeapThreads | null | undefined; // undefined: not tried yet; null: not available

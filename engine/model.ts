@@ -6,11 +6,10 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { BertConfig } from '../weights/config';
-import { BertParams, linearLayers, paramTensors } from '../weights/params';
+import { BertParams, paramTensors } from '../weights/params';
 import type { PoolingMode } from '../weights/sentence_transformers';
 import { backendInfo, BackendInfo } from './backend';
 import { encoder } from './bert';
-import { prepackLinear } from './heap';
 import { blockHook, HookContext, HookFilter, HookFn, HookName } from './hooks';
 import { bertPooler, l2Normalize, pool } from './pooling';
 import { packPadded, PackedInput, PaddedBatch } from './rows';
@@ -137,17 +136,6 @@ export class BertModel {
     const attentions = take(attnNames) as tf.Tensor4D[] | undefined;
     const owned: Array<tf.Tensor | undefined> = [out.lastHiddenState, out.pooled, out.embedding, out.poolerOutput, ...(hiddenStates ?? []), ...(attentions ?? [])];
     return { ...out, hiddenStates, attentions, backend: backendInfo(), dispose: () => owned.forEach((t) => t?.dispose()) };
-  }
-
-  /**
-   * Have the backend prepare every Linear weight now instead of on first use. On wasm that is
-   * XNNPACK packing each weight (cached per weight + bias tensor: ~1.2 GB for e5-large, 1.1 s
-   * with the heap already faulted in, ~5 s without), so the first forward is as fast as the
-   * next. Other backends cache nothing per weight: it is skipped there. (loadModel packs each
-   * Linear as it is read instead: engine/load.ts.)
-   */
-  prepack(): void {
-    linearLayers(this.params).forEach(prepackLinear);
   }
 
   dispose(): void {

@@ -67,10 +67,10 @@ interface Helper {
   seq: number;
 }
 
-/** One share of a job: [from, to) in elements of x/out. */
+/** A job: the operation and its operands' byte offsets in the heap (run() cuts it in shares). */
 interface Job {
   op: typeof OP_GELU | typeof OP_LAYER_NORM;
-  x: number; // byte offsets in the heap
+  x: number;
   out: number;
   gamma?: number;
   beta?: number;

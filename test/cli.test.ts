@@ -51,7 +51,6 @@ function readNpy(file: string): { descr: string; fortran: boolean; shape: number
   return { descr, fortran, shape, data: new Float32Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength)) };
 }
 
-
 function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let d = 0, na = 0, nb = 0;
   for (let i = 0; i < a.length; i++) {

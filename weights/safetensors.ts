@@ -532,9 +532,10 @@ export interface ReadF32Options {
   allowNonFinite?: boolean;
   /**
    * Write into this buffer (at least the tensor's element count) instead of a fresh array;
-   * the result is a view of its first elements. Loaders reuse one buffer for every tensor when
-   * the backend copies on upload: fresh memory costs a page fault per 4 KiB, which on a VM
-   * like ours is ~4 ms per MB — slower than reading the file.
+   * the result is a view of its first elements. Loaders pass a tensor's own memory in the wasm
+   * heap, or one reused host buffer (weights that are transposed on the way): fresh memory
+   * costs a page fault per 4 KiB, which on a VM like ours is ~4 ms per MB — slower than
+   * reading the file.
    */
   into?: Float32Array;
 }
