@@ -14,7 +14,7 @@
  * with T a row's length is attention (scale + mask).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { GELU_ERF_KERNEL, LAYER_NORM_KERNEL } from '../engine/kernels';
+import { ATTENTION_KERNEL, ATTN_SCORES_KERNEL, ATTN_SOFTMAX_KERNEL, ATTN_Z_KERNEL, GELU_ERF_KERNEL, LAYER_NORM_KERNEL } from '../engine/kernels';
 import type { EmbeddingModel } from '../engine/load';
 import { corpusBatches } from './ceiling';
 import { forwardBatch } from './engines';
@@ -43,8 +43,9 @@ export interface ShapeContext {
 /** The category of one kernel call from its name and its (first) output's shape. */
 export function categorize(kernel: string, outShape: readonly number[], c: ShapeContext): Category {
   if (kernel === '_FusedMatMul' || kernel === 'MatMul') return 'matmul: linear';
-  if (kernel === 'BatchMatMul') return 'matmul: attention';
-  if (kernel === 'Softmax' || kernel === 'LogSoftmax') return 'attention softmax';
+  // E5Attention is all of attention in one kernel: q·kᵀ, scale, mask, softmax, ·v (engine/simd.ts).
+  if (kernel === 'BatchMatMul' || kernel === ATTENTION_KERNEL || kernel === ATTN_SCORES_KERNEL || kernel === ATTN_Z_KERNEL) return 'matmul: attention';
+  if (kernel === 'Softmax' || kernel === 'LogSoftmax' || kernel === ATTN_SOFTMAX_KERNEL) return 'attention softmax';
   if (kernel === 'Erf' || kernel === 'Tanh' || kernel === GELU_ERF_KERNEL) return 'gelu';
   if (kernel === LAYER_NORM_KERNEL) return 'layernorm + residual';
   if (DATA_MOVEMENT.has(kernel)) return 'data movement';

@@ -10,7 +10,8 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
-import { registerCpuKernels, registerWasmKernels } from './kernels';
+import { registerCpuKernels, registerWasmKernels, WasmBackendLike, wasmMemoryOf } from './kernels';
+import { compileSimdModule } from './simd';
 
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
 export const BACKEND_NAMES: readonly BackendName[] = ['tensorflow', 'wasm', 'cpu'];
@@ -123,8 +124,18 @@ async function initWasm(threads: number): Promise<number> {
     await setAndCheck('wasm');
   }
   const actual = wasm.getThreadsCount();
-  if (process.env.E5_STOCK_WASM_KERNELS !== '1') registerWasmKernels(actual); // E5_STOCK_WASM_KERNELS=1: measure the stock kernels
+  if (process.env.E5_STOCK_WASM_KERNELS !== '1') registerWasmKernels(actual, await simdModule()); // E5_STOCK_WASM_KERNELS=1: measure the stock kernels
   return actual;
+}
+
+/**
+ * Our SIMD module (engine/simd.ts) for the memory tfjs-wasm started with; undefined when that
+ * memory is not reachable, or with E5_SIMD_ATTENTION=0 (to measure the tfjs-op attention).
+ */
+async function simdModule(): Promise<WebAssembly.Module | undefined> {
+  const memory = wasmMemoryOf(tf.backend() as unknown as Partial<WasmBackendLike>);
+  if (!memory || process.env.E5_SIMD_ATTENTION === '0') return undefined;
+  return compileSimdModule(memory.buffer instanceof SharedArrayBuffer);
 }
 
 function wasmOutDir(): string {

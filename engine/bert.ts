@@ -11,7 +11,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { BertConfig } from '../weights/config';
 import type { BertLayerParams, BertParams } from '../weights/params';
 import { blockHook, BlockHook, HookContext, HookName } from './hooks';
-import { ROW_HEADS_KERNEL, RowHeadsAttrs } from './kernels';
+import {
+  ATTENTION_KERNEL, AttentionAttrs, ATTN_SCORES_KERNEL, ATTN_SOFTMAX_KERNEL, ATTN_Z_KERNEL, ROW_HEADS_KERNEL, RowAttentionAttrs, RowHeadsAttrs, simdAttentionAvailable,
+} from './kernels';
 import { activation, layerNorm, linear } from './layers';
 import { InputError, PackedInput, Rows } from './rows';
 
@@ -84,7 +86,9 @@ export function attentionMasks(input: PackedInput): Array<tf.Tensor2D | null> {
 }
 
 /**
- * How attention multiplies: on tfjs-wasm only 2-D, un-transposed matmuls reach XNNPACK —
+ * How attention multiplies when our SIMD kernels are not there (simdAttention is the wasm path;
+ * this is the path of other backends, and of wasm for heads whose width is not a multiple of 8).
+ * On tfjs-wasm only 2-D, un-transposed matmuls reach XNNPACK —
  * batched ones run a scalar loop at ~2 GFLOPS, which cost 20% of a 32×64 e5-large forward
  * (bench/ --profile), while going head by head costs ~35 op dispatches per row and layer.
  * Measured per row and layer (bench/attention.ts, 16 heads, 2 threads): T=16 batched 0.7-1.2 ms
@@ -142,6 +146,31 @@ function rowZ(pattern: tf.Tensor3D, v: RowHeads): tf.Tensor2D {
 }
 
 /**
+ * Attention on wasm with our SIMD kernels (engine/simd.ts, engine/kernels.ts): one kernel per
+ * layer for every row and head; when a hook wants the scores or the pattern, the same arithmetic
+ * in three steps with the hooks between them (so hooking changes no number).
+ */
+function simdAttention(
+  q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, input: PackedInput, H: number, scale: number,
+  ctx: HookContext, scoresHook: HookName, patternHook: HookName,
+): tf.Tensor2D {
+  const { rows } = input;
+  const keyMask = input.attentionMask;
+  const run = <T extends tf.Tensor>(kernel: string, inputs: tf.NamedTensorMap, attrs: object) => tf.engine().runKernel(kernel, inputs, attrs as tf.NamedAttrMap) as T;
+  if (!ctx.wants(scoresHook) && !ctx.wants(patternHook)) {
+    const attrs: AttentionAttrs = { starts: rows.starts, lengths: rows.lengths, heads: H, keyMask, scale };
+    return run<tf.Tensor2D>(ATTENTION_KERNEL, { q, k, v }, attrs); // [N,D]
+  }
+  const rowAttrs = (r: number): RowAttentionAttrs => ({ start: rows.starts[r], length: rows.lengths[r], heads: H, keyMask, scale });
+  const scores = hookRows(ctx, scoresHook, rows.starts.map((_, r) => run<tf.Tensor3D>(ATTN_SCORES_KERNEL, { q, k }, rowAttrs(r))), rows); // [H,T,T] each
+  const pattern = hookRows(ctx, patternHook, scores.map((s) => run<tf.Tensor3D>(ATTN_SOFTMAX_KERNEL, { x: s }, {})), rows);
+  const zRows = pattern.map((a, r) => run<tf.Tensor2D>(ATTN_Z_KERNEL, { pattern: a, v }, rowAttrs(r))); // [T,D] each
+  const z = tf.concat(zRows, 0) as tf.Tensor2D; // [N,D]
+  zRows.forEach((t) => t.dispose());
+  return z;
+}
+
+/**
  * BertSelfAttention → z [N, D] (the heads' outputs side by side, before the output dense).
  * Attention runs row by row — packed rows never see each other — on each row's heads.
  */
@@ -155,11 +184,12 @@ export function selfAttention(
   const q = hook('attn.hook_q', linear(x, p.query)); // [N,D]
   const k = hook('attn.hook_k', linear(x, p.key)); // [N,D]
   const v = hook('attn.hook_v', linear(x, p.value)); // [N,D]
-  const qh = headsByRow(q, rows, H, false), kT = headsByRow(k, rows, H, true), vh = headsByRow(v, rows, H, false);
   const scale = Math.sqrt(Dh);
-
-  const scoresOf = (r: number) => rowScores(qh[r], kT[r], masks[r], scale); // [H,T,T]
   const scoresHook = blockHook(layer, 'attn.hook_attn_scores'), patternHook = blockHook(layer, 'attn.hook_pattern');
+  if (simdAttentionAvailable(Dh)) return hook('attn.hook_z', simdAttention(q, k, v, input, H, scale, ctx, scoresHook, patternHook));
+
+  const qh = headsByRow(q, rows, H, false), kT = headsByRow(k, rows, H, true), vh = headsByRow(v, rows, H, false);
+  const scoresOf = (r: number) => rowScores(qh[r], kT[r], masks[r], scale); // [H,T,T]
   let zRows: tf.Tensor2D[];
   if (ctx.wants(scoresHook) || ctx.wants(patternHook)) {
     // Hooks see every row's [H,T,T] at once, as one [B,H,T,T] tensor.

@@ -33,10 +33,17 @@
  *
  * E5RowHeads (wasm): each row's attention heads copied out of a packed [N, D] matrix in one
  * kernel, in the form the attention matmuls take (see rowHeadsKernel).
+ *
+ * E5Attention (wasm, given the SIMD module of engine/simd.ts): a whole layer's attention — every
+ * row, every head: q·kᵀ, scale, mask, softmax, ·v — from q, k, v [N, D] to z [N, D], a row's
+ * heads shared over the worker threads. E5AttnScores, E5AttnSoftmax and E5AttnZ are its three
+ * steps apart, for when a hook wants the scores or the pattern; they run the same functions, so
+ * the numbers are the same either way.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { geluErfInto, layerNormInto } from './elementwise';
-import { HeapThreads, MIN_PARALLEL_ELEMENTS } from './threads';
+import { attentionScratchFloats, instantiateSimd, SimdExports } from './simd';
+import { HeapThreads, MIN_PARALLEL_ELEMENTS, MIN_PARALLEL_MACS, SimdKernels } from './threads';
 
 /** The parts of tfjs-backend-wasm 4.22's backend object these kernels (and engine/heap.ts) use. */
 export interface WasmBackendLike {
@@ -45,7 +52,20 @@ export interface WasmBackendLike {
   disposeData(dataId: unknown): void;
   dataIdMap: { get(dataId: unknown): { memoryOffset: number; refCount: number } | undefined };
   /** The Emscripten module: its allocator, heap view and (threaded build) shared WebAssembly.Memory. */
-  wasm: { _malloc(bytes: number): number; _free(ptr: number): void; HEAPU8: Uint8Array; wasmMemory?: { buffer: ArrayBufferLike } };
+  wasm: {
+    _malloc(bytes: number): number;
+    _free(ptr: number): void;
+    HEAPU8: Uint8Array;
+    /** The threaded build's (shared) memory. */
+    wasmMemory?: WebAssembly.Memory;
+    /** The single-threaded build's exports, its memory among them. */
+    asm?: { memory?: WebAssembly.Memory };
+  };
+}
+
+/** The WebAssembly.Memory tfjs-wasm's tensors live in (either build), if reachable. */
+export function wasmMemoryOf(b: Partial<WasmBackendLike>): WebAssembly.Memory | undefined {
+  return b.wasm?.wasmMemory ?? b.wasm?.asm?.memory;
 }
 
 type Views = Float32Array | Int32Array | Uint8Array;
@@ -135,6 +155,31 @@ function gatherKernel(args: KernelArgs): tf.TensorInfo {
 export const GELU_ERF_KERNEL = 'E5GeluErf';
 export const LAYER_NORM_KERNEL = 'E5LayerNorm';
 export const ROW_HEADS_KERNEL = 'E5RowHeads';
+export const ATTENTION_KERNEL = 'E5Attention';
+export const ATTN_SCORES_KERNEL = 'E5AttnScores';
+export const ATTN_SOFTMAX_KERNEL = 'E5AttnSoftmax';
+export const ATTN_Z_KERNEL = 'E5AttnZ';
+
+/** Attributes of E5Attention. */
+export interface AttentionAttrs {
+  /** First token and token count of each row in the packed [N, D] inputs. */
+  starts: number[];
+  lengths: number[];
+  heads: number;
+  /** The attention mask, 1 for a real key, 0 for padding, one per token of the N. */
+  keyMask: ArrayLike<number>;
+  /** Scores are divided by this (√Dh). */
+  scale: number;
+}
+
+/** Attributes of E5AttnScores (one row) and E5AttnZ (one row: start and heads only). */
+export interface RowAttentionAttrs {
+  start: number;
+  length: number;
+  heads: number;
+  keyMask: ArrayLike<number>;
+  scale: number;
+}
 
 /** Attributes of E5RowHeads. */
 export interface RowHeadsAttrs {
@@ -194,15 +239,124 @@ function rowHeadsKernel({ inputs, attrs, backend }: KernelArgs): tf.TensorInfo[]
 
 let threadCount = 1;
 let heapThreads: HeapThreads | null | undefined; // undefined: not tried yet; null: not available
+let simdModule: WebAssembly.Module | undefined;
+let simdMain: SimdExports | undefined;
 
-/** The workers for large GELU/LayerNorm inputs (engine/threads.ts), started on first use. */
-function threadsFor(b: WasmBackendLike, n: number): HeapThreads | null {
-  if (n < MIN_PARALLEL_ELEMENTS || threadCount < 2 || heapThreads === null) return null;
+/** The SIMD module on the main thread, instantiated on first use. */
+function simdKernels(b: WasmBackendLike): SimdKernels | undefined {
+  const memory = wasmMemoryOf(b);
+  if (!simdModule || !memory) return undefined;
+  simdMain ??= instantiateSimd(simdModule, memory);
+  return { module: simdModule, main: simdMain };
+}
+
+/** The workers for large GELU/LayerNorm inputs and attention rows (engine/threads.ts), started on first use. */
+function threadsFor(b: WasmBackendLike, big: boolean): HeapThreads | null {
+  if (!big || threadCount < 2 || heapThreads === null) return null;
   if (heapThreads === undefined) {
     const memory = b.wasm.wasmMemory;
-    heapThreads = memory && memory.buffer instanceof SharedArrayBuffer ? new HeapThreads(memory, threadCount - 1) : null;
+    heapThreads = memory && memory.buffer instanceof SharedArrayBuffer ? new HeapThreads(memory, threadCount - 1, simdKernels(b)) : null;
   }
   return heapThreads;
+}
+
+/** Whether the E5Attention kernels run here for heads of Dh floats: wasm, the SIMD module assembled, Dh a multiple of 8. */
+export function simdAttentionAvailable(Dh: number): boolean {
+  return Dh % 8 === 0 && tf.getBackend() === 'wasm' && simdModule !== undefined && simdKernels(tf.backend() as unknown as WasmBackendLike) !== undefined;
+}
+
+/** Float32 scratch on the heap for `fn`, freed after it (attention's per-thread work areas). */
+function withScratch<R>(b: WasmBackendLike, floats: number, fn: (at: number) => R): R {
+  const at = b.wasm._malloc(4 * floats) >>> 0;
+  if (at === 0) throw new Error(`E5Attention: no room for ${floats} floats of scratch on the wasm heap (4 GB wasm32 cap)`);
+  try {
+    return fn(at);
+  } finally {
+    b.wasm._free(at);
+  }
+}
+
+/** The additive key mask of row start..start+T (0 or the float32 minimum) at `at`; 0 (no mask) when every key is real. */
+function writeKeyMask(b: WasmBackendLike, keyMask: ArrayLike<number>, start: number, T: number, at: number): number {
+  const keys = Array.from({ length: T }, (_, t) => keyMask[start + t]);
+  if (keys.every((m) => m === 1)) return 0;
+  new Float32Array(b.wasm.HEAPU8.buffer, at, T).set(keys.map((m) => (m === 1 ? 0 : -3.4028234663852886e38)));
+  return at;
+}
+
+function attentionKernel({ inputs, attrs, backend }: KernelArgs): tf.TensorInfo {
+  const { q, k, v } = inputs as { q: tf.TensorInfo; k: tf.TensorInfo; v: tf.TensorInfo };
+  const { starts, lengths, heads: H, keyMask, scale } = attrs as unknown as AttentionAttrs;
+  const b = backend as WasmBackendLike;
+  const [N, D] = q.shape, Dh = D / H;
+  const out = b.makeOutput([N, D], 'float32');
+  if (N === 0) return out;
+  const simd = simdKernels(b)!.main;
+  const maxT = Math.max(...lengths), perThread = attentionScratchFloats(maxT, Dh);
+  const threads = threadsFor(b, 2 * maxT * maxT * D >= MIN_PARALLEL_MACS);
+  withScratch(b, maxT + perThread * (threads?.threads ?? 1), (at) => {
+    const scratch = at + 4 * maxT;
+    starts.forEach((start, r) => {
+      const T = lengths[r], row = 4 * start * D;
+      const mask = writeKeyMask(b, keyMask, start, T, at);
+      const [qr, kr, vr, zr] = [q, k, v, out].map((t) => offsetOf(b, t) + row);
+      if (threads && 2 * T * T * D >= MIN_PARALLEL_MACS) {
+        threads.attention({ q: qr, k: kr, v: vr, z: zr, Dh, T, mask, scale, scratch, scratchBytes: 4 * perThread }, D, H);
+      } else {
+        simd.attention(qr, kr, vr, zr, D, Dh, T, 0, H, mask, scale, scratch);
+      }
+    });
+  });
+  return out;
+}
+
+/** One row's scores [H, T, T] = q_h·k_hᵀ / scale + mask: E5Attention's first step, for the hooks. */
+function attnScoresKernel({ inputs, attrs, backend }: KernelArgs): tf.TensorInfo {
+  const { q, k } = inputs as { q: tf.TensorInfo; k: tf.TensorInfo };
+  const { start, length: T, heads: H, keyMask, scale } = attrs as unknown as RowAttentionAttrs;
+  const b = backend as WasmBackendLike;
+  const D = q.shape[1], Dh = D / H, Tp = (T + 7) & ~7;
+  const out = b.makeOutput([H, T, T], 'float32');
+  const simd = simdKernels(b)!.main;
+  withScratch(b, T + T * Tp + attentionScratchFloats(T, Dh), (at) => {
+    const S = at + 4 * T, scratch = S + 4 * T * Tp;
+    const mask = writeKeyMask(b, keyMask, start, T, at);
+    for (let h = 0; h < H; h++) {
+      const head = 4 * (start * D + h * Dh);
+      simd.scores(offsetOf(b, q) + head, offsetOf(b, k) + head, D, Dh, T, mask, scale, scratch, S);
+      const heap = b.wasm.HEAPU8.buffer, o = new Float32Array(heap, offsetOf(b, out) + 4 * h * T * T, T * T);
+      for (let t = 0; t < T; t++) o.set(new Float32Array(heap, S + 4 * t * Tp, T), t * T);
+    }
+  });
+  return out;
+}
+
+/** Softmax over the last axis: E5Attention's second step, for the hooks. */
+function attnSoftmaxKernel({ inputs, backend }: KernelArgs): tf.TensorInfo {
+  const x = inputs.x as tf.TensorInfo;
+  const b = backend as WasmBackendLike;
+  const out = b.makeOutput(x.shape, 'float32');
+  const n = x.shape[x.shape.length - 1], size = tf.util.sizeFromShape(x.shape);
+  if (size === 0) return out;
+  (b.typedArrayFromHeap(out) as Float32Array).set(b.typedArrayFromHeap(x) as Float32Array); // views after makeOutput
+  simdKernels(b)!.main.softmax(offsetOf(b, out), size / n, n, 4 * n);
+  return out;
+}
+
+/** One row's z [T, D] = pattern [H, T, T] · v_h, heads side by side: E5Attention's last step, for the hooks. */
+function attnZKernel({ inputs, attrs, backend }: KernelArgs): tf.TensorInfo {
+  const { pattern, v } = inputs as { pattern: tf.TensorInfo; v: tf.TensorInfo };
+  const { start, heads: H } = attrs as unknown as RowAttentionAttrs;
+  const b = backend as WasmBackendLike;
+  const T = pattern.shape[1], D = v.shape[1], Dh = D / H;
+  const out = b.makeOutput([T, D], 'float32');
+  const simd = simdKernels(b)!.main;
+  withScratch(b, attentionScratchFloats(T, Dh), (scratch) => {
+    for (let h = 0; h < H; h++) {
+      simd.headZ(offsetOf(b, pattern) + 4 * h * T * T, 4 * T, offsetOf(b, v) + 4 * (start * D + h * Dh), D, Dh, T, scratch, offsetOf(b, out) + 4 * h * Dh);
+    }
+  });
+  return out;
 }
 
 /** Threads the wasm GELU/LayerNorm kernels have used for large inputs so far (1 until one ran split). */
@@ -219,7 +373,7 @@ function layerNormKernel({ inputs, attrs, backend }: KernelArgs): tf.TensorInfo 
   const b = backend as WasmBackendLike;
   const out = b.makeOutput(x.shape, 'float32');
   const n = tf.util.sizeFromShape(x.shape);
-  const threads = threadsFor(b, n);
+  const threads = threadsFor(b, n >= MIN_PARALLEL_ELEMENTS);
   if (threads) {
     threads.layerNorm(offsetOf(b, x), offsetOf(b, gamma), offsetOf(b, beta), eps, D, offsetOf(b, out), n);
     return out;
@@ -251,7 +405,7 @@ function geluKernel({ inputs, backend }: KernelArgs): tf.TensorInfo {
   const b = backend as WasmBackendLike;
   const out = b.makeOutput(x.shape, 'float32');
   const n = tf.util.sizeFromShape(x.shape);
-  const threads = threadsFor(b, n);
+  const threads = threadsFor(b, n >= MIN_PARALLEL_ELEMENTS);
   if (threads) threads.gelu(offsetOf(b, x), offsetOf(b, out), n);
   else geluErfInto(b.typedArrayFromHeap(x) as Float32Array, b.typedArrayFromHeap(out) as Float32Array); // views after makeOutput
   return out;
@@ -268,12 +422,18 @@ export function registerCpuKernels(): void {
 let registered = false;
 
 /**
- * Replace the wasm Slice, Unpack and GatherV2 kernels and add E5GeluErf, E5LayerNorm and
- * E5RowHeads (idempotent). With `threads` > 1 (and a shared heap), large GELU and LayerNorm inputs are
- * split over that many threads (engine/threads.ts).
+ * Replace the wasm Slice, Unpack and GatherV2 kernels and add E5GeluErf, E5LayerNorm,
+ * E5RowHeads and, given the assembled SIMD module (engine/simd.ts), the attention kernels
+ * (idempotent). With `threads` > 1 (and a shared heap), large GELU and LayerNorm inputs and
+ * attention rows are split over that many threads (engine/threads.ts).
  */
-export function registerWasmKernels(threads = 1): void {
+export function registerWasmKernels(threads = 1, simd?: WebAssembly.Module): void {
   threadCount = threads;
+  if (simd && !simdModule) {
+    simdModule = simd;
+    const kernels: Array<[string, unknown]> = [[ATTENTION_KERNEL, attentionKernel], [ATTN_SCORES_KERNEL, attnScoresKernel], [ATTN_SOFTMAX_KERNEL, attnSoftmaxKernel], [ATTN_Z_KERNEL, attnZKernel]];
+    for (const [kernelName, fn] of kernels) tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc: fn as tf.KernelFunc });
+  }
   if (registered) return;
   const stock = tf.getKernel('GatherV2', 'wasm') as tf.KernelConfig | undefined; // its setupFunc ran when the backend started
   if (stock) {
