@@ -4,10 +4,15 @@
  * source, in worker threads on the shared wasm heap.
  */
 
-// erf(u) ≈ u·P(u²)/Q(u²) on |u| <= ERF_LIMIT (engine/erf_fit.py), ±1 beyond.
-const ERF_LIMIT = 3.92;
-const [P0, P1, P2, P3, P4, P5, P6] = [1.1283791806893193, 0.1846680217769746, 0.05428311947524898, 0.0038322136408378174, 0.00038074696976724215, 4.728640474776363e-06, -1.3389813285913377e-08];
-const [Q1, Q2, Q3, Q4, Q5] = [0.49699130401073477, 0.11377000611254565, 0.015431918190323834, 0.001305500229140025, 6.352148589890139e-05];
+/** erf(u) ≈ u·P(u²)/Q(u²) on |u| <= limit (engine/erf_fit.py), ±1 beyond; Q's constant term is 1. engine/simd.ts evaluates the same. */
+export const ERF_FIT = {
+  limit: 3.92,
+  p: [1.1283791806893193, 0.1846680217769746, 0.05428311947524898, 0.0038322136408378174, 0.00038074696976724215, 4.728640474776363e-06, -1.3389813285913377e-08],
+  q: [0.49699130401073477, 0.11377000611254565, 0.015431918190323834, 0.001305500229140025, 6.352148589890139e-05],
+} as const;
+const ERF_LIMIT = ERF_FIT.limit;
+const [P0, P1, P2, P3, P4, P5, P6] = ERF_FIT.p;
+const [Q1, Q2, Q3, Q4, Q5] = ERF_FIT.q;
 
 /** x·Φ(x) = 0.5·x·(1 + erf(x/√2)) elementwise, in float64, rounded once into `out`. */
 export function geluErfInto(x: Float32Array, out: Float32Array): void {

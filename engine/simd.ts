@@ -26,6 +26,8 @@
  *    wants the scores or the pattern: hooking changes no number.
  */
 
+import { ERF_FIT } from './elementwise';
+
 /** k steps per iteration of the GEMM's main loop. */
 const UNROLL = 4;
 /** Rows per GEMM tile: 4 rows × 8 columns = 8 accumulators, with the weight and x vectors, fit x64's 16 SIMD registers. */
@@ -41,6 +43,8 @@ export interface SimdExports {
   softmax(S: number, rows: number, n: number, stride: number): void;
   /** One head's output: z_h [T, Dh] (stride D) = P [T, T] (stride `ps`) · v_h. */
   headZ(P: number, ps: number, v: number, D: number, Dh: number, T: number, scratch: number, z: number): void;
+  /** out = GELU(x) for n floats: engine/elementwise.ts geluErfInto's float64 arithmetic, two lanes at a time (the same bits). */
+  gelu(x: number, out: number, n: number): void;
 }
 
 /** Floats of scratch one thread needs for a row of T tokens (zeros, kᵀ panels, v panels, scores). */
@@ -301,6 +305,52 @@ function attentionFunc(): string {
       (call $headZ ${get('sp')} (i32.shl ${get('Tp')} ${i32(2)}) ${head('v')} ${get('D')} ${get('Dh')} ${get('T')} ${get('scratch')} ${head('z')})`)})`;
 }
 
+// ---------------------------------------------------------------- GELU
+
+/**
+ * 0.5·v·(1 + erf(v/√2)) in float64 (`t`: f64x2, or f64 for the tail), operation for operation as
+ * geluErfInto evaluates it in JavaScript, so the results are the same bits. `v` names a local.
+ */
+function geluExpr(t: 'f64x2' | 'f64', v: string): string {
+  const c = (x: number) => (t === 'f64x2' ? `(v128.const f64x2 ${x} ${x})` : `(f64.const ${x})`);
+  const op = (name: string, a: string, b: string) => `(${t}.${name} ${a} ${b})`;
+  const z = get(`${t}_z`), u = get(`${t}_u`);
+  const horner = (cs: readonly number[]) => cs.slice(0, -1).reduceRight((inner, k) => op('add', c(k), op('mul', z, inner)), c(cs[cs.length - 1])); // k0 + z·(k1 + z·(…))
+  const rational = op('div', op('mul', u, horner(ERF_FIT.p)), op('add', c(1), op('mul', z, horner(ERF_FIT.q))));
+  const [above, below] = [op('gt', u, c(ERF_FIT.limit)), op('lt', u, c(-ERF_FIT.limit))];
+  const erf = t === 'f64x2'
+    ? `(v128.bitselect ${c(1)} (v128.bitselect ${c(-1)} ${rational} ${below}) ${above})`
+    : `(select ${c(1)} (select ${c(-1)} ${rational} ${below}) ${above})`;
+  return `(block (result ${t === 'f64x2' ? 'v128' : 'f64'})
+    ${set(`${t}_u`, op('mul', get(v), c(Math.SQRT1_2)))}
+    ${set(`${t}_z`, op('mul', u, u))}
+    ${op('mul', op('mul', c(0.5), get(v)), op('add', c(1), erf))})`;
+}
+
+/** out[i] = GELU(x[i]), i < n: four floats per step (two float64 pairs), then one at a time. */
+function geluFunc(): string {
+  const at = (p: string) => add(get(p), `(i32.shl ${get('i')} ${i32(2)})`);
+  return `(func (export "gelu") (param $x i32) (param $out i32) (param $n i32)
+    (local $i i32) (local $a v128) (local $lo v128) (local $hi v128) (local $f64x2_u v128) (local $f64x2_z v128) (local $s f64) (local $f64_u f64) (local $f64_z f64)
+    ${set('i', i32(0))}
+    (block $vec_done (loop $vec
+      (br_if $vec_done (i32.gt_s ${add(get('i'), i32(4))} ${get('n')}))
+      ${set('a', `(v128.load ${at('x')})`)}
+      ${set('lo', `(f64x2.promote_low_f32x4 ${get('a')})`)}
+      ${set('hi', `(f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 ${get('a')} ${get('a')}))`)}
+      ${set('lo', `(f32x4.demote_f64x2_zero ${geluExpr('f64x2', 'lo')})`)}
+      ${set('hi', `(f32x4.demote_f64x2_zero ${geluExpr('f64x2', 'hi')})`)}
+      (v128.store ${at('out')} (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 ${get('lo')} ${get('hi')}))
+      ${set('i', add(get('i'), i32(4)))}
+      (br $vec)))
+    (block $one_done (loop $one
+      (br_if $one_done (i32.ge_s ${get('i')} ${get('n')}))
+      ${set('s', `(f64.promote_f32 (f32.load ${at('x')}))`)}
+      (f32.store ${at('out')} (f32.demote_f64 ${geluExpr('f64', 's')}))
+      ${set('i', add(get('i'), i32(1)))}
+      (br $one))))`;
+}
+
 /** The module's text. `shared`: the memory tfjs-wasm's threaded build has (an import must match it). */
 export function simdModuleWat(shared: boolean): string {
   return `(module
@@ -313,7 +363,8 @@ export function simdModuleWat(shared: boolean): string {
   ${softmaxFunc()}
   ${scoresFunc()}
   ${headZFunc()}
-  ${attentionFunc()})`;
+  ${attentionFunc()}
+  ${geluFunc()})`;
 }
 
 /** Assemble the module (wabt: ~40 ms, mostly its own start-up). */

@@ -1,6 +1,6 @@
 /**
  * engine/simd.ts and the attention kernels on it (engine/kernels.ts). Expectations: attention
- * computed by hand in float64; tfjs-wasm's own per-head matmuls (XNNPACK) bit for bit for q·kᵀ;
+ * computed by hand in float64; the JavaScript GELU's bits; tfjs-wasm's own per-head matmuls (XNNPACK) bit for bit for q·kᵀ;
  * the one-kernel and the three-step (hook) forms bit for bit; a worker computing its share of
  * the heads; the engine taking this path on wasm.
  */
@@ -9,8 +9,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import { backendInfo } from '../engine/backend';
 import { MASK_VALUE } from '../engine/bert';
 import {
-  ATTENTION_KERNEL, AttentionAttrs, ATTN_SCORES_KERNEL, ATTN_SOFTMAX_KERNEL, ATTN_Z_KERNEL, ROW_HEADS_KERNEL, RowAttentionAttrs, simdAttentionAvailable, WasmBackendLike,
+  ATTENTION_KERNEL, AttentionAttrs, ATTN_SCORES_KERNEL, ATTN_SOFTMAX_KERNEL, ATTN_Z_KERNEL, GELU_ERF_KERNEL, ROW_HEADS_KERNEL, RowAttentionAttrs, simdAttentionAvailable, WasmBackendLike,
 } from '../engine/kernels';
+import { geluErfInto } from '../engine/elementwise';
 import { attentionScratchFloats, compileSimdModule, instantiateSimd } from '../engine/simd';
 import { HeapThreads, MIN_PARALLEL_MACS } from '../engine/threads';
 import { loadBert } from './support/golden';
@@ -117,6 +118,15 @@ describe('attention in wasm SIMD', () => {
       }));
       assert.deepEqual(bits(once.dataSync() as Float32Array), bits(steps.dataSync() as Float32Array));
     });
+  });
+
+  it('GELU: the bits of the JavaScript function (engine/elementwise.ts), specials and a tail included', () => {
+    const specials = [NaN, Infinity, -Infinity, 0, -0, 3.92 * Math.SQRT2, -3.92 * Math.SQRT2, 1e-30, -1e-30, 3.4e38, -3.4e38];
+    const n = 40_003, x = Float32Array.from({ length: n }, (_, i) => (i < specials.length ? specials[i] : -6 + (12 * ((i * 7919) % n)) / n));
+    const want = new Float32Array(n);
+    geluErfInto(x, want);
+    const got = tf.tidy(() => run<tf.Tensor>(GELU_ERF_KERNEL, { x: tf.tensor2d(x, [1, n]) }, {}).dataSync() as Float32Array);
+    assert.deepEqual(bits(got), bits(want));
   });
 
   it('a worker computes its share of the heads', async function () {
