@@ -29,19 +29,40 @@ export function geluErfInto(x: Float32Array, out: Float32Array): void {
   }
 }
 
-/** (x - mean) / sqrt(var + eps) * gamma + beta for each row of a row-major [rows, D] matrix. */
+/**
+ * (x - mean) / sqrt(var + eps) * gamma + beta for each row of a row-major [rows, D] matrix, in
+ * float64, rounded once. Sums run in four interleaved partial sums, added as (s0 + s1) + (s2 + s3),
+ * then the tail: engine/simd.ts adds the same way two float64 lanes at a time (the same bits),
+ * and four independent chains are not bound by the latency of one.
+ */
 export function layerNormInto(x: Float32Array, gamma: Float32Array, beta: Float32Array, eps: number, D: number, out: Float32Array): void {
   for (let start = 0; start < x.length; start += D) {
-    let sum = 0;
-    for (let i = start; i < start + D; i++) sum += x[i];
+    const end = start + D;
+    let s0 = 0, s1 = 0, s2 = 0, s3 = 0, i = start;
+    for (; i + 4 <= end; i += 4) {
+      s0 += x[i];
+      s1 += x[i + 1];
+      s2 += x[i + 2];
+      s3 += x[i + 3];
+    }
+    let sum = (s0 + s1) + (s2 + s3);
+    for (; i < end; i++) sum += x[i];
     const mean = sum / D;
-    let sq = 0;
-    for (let i = start; i < start + D; i++) {
+    s0 = s1 = s2 = s3 = 0;
+    for (i = start; i + 4 <= end; i += 4) {
+      const d0 = x[i] - mean, d1 = x[i + 1] - mean, d2 = x[i + 2] - mean, d3 = x[i + 3] - mean;
+      s0 += d0 * d0;
+      s1 += d1 * d1;
+      s2 += d2 * d2;
+      s3 += d3 * d3;
+    }
+    let sq = (s0 + s1) + (s2 + s3);
+    for (; i < end; i++) {
       const d = x[i] - mean;
       sq += d * d;
     }
     const inv = 1 / Math.sqrt(sq / D + eps);
-    for (let i = start, j = 0; j < D; i++, j++) out[i] = (x[i] - mean) * inv * gamma[j] + beta[j];
+    for (let k = start, j = 0; j < D; k++, j++) out[k] = (x[k] - mean) * inv * gamma[j] + beta[j];
   }
 }
 

@@ -45,6 +45,8 @@ export interface SimdExports {
   headZ(P: number, ps: number, v: number, D: number, Dh: number, T: number, scratch: number, z: number): void;
   /** out = GELU(x) for n floats: engine/elementwise.ts geluErfInto's float64 arithmetic, two lanes at a time (the same bits). */
   gelu(x: number, out: number, n: number): void;
+  /** LayerNorm of the n / D rows of x into out: engine/elementwise.ts layerNormInto's float64 arithmetic (the same bits). */
+  layerNorm(x: number, gamma: number, beta: number, eps: number, D: number, out: number, n: number): void;
 }
 
 /** Floats of scratch one thread needs for a row of T tokens (zeros, kᵀ panels, v panels, scores). */
@@ -351,6 +353,62 @@ function geluFunc(): string {
       (br $one))))`;
 }
 
+// ---------------------------------------------------------------- LayerNorm
+
+/**
+ * layerNormInto's arithmetic: each sum in lanes (s0, s1) and (s2, s3) of two float64 pairs, added
+ * as (s0 + s1) + (s2 + s3), then the tail; out = ((x − mean)·inv)·gamma + beta, rounded once.
+ */
+function layerNormFunc(): string {
+  const at = (p: string, i: string) => add(get(p), `(i32.shl ${i} ${i32(2)})`);
+  const lo = (v: string) => `(f64x2.promote_low_f32x4 ${v})`;
+  const hi = (v: string) => `(f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 ${v} ${v}))`;
+  const lanes = `(f64.add (f64.add (f64x2.extract_lane 0 ${get('va')}) (f64x2.extract_lane 1 ${get('va')})) (f64.add (f64x2.extract_lane 0 ${get('vb')}) (f64x2.extract_lane 1 ${get('vb')})))`;
+  const quads = (label: string, body: string) => `${set('i', i32(0))}
+      (block $${label}_done (loop $${label}
+        (br_if $${label}_done (i32.gt_s ${add(get('i'), i32(4))} ${get('D')}))
+        ${body}
+        ${set('i', add(get('i'), i32(4)))}
+        (br $${label})))`;
+  const tail = (label: string, body: string) => `
+      (block $${label}_done (loop $${label}
+        (br_if $${label}_done (i32.ge_s ${get('i')} ${get('D')}))
+        ${body}
+        ${set('i', add(get('i'), i32(1)))}
+        (br $${label})))`;
+  const x1 = `(f64.promote_f32 (f32.load ${at('row', get('i'))}))`;
+  const norm2 = (part: (v: string) => string) => `(f64x2.add (f64x2.mul (f64x2.mul (f64x2.sub ${part(get('a'))} ${get('m2')}) ${get('inv2')}) ${part(get('g'))}) ${part(get('bt'))})`;
+  return `(func (export "layerNorm") (param $x i32) (param $gamma i32) (param $beta i32) (param $eps f64) (param $D i32) (param $out i32) (param $n i32)
+    (local $r i32) (local $i i32) (local $row i32) (local $o i32) (local $a v128) (local $g v128) (local $bt v128) (local $va v128) (local $vb v128)
+    (local $d v128) (local $m2 v128) (local $inv2 v128) (local $sum f64) (local $mean f64) (local $inv f64) (local $f f64)
+    ${loop('r', i32(0), `(i32.div_s ${get('n')} ${get('D')})`, `
+      ${set('row', add(get('x'), `(i32.shl ${mul(get('r'), get('D'))} ${i32(2)})`))}
+      ${set('o', add(get('out'), `(i32.shl ${mul(get('r'), get('D'))} ${i32(2)})`))}
+      ${set('va', '(v128.const f64x2 0 0)')} ${set('vb', '(v128.const f64x2 0 0)')}
+      ${quads('sum4', `${set('a', `(v128.load ${at('row', get('i'))})`)}
+        ${set('va', `(f64x2.add ${get('va')} ${lo(get('a'))})`)}
+        ${set('vb', `(f64x2.add ${get('vb')} ${hi(get('a'))})`)}`)}
+      ${set('sum', lanes)}
+      ${tail('sum1', set('sum', `(f64.add ${get('sum')} ${x1})`))}
+      ${set('mean', `(f64.div ${get('sum')} (f64.convert_i32_s ${get('D')}))`)}
+      ${set('m2', `(f64x2.splat ${get('mean')})`)}
+      ${set('va', '(v128.const f64x2 0 0)')} ${set('vb', '(v128.const f64x2 0 0)')}
+      ${quads('sq4', `${set('a', `(v128.load ${at('row', get('i'))})`)}
+        ${set('d', `(f64x2.sub ${lo(get('a'))} ${get('m2')})`)}
+        ${set('va', `(f64x2.add ${get('va')} (f64x2.mul ${get('d')} ${get('d')}))`)}
+        ${set('d', `(f64x2.sub ${hi(get('a'))} ${get('m2')})`)}
+        ${set('vb', `(f64x2.add ${get('vb')} (f64x2.mul ${get('d')} ${get('d')}))`)}`)}
+      ${set('sum', lanes)}
+      ${tail('sq1', `${set('f', `(f64.sub ${x1} ${get('mean')})`)} ${set('sum', `(f64.add ${get('sum')} (f64.mul ${get('f')} ${get('f')}))`)}`)}
+      ${set('inv', `(f64.div (f64.const 1) (f64.sqrt (f64.add (f64.div ${get('sum')} (f64.convert_i32_s ${get('D')})) ${get('eps')})))`)}
+      ${set('inv2', `(f64x2.splat ${get('inv')})`)}
+      ${quads('norm4', `${set('a', `(v128.load ${at('row', get('i'))})`)}
+        ${set('g', `(v128.load ${at('gamma', get('i'))})`)}
+        ${set('bt', `(v128.load ${at('beta', get('i'))})`)}
+        (v128.store ${at('o', get('i'))} (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (f32x4.demote_f64x2_zero ${norm2(lo)}) (f32x4.demote_f64x2_zero ${norm2(hi)})))`)}
+      ${tail('norm1', `(f32.store ${at('o', get('i'))} (f32.demote_f64 (f64.add (f64.mul (f64.mul (f64.sub ${x1} ${get('mean')}) ${get('inv')}) (f64.promote_f32 (f32.load ${at('gamma', get('i'))}))) (f64.promote_f32 (f32.load ${at('beta', get('i'))})))))`)}`)})`;
+}
+
 /** The module's text. `shared`: the memory tfjs-wasm's threaded build has (an import must match it). */
 export function simdModuleWat(shared: boolean): string {
   return `(module
@@ -364,7 +422,8 @@ export function simdModuleWat(shared: boolean): string {
   ${scoresFunc()}
   ${headZFunc()}
   ${attentionFunc()}
-  ${geluFunc()})`;
+  ${geluFunc()}
+  ${layerNormFunc()})`;
 }
 
 /** Assemble the module (wabt: ~40 ms, mostly its own start-up). */

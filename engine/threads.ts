@@ -16,8 +16,8 @@
  * worker is done — the kernel is synchronous, as tfjs requires. A worker that fails reports it
  * and the main thread computes that share itself.
  *
- * With the SIMD module (engine/simd.ts) GELU runs its wasm form, the same bits as the
- * JavaScript one. Attention runs the same way: each thread computes a share of a row's heads,
+ * With the SIMD module (engine/simd.ts) GELU and LayerNorm run its wasm forms, the same bits as
+ * the JavaScript ones. Attention runs the same way: each thread computes a share of a row's heads,
  * with its own instance of the SIMD module on the same memory and its own scratch.
  *
  * Used only on the wasm backend with a shared heap and more than one thread, and only for
@@ -61,6 +61,7 @@ for (;;) {
     const f32 = (offset, length) => new Float32Array(heap, offset, length);
     if (ctrl[${OP}] === ${OP_ATTENTION}) simd.attention(u32[${Q}], u32[${K}], u32[${V}], u32[${Z}], u32[${D}], u32[${DH}], u32[${T}], u32[${H0}], u32[${H1}], u32[${MASK}], eps[0], u32[${SCRATCH}]);
     else if (ctrl[${OP}] === ${OP_GELU}) simd ? simd.gelu(u32[${X}], u32[${OUT}], n) : geluErfInto(f32(u32[${X}], n), f32(u32[${OUT}], n));
+    else if (simd) simd.layerNorm(u32[${X}], u32[${GAMMA}], u32[${BETA}], eps[0], u32[${D}], u32[${OUT}], n);
     else layerNormInto(f32(u32[${X}], n), f32(u32[${GAMMA}], u32[${D}]), f32(u32[${BETA}], u32[${D}]), eps[0], u32[${D}], f32(u32[${OUT}], n));
     ctrl[${STATUS}] = 0;
   } catch (e) {
@@ -164,6 +165,7 @@ export class HeapThreads {
     if (a) this.simd!.main.attention(a.q, a.k, a.v, a.z, job.D!, a.Dh, a.T, from, to, a.mask, a.scale, a.scratch);
     else if (job.op === OP_GELU && this.simd) this.simd.main.gelu(job.x + 4 * from, job.out + 4 * from, n); // the same bits as geluErfInto
     else if (job.op === OP_GELU) geluErfInto(f32(job.x + 4 * from, n), f32(job.out + 4 * from, n));
+    else if (this.simd) this.simd.main.layerNorm(job.x + 4 * from, job.gamma!, job.beta!, job.eps!, job.D!, job.out + 4 * from, n); // the same bits as layerNormInto
     else layerNormInto(f32(job.x + 4 * from, n), f32(job.gamma!, job.D!), f32(job.beta!, job.D!), job.eps!, job.D!, f32(job.out + 4 * from, n));
   }
 }

@@ -1,6 +1,6 @@
 /**
  * engine/simd.ts and the attention kernels on it (engine/kernels.ts). Expectations: attention
- * computed by hand in float64; the JavaScript GELU's bits; tfjs-wasm's own per-head matmuls (XNNPACK) bit for bit for q·kᵀ;
+ * computed by hand in float64; the JavaScript GELU's and LayerNorm's bits; tfjs-wasm's own per-head matmuls (XNNPACK) bit for bit for q·kᵀ;
  * the one-kernel and the three-step (hook) forms bit for bit; a worker computing its share of
  * the heads; the engine taking this path on wasm.
  */
@@ -9,9 +9,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import { backendInfo } from '../engine/backend';
 import { MASK_VALUE } from '../engine/bert';
 import {
-  ATTENTION_KERNEL, AttentionAttrs, ATTN_SCORES_KERNEL, ATTN_SOFTMAX_KERNEL, ATTN_Z_KERNEL, GELU_ERF_KERNEL, ROW_HEADS_KERNEL, RowAttentionAttrs, simdAttentionAvailable, WasmBackendLike,
+  ATTENTION_KERNEL, AttentionAttrs, ATTN_SCORES_KERNEL, ATTN_SOFTMAX_KERNEL, ATTN_Z_KERNEL, GELU_ERF_KERNEL, LAYER_NORM_KERNEL, ROW_HEADS_KERNEL, RowAttentionAttrs, simdAttentionAvailable, WasmBackendLike,
 } from '../engine/kernels';
-import { geluErfInto } from '../engine/elementwise';
+import { geluErfInto, layerNormInto } from '../engine/elementwise';
 import { attentionScratchFloats, compileSimdModule, instantiateSimd } from '../engine/simd';
 import { HeapThreads, MIN_PARALLEL_MACS } from '../engine/threads';
 import { loadBert } from './support/golden';
@@ -127,6 +127,17 @@ describe('attention in wasm SIMD', () => {
     geluErfInto(x, want);
     const got = tf.tidy(() => run<tf.Tensor>(GELU_ERF_KERNEL, { x: tf.tensor2d(x, [1, n]) }, {}).dataSync() as Float32Array);
     assert.deepEqual(bits(got), bits(want));
+  });
+
+  it('LayerNorm: the bits of the JavaScript function (engine/elementwise.ts), rows of any width', () => {
+    for (const D of [1, 3, 8, 37, 1024]) {
+      const R = 5, x = Float32Array.from({ length: R * D }, (_, i) => (i % 7 === 0 ? 40 : 0) + 3 * Math.sin(i * 1.37));
+      const gamma = Float32Array.from({ length: D }, (_, j) => 1 + 0.3 * Math.cos(j)), beta = Float32Array.from({ length: D }, (_, j) => 0.1 * Math.sin(3 * j));
+      const want = new Float32Array(R * D);
+      layerNormInto(x, gamma, beta, 1e-12, D, want);
+      const got = tf.tidy(() => run<tf.Tensor>(LAYER_NORM_KERNEL, { x: tf.tensor2d(x, [R, D]), gamma: tf.tensor1d(gamma), beta: tf.tensor1d(beta) }, { eps: 1e-12 }).dataSync() as Float32Array);
+      assert.deepEqual(bits(got), bits(want), `D = ${D}`);
+    }
   });
 
   it('a worker computes its share of the heads', async function () {
