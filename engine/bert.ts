@@ -15,10 +15,10 @@ import {
   ATTENTION_KERNEL, AttentionAttrs, ATTN_SCORES_KERNEL, ATTN_SOFTMAX_KERNEL, ATTN_Z_KERNEL, ROW_HEADS_KERNEL, RowAttentionAttrs, RowHeadsAttrs, simdAttentionAvailable,
 } from './kernels';
 import { activation, layerNorm, linear } from './layers';
+import { MASK_VALUE } from './numerics';
 import { InputError, PackedInput, Rows } from './rows';
 
-/** HF's additive mask value: torch.finfo(float32).min. */
-export const MASK_VALUE = -3.4028234663852886e38;
+export { MASK_VALUE }; // HF's additive mask value (engine/numerics.ts)
 
 // ---------------------------------------------------------------- public views for hooks
 

@@ -44,6 +44,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { geluErfInto, layerNormInto } from './elementwise';
+import { MASK_VALUE } from './numerics';
 import { attentionScratchFloats, instantiateSimd, SimdExports } from './simd';
 import { HeapThreads, MIN_PARALLEL_ELEMENTS, MIN_PARALLEL_MACS, SimdKernels } from './threads';
 
@@ -282,7 +283,7 @@ function withScratch<R>(b: WasmBackendLike, floats: number, fn: (at: number) => 
 function writeKeyMask(b: WasmBackendLike, keyMask: ArrayLike<number>, start: number, T: number, at: number): number {
   const keys = Array.from({ length: T }, (_, t) => keyMask[start + t]);
   if (keys.every((m) => m === 1)) return 0;
-  new Float32Array(b.wasm.HEAPU8.buffer, at, T).set(keys.map((m) => (m === 1 ? 0 : -3.4028234663852886e38)));
+  new Float32Array(b.wasm.HEAPU8.buffer, at, T).set(keys.map((m) => (m === 1 ? 0 : MASK_VALUE)));
   return at;
 }
 
