@@ -1,5 +1,6 @@
 /**
- * Attention in WebAssembly SIMD of our own, working in place on tfjs-wasm's heap.
+ * Attention, GELU and LayerNorm in WebAssembly SIMD of our own, working in place on tfjs-wasm's
+ * heap.
  *
  * Why: tfjs-wasm sends every batched matmul to a scalar loop (~2 GFLOPS), so attention ran as
  * one batched matmul per row below 32 tokens and as 2·H small XNNPACK matmuls per row above
@@ -7,13 +8,15 @@
  * row's heads, a scale, a mask add and a softmax kernel between them: 5–7% of a forward, the
  * largest part of the engine's overhead over its GEMMs (bench/README.md). Here one call does a
  * row's heads: q·kᵀ, scale and mask, softmax, ·v, each head's output written straight into z.
+ * GELU and LayerNorm were JavaScript loops over float64; here they run two float64 lanes at a
+ * time, operation for operation as the JavaScript (engine/elementwise.ts), so with the same bits.
  *
  * How: the module is written as WebAssembly text, generated below, and assembled at start-up
- * with wabt. It imports tfjs-wasm's WebAssembly.Memory, so it reads q, k, v and writes z where
- * the tensors are; in the threaded build that memory is shared and engine/threads.ts runs a
- * share of the heads on a worker with its own instance of the same module.
+ * with wabt. It imports tfjs-wasm's WebAssembly.Memory, so it reads its inputs and writes its
+ * outputs where the tensors are; in the threaded build that memory is shared and
+ * engine/threads.ts runs a share of the work on a worker with its own instance of the module.
  *
- * The arithmetic, per row and head (T tokens, Dh = D/H, Tp = T rounded up to 8):
+ * Attention's arithmetic, per row and head (T tokens, Dh = D/H, Tp = T rounded up to 8):
  *  - kᵀ is copied into [Tp/8, Dh, 8] panels (zero keys past T), v into [Dh/8, T, 8] panels;
  *  - `gemm`, a 4-row × 8-column register tile, computes x·W + bias with each output accumulated
  *    from the bias (here zero) in k order, a rounded multiply then a rounded add — the same
@@ -22,8 +25,8 @@
  *  - scores = raw / √Dh + mask (the additive key mask: 0 or the float32 minimum), as HF;
  *  - softmax by row: max, exp(x − max) (Cephes' expf polynomial, ~1 ulp, 0 below −87.3), sum,
  *    divide. Not the bits of tfjs's Softmax (its exp differs in the last place), which is why
- *    the engine's hook path runs these same functions (scoresRow, softmaxRows, zRow) when a hook
- *    wants the scores or the pattern: hooking changes no number.
+ *    the engine's hook path runs these same functions (the exports scores, softmax, headZ) when
+ *    a hook wants the scores or the pattern: hooking changes no number.
  */
 
 import { ERF_FIT } from './elementwise';
