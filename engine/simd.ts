@@ -78,6 +78,24 @@ function loop(name: string, from: string, to: string, body: string, step = 1): s
       (br $${name}_loop)))`;
 }
 
+/** for (; i + 4 <= n; i += 4) body — four elements a step (`i`, `n` name locals; i starts where it is). */
+function quadLoop(label: string, i: string, n: string, body: string): string {
+  return `(block $${label}_done (loop $${label}
+      (br_if $${label}_done (i32.gt_s ${add(get(i), i32(4))} ${get(n)}))
+      ${body}
+      ${set(i, add(get(i), i32(4)))}
+      (br $${label})))`;
+}
+
+/** for (; i < n; i++) body — the elements a quadLoop left. */
+function tailLoop(label: string, i: string, n: string, body: string): string {
+  return `(block $${label}_done (loop $${label}
+      (br_if $${label}_done (i32.ge_s ${get(i)} ${get(n)}))
+      ${body}
+      ${set(i, add(get(i), i32(1)))}
+      (br $${label})))`;
+}
+
 // ---------------------------------------------------------------- GEMM
 
 function kStep(rows: number, u: number): string {
@@ -206,40 +224,24 @@ function scaleMaskFunc(): string {
     ${set('sc', `(f32x4.splat ${get('scale')})`)}
     ${loop('t', i32(0), get('rows'), `
       ${set('s', i32(0))}
-      (block $vec_done (loop $vec
-        (br_if $vec_done (i32.gt_s ${add(get('s'), i32(4))} ${get('n')}))
+      ${quadLoop('vec', 's', 'n', `
         ${set('a', add(add(get('S'), mul(get('t'), get('stride'))), `(i32.shl ${get('s')} ${i32(2)})`))}
         ${set('v', `(f32x4.div (v128.load ${get('a')}) ${get('sc')})`)}
         (if ${get('mask')} (then ${set('v', `(f32x4.add ${get('v')} (v128.load ${add(get('mask'), `(i32.shl ${get('s')} ${i32(2)})`)}))`)}))
-        (v128.store ${get('a')} ${get('v')})
-        ${set('s', add(get('s'), i32(4)))}
-        (br $vec)))
-      (block $one_done (loop $one
-        (br_if $one_done (i32.ge_s ${get('s')} ${get('n')}))
+        (v128.store ${get('a')} ${get('v')})`)}
+      ${tailLoop('one', 's', 'n', `
         ${set('a', add(add(get('S'), mul(get('t'), get('stride'))), `(i32.shl ${get('s')} ${i32(2)})`))}
         ${set('f', `(f32.div (f32.load ${get('a')}) ${get('scale')})`)}
         (if ${get('mask')} (then ${set('f', `(f32.add ${get('f')} (f32.load ${add(get('mask'), `(i32.shl ${get('s')} ${i32(2)})`)}))`)}))
-        (f32.store ${get('a')} ${get('f')})
-        ${set('s', add(get('s'), i32(1)))}
-        (br $one)))`)}
+        (f32.store ${get('a')} ${get('f')})`)}`)}
     )`;
 }
 
 /** Softmax of each row of n floats in place: max, exp(x − max), sum (4 lanes, then lane by lane, then the tail), divide. */
 function softmaxFunc(): string {
   const addr = (s: string) => add(get('row'), `(i32.shl ${s} ${i32(2)})`);
-  const vecLoop = (label: string, body: string) => `${set('s', i32(0))}
-      (block $${label}_done (loop $${label}
-        (br_if $${label}_done (i32.gt_s ${add(get('s'), i32(4))} ${get('n')}))
-        ${body}
-        ${set('s', add(get('s'), i32(4)))}
-        (br $${label})))`;
-  const tailLoop = (label: string, body: string) => `
-      (block $${label}_done (loop $${label}
-        (br_if $${label}_done (i32.ge_s ${get('s')} ${get('n')}))
-        ${body}
-        ${set('s', add(get('s'), i32(1)))}
-        (br $${label})))`;
+  const vecLoop = (label: string, body: string) => `${set('s', i32(0))} ${quadLoop(label, 's', 'n', body)}`;
+  const tail = (label: string, body: string) => tailLoop(label, 's', 'n', body);
   const lanes = (op: string, v: string) => `(${op} (${op} (${op} (f32x4.extract_lane 0 ${v}) (f32x4.extract_lane 1 ${v})) (f32x4.extract_lane 2 ${v})) (f32x4.extract_lane 3 ${v}))`;
   return `(func $softmax (param $S i32) (param $rows i32) (param $n i32) (param $stride i32)
     (local $t i32) (local $s i32) (local $row i32) (local $vm v128) (local $vs v128) (local $e v128) (local $max f32) (local $sum f32) (local $mx v128) (local $f f32)
@@ -249,7 +251,7 @@ function softmaxFunc(): string {
       ${set('vm', f32x4(-Infinity))}
       ${vecLoop('max4', set('vm', `(f32x4.pmax ${get('vm')} (v128.load ${addr(get('s'))}))`))}
       ${set('max', lanes('f32.max', get('vm')))}
-      ${tailLoop('max1', set('max', `(f32.max ${get('max')} (f32.load ${addr(get('s'))}))`))}
+      ${tail('max1', set('max', `(f32.max ${get('max')} (f32.load ${addr(get('s'))}))`))}
       ${set('mx', `(f32x4.splat ${get('max')})`)}
       ${set('vs', f32x4(0))}
       ${vecLoop('exp4', `${set('ein', `(f32x4.sub (v128.load ${addr(get('s'))}) ${get('mx')})`)}
@@ -257,13 +259,13 @@ function softmaxFunc(): string {
         (v128.store ${addr(get('s'))} ${get('e')})
         ${set('vs', `(f32x4.add ${get('vs')} ${get('e')})`)}`)}
       ${set('sum', lanes('f32.add', get('vs')))}
-      ${tailLoop('exp1', `${set('ein', `(f32x4.splat (f32.sub (f32.load ${addr(get('s'))}) ${get('max')}))`)}
+      ${tail('exp1', `${set('ein', `(f32x4.splat (f32.sub (f32.load ${addr(get('s'))}) ${get('max')}))`)}
         ${set('f', `(f32x4.extract_lane 0 ${exp4('ein')})`)}
         (f32.store ${addr(get('s'))} ${get('f')})
         ${set('sum', `(f32.add ${get('sum')} ${get('f')})`)}`)}
       ${set('vs', `(f32x4.splat ${get('sum')})`)}
       ${vecLoop('div4', `(v128.store ${addr(get('s'))} (f32x4.div (v128.load ${addr(get('s'))}) ${get('vs')}))`)}
-      ${tailLoop('div1', `(f32.store ${addr(get('s'))} (f32.div (f32.load ${addr(get('s'))}) ${get('sum')}))`)}`)}
+      ${tail('div1', `(f32.store ${addr(get('s'))} (f32.div (f32.load ${addr(get('s'))}) ${get('sum')}))`)}`)}
     )`;
 }
 
@@ -338,22 +340,16 @@ function geluFunc(): string {
   return `(func (export "gelu") (param $x i32) (param $out i32) (param $n i32)
     (local $i i32) (local $a v128) (local $lo v128) (local $hi v128) (local $f64x2_u v128) (local $f64x2_z v128) (local $s f64) (local $f64_u f64) (local $f64_z f64)
     ${set('i', i32(0))}
-    (block $vec_done (loop $vec
-      (br_if $vec_done (i32.gt_s ${add(get('i'), i32(4))} ${get('n')}))
+    ${quadLoop('vec', 'i', 'n', `
       ${set('a', `(v128.load ${at('x')})`)}
       ${set('lo', `(f64x2.promote_low_f32x4 ${get('a')})`)}
       ${set('hi', `(f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 ${get('a')} ${get('a')}))`)}
       ${set('lo', `(f32x4.demote_f64x2_zero ${geluExpr('f64x2', 'lo')})`)}
       ${set('hi', `(f32x4.demote_f64x2_zero ${geluExpr('f64x2', 'hi')})`)}
-      (v128.store ${at('out')} (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 ${get('lo')} ${get('hi')}))
-      ${set('i', add(get('i'), i32(4)))}
-      (br $vec)))
-    (block $one_done (loop $one
-      (br_if $one_done (i32.ge_s ${get('i')} ${get('n')}))
+      (v128.store ${at('out')} (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 ${get('lo')} ${get('hi')}))`)}
+    ${tailLoop('one', 'i', 'n', `
       ${set('s', `(f64.promote_f32 (f32.load ${at('x')}))`)}
-      (f32.store ${at('out')} (f32.demote_f64 ${geluExpr('f64', 's')}))
-      ${set('i', add(get('i'), i32(1)))}
-      (br $one))))`;
+      (f32.store ${at('out')} (f32.demote_f64 ${geluExpr('f64', 's')}))`)})`;
 }
 
 // ---------------------------------------------------------------- LayerNorm
@@ -367,18 +363,8 @@ function layerNormFunc(): string {
   const lo = (v: string) => `(f64x2.promote_low_f32x4 ${v})`;
   const hi = (v: string) => `(f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 ${v} ${v}))`;
   const lanes = `(f64.add (f64.add (f64x2.extract_lane 0 ${get('va')}) (f64x2.extract_lane 1 ${get('va')})) (f64.add (f64x2.extract_lane 0 ${get('vb')}) (f64x2.extract_lane 1 ${get('vb')})))`;
-  const quads = (label: string, body: string) => `${set('i', i32(0))}
-      (block $${label}_done (loop $${label}
-        (br_if $${label}_done (i32.gt_s ${add(get('i'), i32(4))} ${get('D')}))
-        ${body}
-        ${set('i', add(get('i'), i32(4)))}
-        (br $${label})))`;
-  const tail = (label: string, body: string) => `
-      (block $${label}_done (loop $${label}
-        (br_if $${label}_done (i32.ge_s ${get('i')} ${get('D')}))
-        ${body}
-        ${set('i', add(get('i'), i32(1)))}
-        (br $${label})))`;
+  const quads = (label: string, body: string) => `${set('i', i32(0))} ${quadLoop(label, 'i', 'D', body)}`;
+  const tail = (label: string, body: string) => tailLoop(label, 'i', 'D', body);
   const x1 = `(f64.promote_f32 (f32.load ${at('row', get('i'))}))`;
   const norm2 = (part: (v: string) => string) => `(f64x2.add (f64x2.mul (f64x2.mul (f64x2.sub ${part(get('a'))} ${get('m2')}) ${get('inv2')}) ${part(get('g'))}) ${part(get('bt'))})`;
   return `(func (export "layerNorm") (param $x i32) (param $gamma i32) (param $beta i32) (param $eps f64) (param $D i32) (param $out i32) (param $n i32)
