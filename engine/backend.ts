@@ -130,11 +130,12 @@ async function initWasm(threads: number): Promise<number> {
 
 /**
  * Our SIMD module (engine/simd.ts) for the memory tfjs-wasm started with; undefined when that
- * memory is not reachable, or with E5_SIMD_ATTENTION=0 (to measure the tfjs-op attention).
+ * memory is not reachable, or with E5_SIMD=0 (to measure without it: attention from tfjs ops, GELU
+ * and LayerNorm in JavaScript).
  */
 async function simdModule(): Promise<WebAssembly.Module | undefined> {
   const memory = wasmMemoryOf(tf.backend() as unknown as Partial<WasmBackendLike>);
-  if (!memory || process.env.E5_SIMD_ATTENTION === '0') return undefined;
+  if (!memory || process.env.E5_SIMD === '0') return undefined;
   return compileSimdModule(memory.buffer instanceof SharedArrayBuffer);
 }
 
