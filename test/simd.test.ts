@@ -14,8 +14,13 @@ import {
 import { geluErfInto, layerNormInto } from '../engine/elementwise';
 import { attentionScratchFloats, compileSimdModule, instantiateSimd } from '../engine/simd';
 import { HeapThreads, MIN_PARALLEL_MACS } from '../engine/threads';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import type { HookName } from '../engine/hooks';
+import { readBertConfig } from '../weights/config';
 import { loadBert } from './support/golden';
-import { cachedModel } from './support/generate-model';
+import { cachedModel, generateModel } from './support/generate-model';
 import { testBackend } from './support/backend';
 import { mulberry32 } from './support/rng';
 
@@ -161,6 +166,30 @@ describe('attention in wasm SIMD', () => {
       }
     }
     tf.dispose([q, k, v, z, scratch]);
+  });
+
+  it('heads whose width is not a multiple of 8 take the tfjs-op path, which computes the same attention', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'e5-simd-dh9-'));
+    try {
+      const H = 4, Dh = 9, D = H * Dh;
+      const config = readBertConfig(cachedModel({ preset: 'tiny' }));
+      generateModel(dir, { config: { ...config, numHiddenLayers: 1, hiddenSize: D, numAttentionHeads: H, intermediateSize: 40 } });
+      const bert = loadBert(dir);
+      assert.ok(!simdAttentionAvailable(Dh));
+      for (const T of [5, 40]) { // one batched matmul per row under 32 tokens, per-head matmuls from 32 on
+        const names: HookName[] = ['blocks.0.attn.hook_q', 'blocks.0.attn.hook_k', 'blocks.0.attn.hook_v', 'blocks.0.attn.hook_z'];
+        const { output, cache } = bert.runWithCache({ inputIds: [Array.from({ length: T }, (_, t) => 1000 + 7 * t)], attentionMask: [new Array(T).fill(1)] }, { names });
+        const [q, k, v, z] = names.map((n) => cache.get(n).dataSync() as Float32Array); // [1, T, H, Dh] = [T, D]
+        const want = attentionByHand(q, k, v, D, H, [0], [T], new Array(T).fill(1));
+        const worst = z.reduce((w, x, j) => Math.max(w, Math.abs(x - want[j])), 0);
+        assert.ok(worst < 1e-5, `T = ${T}: max abs error ${worst.toExponential(2)}`);
+        output.dispose();
+        cache.dispose();
+      }
+      bert.dispose();
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('the engine attends with one kernel per layer, with three steps when a hook wants the pattern, and leaks nothing', async () => {
