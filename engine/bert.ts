@@ -145,29 +145,36 @@ function rowZ(pattern: tf.Tensor3D, v: RowHeads): tf.Tensor2D {
   return tf.reshape(tf.transpose(tf.matMul(pattern, v), [1, 0, 2]), [T, H * Dh]); // [H,T,Dh] → [T,H,Dh] → [T,D]
 }
 
+/** One row's attention in three steps, for when hooks see the scores and the pattern between them. */
+interface AttentionSteps {
+  scores(r: number): tf.Tensor3D; // [H,T,T]
+  softmax(scores: tf.Tensor3D): tf.Tensor3D; // [H,T,T]
+  z(pattern: tf.Tensor3D, r: number): tf.Tensor2D; // [T,D]
+}
+
+/** Hooks see every row's scores and pattern at once, as one [B,H,T,T] tensor each → each row's z. */
+function hookedAttention(ctx: HookContext, rows: Rows, scoresHook: HookName, patternHook: HookName, steps: AttentionSteps): tf.Tensor2D[] {
+  const scores = hookRows(ctx, scoresHook, rows.starts.map((_, r) => steps.scores(r)), rows);
+  const pattern = hookRows(ctx, patternHook, scores.map((s) => steps.softmax(s)), rows);
+  return pattern.map((a, r) => steps.z(a, r));
+}
+
 /**
- * Attention on wasm with our SIMD kernels (engine/simd.ts, engine/kernels.ts): one kernel per
- * layer for every row and head; when a hook wants the scores or the pattern, the same arithmetic
- * in three steps with the hooks between them (so hooking changes no number).
+ * The steps on wasm with our SIMD kernels (engine/simd.ts, engine/kernels.ts): the functions the
+ * one-kernel E5Attention runs, so hooking changes no number.
  */
-function simdAttention(
-  q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, input: PackedInput, H: number, scale: number,
-  ctx: HookContext, scoresHook: HookName, patternHook: HookName,
-): tf.Tensor2D {
+function simdSteps(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, input: PackedInput, H: number, scale: number): AttentionSteps {
   const { rows } = input;
-  const keyMask = input.attentionMask;
-  const run = <T extends tf.Tensor>(kernel: string, inputs: tf.NamedTensorMap, attrs: object) => tf.engine().runKernel(kernel, inputs, attrs as tf.NamedAttrMap) as T;
-  if (!ctx.wants(scoresHook) && !ctx.wants(patternHook)) {
-    const attrs: AttentionAttrs = { starts: rows.starts, lengths: rows.lengths, heads: H, keyMask, scale };
-    return run<tf.Tensor2D>(ATTENTION_KERNEL, { q, k, v }, attrs); // [N,D]
-  }
-  const rowAttrs = (r: number): RowAttentionAttrs => ({ start: rows.starts[r], length: rows.lengths[r], heads: H, keyMask, scale });
-  const scores = hookRows(ctx, scoresHook, rows.starts.map((_, r) => run<tf.Tensor3D>(ATTN_SCORES_KERNEL, { q, k }, rowAttrs(r))), rows); // [H,T,T] each
-  const pattern = hookRows(ctx, patternHook, scores.map((s) => run<tf.Tensor3D>(ATTN_SOFTMAX_KERNEL, { x: s }, {})), rows);
-  const zRows = pattern.map((a, r) => run<tf.Tensor2D>(ATTN_Z_KERNEL, { pattern: a, v }, rowAttrs(r))); // [T,D] each
-  const z = tf.concat(zRows, 0) as tf.Tensor2D; // [N,D]
-  zRows.forEach((t) => t.dispose());
-  return z;
+  const attrs = (r: number): RowAttentionAttrs => ({ start: rows.starts[r], length: rows.lengths[r], heads: H, keyMask: input.attentionMask, scale });
+  return {
+    scores: (r) => runKernel<tf.Tensor3D>(ATTN_SCORES_KERNEL, { q, k }, attrs(r)),
+    softmax: (s) => runKernel<tf.Tensor3D>(ATTN_SOFTMAX_KERNEL, { x: s }, {}),
+    z: (a, r) => runKernel<tf.Tensor2D>(ATTN_Z_KERNEL, { pattern: a, v }, attrs(r)),
+  };
+}
+
+function runKernel<T extends tf.Tensor>(kernel: string, inputs: tf.NamedTensorMap, attrs: object): T {
+  return tf.engine().runKernel(kernel, inputs, attrs as tf.NamedAttrMap) as T;
 }
 
 /**
@@ -186,25 +193,30 @@ export function selfAttention(
   const v = hook('attn.hook_v', linear(x, p.value)); // [N,D]
   const scale = Math.sqrt(Dh);
   const scoresHook = blockHook(layer, 'attn.hook_attn_scores'), patternHook = blockHook(layer, 'attn.hook_pattern');
-  if (simdAttentionAvailable(Dh)) return hook('attn.hook_z', simdAttention(q, k, v, input, H, scale, ctx, scoresHook, patternHook));
-
-  const qh = headsByRow(q, rows, H, false), kT = headsByRow(k, rows, H, true), vh = headsByRow(v, rows, H, false);
-  const scoresOf = (r: number) => rowScores(qh[r], kT[r], masks[r], scale); // [H,T,T]
+  const hooked = ctx.wants(scoresHook) || ctx.wants(patternHook);
   let zRows: tf.Tensor2D[];
-  if (ctx.wants(scoresHook) || ctx.wants(patternHook)) {
-    // Hooks see every row's [H,T,T] at once, as one [B,H,T,T] tensor.
-    const scores = hookRows(ctx, scoresHook, rows.starts.map((_, r) => scoresOf(r)), rows);
-    const pattern = hookRows(ctx, patternHook, scores.map((s) => tf.softmax(s)), rows);
-    zRows = pattern.map((a, r) => rowZ(a, vh[r]));
+  if (simdAttentionAvailable(Dh)) {
+    if (!hooked) {
+      // Every row and head in one kernel (engine/simd.ts).
+      const attrs: AttentionAttrs = { starts: rows.starts, lengths: rows.lengths, heads: H, keyMask: input.attentionMask, scale };
+      return hook('attn.hook_z', runKernel<tf.Tensor2D>(ATTENTION_KERNEL, { q, k, v }, attrs)); // [N,D]
+    }
+    zRows = hookedAttention(ctx, rows, scoresHook, patternHook, simdSteps(q, k, v, input, H, scale));
   } else {
-    // One row at a time in its own tidy, its heads freed after it: a batch of long rows would
-    // otherwise hold every row's [H,T,T] scores and their temporaries at once (hundreds of MB
-    // next to a 4 GB wasm heap).
-    zRows = rows.starts.map((_, r) => {
-      const z = tf.tidy(() => rowZ(tf.softmax(scoresOf(r)), vh[r]));
-      tf.dispose([qh[r], kT[r], vh[r]]);
-      return z;
-    });
+    const qh = headsByRow(q, rows, H, false), kT = headsByRow(k, rows, H, true), vh = headsByRow(v, rows, H, false);
+    const scoresOf = (r: number) => rowScores(qh[r], kT[r], masks[r], scale); // [H,T,T]
+    if (hooked) {
+      zRows = hookedAttention(ctx, rows, scoresHook, patternHook, { scores: scoresOf, softmax: (s) => tf.softmax(s), z: (a, r) => rowZ(a, vh[r]) });
+    } else {
+      // One row at a time in its own tidy, its heads freed after it: a batch of long rows would
+      // otherwise hold every row's [H,T,T] scores and their temporaries at once (hundreds of MB
+      // next to a 4 GB wasm heap).
+      zRows = rows.starts.map((_, r) => {
+        const z = tf.tidy(() => rowZ(tf.softmax(scoresOf(r)), vh[r]));
+        tf.dispose([qh[r], kT[r], vh[r]]);
+        return z;
+      });
+    }
   }
   const z = tf.concat(zRows, 0) as tf.Tensor2D; // [N,D]
   zRows.forEach((t) => t.dispose());
