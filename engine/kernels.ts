@@ -45,7 +45,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { geluErfInto, layerNormInto } from './elementwise';
 import { MASK_VALUE } from './numerics';
-import { attentionScratchFloats, instantiateSimd, SimdExports } from './simd';
+import { attentionScratchFloats, instantiateSimd } from './simd';
 import { HeapThreads, MIN_PARALLEL_ELEMENTS, MIN_PARALLEL_MACS, SimdKernels } from './threads';
 
 /** The parts of tfjs-backend-wasm 4.22's backend object these kernels (and engine/heap.ts) use. */
@@ -243,14 +243,14 @@ function rowHeadsKernel({ inputs, attrs, backend }: KernelArgs): tf.TensorInfo[]
 let threadCount = 1;
 let heapThreads: HeapThreads | null | undefined; // undefined: not tried yet; null: not available
 let simdModule: WebAssembly.Module | undefined;
-let simdMain: SimdExports | undefined;
+let simdOnMain: SimdKernels | undefined;
 
-/** The SIMD module on the main thread, instantiated on first use. */
+/** The SIMD module with its instance on the main thread, instantiated on first use. */
 function simdKernels(b: WasmBackendLike): SimdKernels | undefined {
   const memory = wasmMemoryOf(b);
   if (!simdModule || !memory) return undefined;
-  simdMain ??= instantiateSimd(simdModule, memory);
-  return { module: simdModule, main: simdMain };
+  simdOnMain ??= { module: simdModule, main: instantiateSimd(simdModule, memory) };
+  return simdOnMain;
 }
 
 /** The workers for large GELU/LayerNorm inputs and attention rows (engine/threads.ts), started on first use. */
@@ -265,7 +265,7 @@ function threadsFor(b: WasmBackendLike, big: boolean): HeapThreads | null {
 
 /** Whether the E5Attention kernels run here for heads of Dh floats: wasm, the SIMD module assembled, Dh a multiple of 8. */
 export function simdAttentionAvailable(Dh: number): boolean {
-  return Dh % 8 === 0 && tf.getBackend() === 'wasm' && simdModule !== undefined && simdKernels(tf.backend() as unknown as WasmBackendLike) !== undefined;
+  return Dh % 8 === 0 && tf.getBackend() === 'wasm' && simdKernels(tf.backend() as unknown as WasmBackendLike) !== undefined;
 }
 
 /** Float32 scratch on the heap for `fn`, freed after it (attention's per-thread work areas). */
