@@ -4,7 +4,7 @@
  *
  *   linear GEMMs     the 6 Linear layers per layer × layers (Q, K, V, attention output, FFN in,
  *                    FFN out — the notes' "4 Linear matmuls" with Q/K/V counted apart, as the
- *                    engine runs them), each engine/layers.ts `linear(x[N,in], lin)` — the
+ *                    engine runs them), each the runtime's `ops.linear(x[N,in], lin)` — the
  *                    engine's own fused matMul with W[in,out] + bias, N = the forward's packed
  *                    tokens, the model's own Linears (so XNNPACK's packed weights are the same
  *                    ones), x random
@@ -15,10 +15,10 @@
  * matmuls alternate within each repeat; medians are reported.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { EmbeddingModel } from '../engine/load';
-import { planBatches } from '../engine/load';
+import type { EmbeddingModel } from '../e5/model';
+import { planBatches } from '../e5/model';
 import { HookContext } from '../engine/hooks';
-import { linear } from '../engine/layers';
+
 import { packSequences } from '../engine/rows';
 import type { Encoding } from '../tokenizer';
 import { median } from './stats';
@@ -68,7 +68,7 @@ async function timeLinear(m: EmbeddingModel, tokenCounts: number[]): Promise<num
     for (const p of m.bert.params.layers) {
       for (const [input, lin] of [[x, p.query], [x, p.key], [x, p.value], [x, p.attnOutput], [x, p.intermediate], [h, p.output]] as const) {
         last?.dispose();
-        last = linear(input, lin);
+        last = m.bert.runtime.ops.linear(input, lin);
       }
     }
     await last!.data();

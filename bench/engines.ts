@@ -11,7 +11,7 @@ import * as os from 'os';
 import * as path from 'path';
 import type { BackendInfo } from '../engine/backend';
 import { HookContext } from '../engine/hooks';
-import type { EmbeddingModel } from '../engine/load';
+import type { EmbeddingModel } from '../e5/model';
 import { packSequences } from '../engine/rows';
 import { JsonLinesChild, osThreads, Reply } from './child';
 import { paddedLists, Workload } from './workloads';

@@ -14,8 +14,8 @@
  * with T a row's length is attention (scale + mask).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { ATTENTION_KERNEL, ATTN_SCORES_KERNEL, ATTN_SOFTMAX_KERNEL, ATTN_Z_KERNEL, GELU_ERF_KERNEL, LAYER_NORM_KERNEL } from '../engine/kernels';
-import type { EmbeddingModel } from '../engine/load';
+import { ATTENTION_KERNEL, ATTN_SCORES_KERNEL, ATTN_SOFTMAX_KERNEL, ATTN_Z_KERNEL, GELU_ERF_KERNEL, LAYER_NORM_KERNEL } from '../engine/backends/wasm/kernels';
+import type { EmbeddingModel } from '../e5/model';
 import { corpusBatches } from './ceiling';
 import { forwardBatch } from './engines';
 import type { Workload } from './workloads';

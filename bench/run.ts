@@ -12,7 +12,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Command } from 'commander';
 import { BackendInfo, initBackend } from '../engine/backend';
-import { EmbeddingModel, loadModel } from '../engine/load';
+import { EmbeddingModel, loadModel } from '../e5/model';
 import { resolveModel } from '../weights/folder';
 import { CeilingReport, measureCeiling } from './ceiling';
 import { compare, CompareReport } from './compare';

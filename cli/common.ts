@@ -36,7 +36,7 @@ export function addBackendOptions(cmd: Command): Command {
   return cmd
     .addOption(new Option('--backend <name>', 'tfjs backend: auto picks tensorflow, else wasm, else cpu')
       .choices(['auto', ...BACKEND_NAMES]).default('auto'))
-    .addOption(new Option('--threads <n>', 'threads for the wasm backend (default: all cores)').argParser(intArg(1)));
+    .addOption(new Option('--threads <n>', 'threads (wasm: its thread pool; tensorflow: TensorFlow intra-op threads; default: all cores)').argParser(intArg(1)));
 }
 
 /** -q, --debug, --progress */
@@ -96,7 +96,9 @@ export class Reporter {
 }
 
 export function describeBackend(b: BackendInfo): string {
-  return b.name === 'wasm' ? `wasm (${b.threads} thread${b.threads === 1 ? '' : 's'})` : b.name;
+  const threads = `${b.threads} thread${b.threads === 1 ? '' : 's'}`;
+  if (b.name === 'tensorflow') return `tensorflow (TensorFlow ${b.nativeVersion ?? '?'}, ${threads})`;
+  return b.name === 'wasm' ? `wasm (${threads})` : b.name;
 }
 
 /**
@@ -105,7 +107,7 @@ export function describeBackend(b: BackendInfo): string {
  * (loadModel keepLinearWeights: false; 1.15 GB less for e5-large, and a faster load).
  */
 export async function openModel(o: ModelOptions & BackendOptions & GeneralOptions, use: { embeddingOnly?: boolean } = {}): Promise<EmbeddingModel> {
-  await initBackend({ backend: o.backend === 'auto' ? undefined : o.backend, threads: o.threads });
+  await initBackend({ backend: o.backend === 'auto' ? undefined : o.backend, threads: o.threads, nativeLogs: o.debug });
   return loadModel(o.model, {
     revision: o.revision,
     offline: o.offline ? true : undefined,

@@ -1,55 +1,120 @@
 /**
- * Backend selection for the CLI, tests and benchmarks. The library itself never calls
- * tf.setBackend: whoever owns the process picks a backend here, and every result records
- * `backendInfo()` so a number can always be traced to the kernels that computed it.
+ * Backends as plug-ins. `initBackend()` sets up one tfjs backend and returns a Runtime: which
+ * backend and how many threads it really got, the operations the encoder runs on it
+ * (engine/ops.ts) and how weights are best loaded into it. Each backend lives in its own folder
+ * (engine/backends/<name>/) and is listed once, in BACKENDS below; the model never names one.
  *
- * Order of preference: `tensorflow` (tfjs-node, native, where it installed) → `wasm`
- * (XNNPACK, the default that works everywhere) → `cpu` (plain JS, a correctness fallback).
+ * The library never calls tf.setBackend on its own: whoever owns the process (the CLI, a test, a
+ * user's script) calls initBackend, or sets a tfjs backend itself — the model then runs on the
+ * generic tfjs-ops set. tfjs's backend is process-wide, so the Runtime made for it is kept with
+ * it (`currentRuntime()`), and a process has one.
  */
-import * as fs from 'fs';
-import * as os from 'os';
-import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
-import { registerCpuKernels, registerWasmKernels, WasmBackendLike, wasmMemoryOf } from './kernels';
-import { compileSimdModule } from './simd';
+import type { BertConfig } from '../weights/config';
+import { freshTensor, Linear, ParamsPlan } from '../weights/params';
+import type { Ops } from './ops';
+import { genericOps } from './backends/generic/ops';
 
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
+/** Preference order when none is asked for: native, then WebAssembly, then plain JavaScript. */
 export const BACKEND_NAMES: readonly BackendName[] = ['tensorflow', 'wasm', 'cpu'];
 
 export interface BackendInfo {
   name: BackendName;
-  /** Threads the backend really uses (read back from the backend, not what was asked for). */
+  /** Threads the backend really uses (read back where the backend can tell). */
   threads: number;
   /** tfjs-core version that computed the result. */
   tfjsVersion: string;
+  /** The native library's version (tensorflow: TensorFlow's). */
+  nativeVersion?: string;
 }
 
 export interface BackendOptions {
-  /** Force a backend; default: the best one that loads. */
+  /** Force a backend; default: the first of BACKEND_NAMES that loads. */
   backend?: BackendName;
-  /** Threads for wasm (default: the number of cores). */
+  /** Threads (wasm: its thread pool; tensorflow: TensorFlow's intra-op threads). Default: the number of cores. */
   threads?: number;
+  /** wasm: our SIMD module for attention, GELU and LayerNorm (default true; false measures without it). */
+  simd?: boolean;
+  /** wasm: keep tfjs-wasm's stock kernels, none of ours (default false; for measuring). */
+  stockKernels?: boolean;
+  /** tensorflow: let TensorFlow's load-time log lines through to stderr (default false). */
+  nativeLogs?: boolean;
 }
 
-let current: BackendInfo | null = null;
+/** How a backend wants weights written while a model loads. */
+export interface WeightSink {
+  /** A float32 tensor whose values `fill` writes in place. */
+  newTensor(shape: number[], fill: (dst: Float32Array) => void): tf.Tensor;
+  /** Called as each Linear is read: prepare it for the backend (wasm: XNNPACK packing). */
+  onLinear?(lin: Linear, name: string): void;
+  /** Resolves when background work the load started is done. */
+  done: Promise<void>;
+  /** 'released' when the Linear weights live only in the backend's packed copies. */
+  linearWeights: 'kept' | 'released';
+  /** Seconds spent preparing weights for the backend so far. */
+  prepareSeconds(): number;
+}
 
-/** Initialise a backend once per process and return what was really set up. */
-export async function initBackend(opts: BackendOptions = {}): Promise<BackendInfo> {
-  if (current) {
-    if (opts.backend && opts.backend !== current.name) {
-      throw new Error(`backend '${current.name}' is already initialised in this process; cannot switch to '${opts.backend}'`);
+export interface WeightOptions {
+  /** Prepare every weight during the load rather than on first use (default true). */
+  prepack: boolean;
+  /** Keep every Linear weight readable (default true); false lets a backend drop its copy once packed. */
+  keepLinearWeights: boolean;
+}
+
+/** A backend set up for the encoder: what it is (BackendInfo's fields), and what it runs. */
+export interface Runtime extends BackendInfo {
+  /** BackendInfo's fields alone, for recording in results. */
+  info: BackendInfo;
+  ops: Ops;
+  /** Where weights go while a model loads; default: a fresh array per tensor. */
+  weightSink(c: BertConfig, plan: ParamsPlan, opts: WeightOptions): WeightSink;
+  /**
+   * Stop what the backend runs in the background (worker threads). Nothing the library starts
+   * keeps the process alive, so this is needed only to free them early; the backend cannot be
+   * used afterwards.
+   */
+  shutdown(): Promise<void>;
+}
+
+/** What a backend folder exports. */
+export interface BackendPlugin {
+  name: BackendName;
+  init(opts: BackendOptions): Promise<Runtime>;
+}
+
+/** Each backend's folder, loaded only when that backend is tried. */
+const BACKENDS: Record<BackendName, () => BackendPlugin> = {
+  tensorflow: () => require('./backends/tensorflow').plugin,
+  wasm: () => require('./backends/wasm').plugin,
+  cpu: () => require('./backends/cpu').plugin,
+};
+
+/** The Runtime made for each tfjs backend instance. */
+const runtimes = new WeakMap<tf.KernelBackend, Runtime>();
+
+/**
+ * Initialise a backend (once per process) and return its Runtime. With no backend named, the
+ * first of BACKEND_NAMES that loads; every failure is named when none does.
+ */
+export async function initBackend(opts: BackendOptions = {}): Promise<Runtime> {
+  const existing = initialised();
+  if (existing) {
+    if (opts.backend && opts.backend !== existing.info.name) {
+      throw new Error(`backend '${existing.info.name}' is already initialised in this process; cannot switch to '${opts.backend}'`);
     }
-    return current;
+    return existing;
   }
   // tfjs prints a banner on stderr when the cpu backend starts in Node ("install tfjs-node");
   // PROD silences tfjs's own console messages and changes no computation.
   tf.env().set('PROD', true);
-  const order = opts.backend ? [opts.backend] : BACKEND_NAMES;
   const failures: string[] = [];
-  for (const name of order) {
+  for (const name of opts.backend ? [opts.backend] : BACKEND_NAMES) {
     try {
-      current = await tryBackend(name, opts.threads);
-      return current;
+      const runtime = await BACKENDS[name]().init(opts);
+      runtimes.set(tf.backend(), runtime);
+      return runtime;
     } catch (e) {
       failures.push(`${name}: ${(e as Error).message}`);
     }
@@ -57,140 +122,53 @@ export async function initBackend(opts: BackendOptions = {}): Promise<BackendInf
   throw new Error(`no tfjs backend could be initialised (${failures.join('; ')})`);
 }
 
+function initialised(): Runtime | undefined {
+  const name = tf.getBackend();
+  return name ? runtimes.get(tf.backend()) : undefined;
+}
+
+/**
+ * The Runtime of the backend tfjs computes on: the one initBackend made, or — when a user set a
+ * tfjs backend themselves — the generic tfjs-ops set on it. Throws when no backend is set.
+ */
+export function currentRuntime(): Runtime {
+  const made = initialised();
+  if (made) return made;
+  const name = tf.getBackend();
+  if (!name) throw new Error('no tfjs backend is set: call initBackend() first');
+  return genericRuntime({ name: name as BackendName, threads: 1, tfjsVersion: tf.version_core }, genericOps);
+}
+
 /** The backend this process computes on (throws before initBackend). */
 export function backendInfo(): BackendInfo {
-  if (current) return current;
-  // A library user may have set a backend themselves: describe it.
-  const name = tf.getBackend() as BackendName;
-  if (!name) throw new Error('no tfjs backend is set: call initBackend() first');
-  return { name, threads: 1, tfjsVersion: tf.version_core };
+  return currentRuntime().info;
 }
 
-async function tryBackend(name: BackendName, threads?: number): Promise<BackendInfo> {
-  switch (name) {
-    case 'tensorflow': {
-      // tfjs-node registers the 'tensorflow' backend on import. It is an optionalDependency
-      // that does not install everywhere (its install script downloads libtensorflow).
-      require('@tensorflow/tfjs-node');
-      await setAndCheck('tensorflow');
-      return { name, threads: threads ?? os.cpus().length, tfjsVersion: tf.version_core };
-    }
-    case 'wasm': {
-      const n = threads ?? os.cpus().length;
-      const actual = await initWasm(n);
-      return { name, threads: actual, tfjsVersion: tf.version_core };
-    }
-    case 'cpu': {
-      require('@tensorflow/tfjs-backend-cpu');
-      await setAndCheck('cpu');
-      registerCpuKernels();
-      return { name, threads: 1, tfjsVersion: tf.version_core };
-    }
-  }
+/** A Runtime with the given operations, plain weight loading and nothing to shut down. */
+export function genericRuntime(info: BackendInfo, ops: Ops): Runtime {
+  return {
+    ...info,
+    info,
+    ops,
+    weightSink: () => plainWeightSink(),
+    shutdown: async () => undefined,
+  };
 }
 
-async function setAndCheck(name: string): Promise<void> {
+/** Each weight in a fresh Float32Array that becomes the tensor. */
+export function plainWeightSink(): WeightSink {
+  return {
+    newTensor: freshTensor,
+    done: Promise.resolve(),
+    linearWeights: 'kept',
+    prepareSeconds: () => 0,
+  };
+}
+
+/** Make the backend `name` current in tfjs, or throw. */
+export async function setTfBackend(name: string): Promise<void> {
   if (!(await tf.setBackend(name)) || tf.getBackend() !== name) {
     throw new Error(`tf.setBackend('${name}') failed`);
   }
   await tf.ready();
-}
-
-/**
- * The wasm backend, multi-threaded in Node.
- *
- * Out of the box tfjs-backend-wasm 4.22 is single-threaded in Node: its pthread workers are
- * `blob:` URLs, which Node's Worker rejects, and the native side caps threads at half the CPU
- * count. Without touching the package we (1) declare thread support, (2) give the pthread
- * workers real files — the package's own worker script and threaded module from `wasm-out/` —
- * by wrapping worker_threads.Worker while the module starts, and (3) let the native side see
- * twice the cores during start-up so the cap is the core count. `getThreadsCount()` is read
- * back, so a trick that stops working shows up as threads = 1 rather than silently.
- * Pinned to tfjs-backend-wasm 4.22.0 (package-lock); test/backend.test.ts checks the count.
- */
-async function initWasm(threads: number): Promise<number> {
-  const wasm = require('@tensorflow/tfjs-backend-wasm') as typeof import('@tensorflow/tfjs-backend-wasm');
-  if (threads > 1) {
-    tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', true);
-    wasm.setThreadsCount(threads);
-    const restore = [patchWorkers(), patchCpuCount(threads)];
-    try {
-      await setAndCheck('wasm');
-    } finally {
-      restore.forEach((undo) => undo());
-    }
-  } else {
-    tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
-    await setAndCheck('wasm');
-  }
-  const actual = wasm.getThreadsCount();
-  if (process.env.E5_STOCK_WASM_KERNELS !== '1') registerWasmKernels(actual, await simdModule()); // E5_STOCK_WASM_KERNELS=1: measure the stock kernels
-  return actual;
-}
-
-/**
- * Our SIMD module (engine/simd.ts) for the memory tfjs-wasm started with; undefined when that
- * memory is not reachable, or with E5_SIMD=0 (to measure without it: attention from tfjs ops, GELU
- * and LayerNorm in JavaScript).
- */
-async function simdModule(): Promise<WebAssembly.Module | undefined> {
-  const memory = wasmMemoryOf(tf.backend() as unknown as Partial<WasmBackendLike>);
-  if (!memory || process.env.E5_SIMD === '0') return undefined;
-  return compileSimdModule(memory.buffer instanceof SharedArrayBuffer);
-}
-
-function wasmOutDir(): string {
-  return path.join(path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'wasm-out');
-}
-
-/** The pthread worker script is shipped as a JS string; Node needs it as a file. */
-function workerScriptFile(): string {
-  const { wasmWorkerContents: raw } = require(path.join(wasmOutDir(), 'tfjs-backend-wasm-threaded-simd.worker.js'));
-  // As tfjs does before making its Blob: the template literal holds real newlines inside string literals.
-  const wasmWorkerContents = (raw as string).replace(/\n/g, '\\n');
-  const version = require('@tensorflow/tfjs-backend-wasm/package.json').version as string;
-  const file = path.join(os.tmpdir(), `e5-tfjs-wasm-worker-${version}-${process.getuid?.() ?? 0}.js`);
-  if (!fs.existsSync(file) || fs.readFileSync(file, 'utf8') !== wasmWorkerContents) {
-    const tmp = `${file}.${process.pid}.tmp`;
-    fs.writeFileSync(tmp, wasmWorkerContents);
-    fs.renameSync(tmp, file);
-  }
-  return file;
-}
-
-function patchWorkers(): () => void {
-  const wt = require('worker_threads') as typeof import('worker_threads');
-  const Original = wt.Worker;
-  const workerFile = workerScriptFile();
-  const mainScript = path.join(wasmOutDir(), 'tfjs-backend-wasm-threaded-simd.js');
-  class FileWorker extends Original {
-    constructor(url: string | URL, options?: import('worker_threads').WorkerOptions) {
-      super(String(url).startsWith('blob:') ? workerFile : url, options);
-    }
-    override postMessage(message: unknown, transfer?: readonly import('worker_threads').TransferListItem[]): void {
-      const m = message as { cmd?: string; urlOrBlob?: unknown };
-      if (m && m.cmd === 'load' && typeof m.urlOrBlob !== 'string') {
-        message = { ...m, urlOrBlob: mainScript };
-      }
-      super.postMessage(message, transfer);
-    }
-  }
-  (wt as { Worker: unknown }).Worker = FileWorker;
-  return () => {
-    (wt as { Worker: unknown }).Worker = Original;
-  };
-}
-
-function patchCpuCount(threads: number): () => void {
-  // The real module object (not an import namespace, whose properties are read-only getters).
-  const osModule = require('os') as { cpus: typeof os.cpus };
-  const original = osModule.cpus;
-  const seen = Math.max(original().length, threads) * 2;
-  osModule.cpus = () => {
-    const list = original();
-    return Array.from({ length: seen }, (_, i) => list[i % list.length]);
-  };
-  return () => {
-    osModule.cpus = original;
-  };
 }

@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { BertConfig } from '../weights/config';
 import { BertParams, paramTensors } from '../weights/params';
 import type { PoolingMode } from '../weights/sentence_transformers';
-import { backendInfo, BackendInfo } from './backend';
+import { BackendInfo, currentRuntime, Runtime } from './backend';
 import { encoder } from './bert';
 import { blockHook, HookContext, HookFilter, HookFn, HookName } from './hooks';
 import { bertPooler, l2Normalize, pool } from './pooling';
@@ -74,6 +74,8 @@ export class BertModel {
     readonly params: BertParams,
     /** Pooling used when a call does not say (from 1_Pooling/config.json, else mean). */
     readonly defaultPooling: PoolingMode = 'mean',
+    /** The backend it computes on (default: the one tfjs computes on now, engine/backend.ts). */
+    readonly runtime: Runtime = currentRuntime(),
   ) {}
 
   /** Run a padded batch (HF semantics) and return HF-shaped outputs. */
@@ -119,7 +121,8 @@ export class BertModel {
     const attnNames: HookName[] = opts.outputAttentions ? range(L).map((i) => blockHook(i, 'attn.hook_pattern')) : [];
     const ctx = hiddenNames.length || attnNames.length ? hooks.withCached([...hiddenNames, ...attnNames]) : hooks;
     const out = tf.tidy(() => {
-      const hidden = encoder(this.params, this.config, input, ctx); // [N,D]
+      const ops = this.runtime.ops;
+      const hidden = encoder(this.params, { c: this.config, ops, input, hooks: ctx }); // [N,D]
       const pooled = ctx.apply('hook_pooled', pool(opts.pooling ?? this.defaultPooling, hidden, input)) as tf.Tensor2D; // [R,D]
       const embedding = ctx.apply('hook_embedding', l2Normalize(pooled)) as tf.Tensor2D; // [R,D]
       const { count: R, uniformLength } = input.rows;
@@ -127,7 +130,7 @@ export class BertModel {
         // Rows of different lengths (unpadded packing) have no [B,T,D] view: one row of N tokens.
         lastHiddenState: tf.reshape(hidden, uniformLength ? [R, uniformLength, -1] : [1, input.rows.total, -1]) as tf.Tensor3D,
         pooled, embedding,
-        poolerOutput: this.params.pooler && opts.poolerOutput !== false ? bertPooler(hidden, input, this.params.pooler) : undefined,
+        poolerOutput: this.params.pooler && opts.poolerOutput !== false ? bertPooler(ops, hidden, input, this.params.pooler) : undefined,
       };
     });
     // The views are cloned out of the cache, so the caller's cache and the output own separate handles.
@@ -135,7 +138,7 @@ export class BertModel {
     const hiddenStates = take(hiddenNames) as tf.Tensor3D[] | undefined;
     const attentions = take(attnNames) as tf.Tensor4D[] | undefined;
     const owned: Array<tf.Tensor | undefined> = [out.lastHiddenState, out.pooled, out.embedding, out.poolerOutput, ...(hiddenStates ?? []), ...(attentions ?? [])];
-    return { ...out, hiddenStates, attentions, backend: backendInfo(), dispose: () => owned.forEach((t) => t?.dispose()) };
+    return { ...out, hiddenStates, attentions, backend: this.runtime.info, dispose: () => owned.forEach((t) => t?.dispose()) };
   }
 
   dispose(): void {

@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { PoolingMode } from '../weights/sentence_transformers';
 import type { Linear } from '../weights/params';
-import { linear } from './layers';
+import type { Ops } from './ops';
 import type { PackedInput } from './rows';
 
 /**
@@ -60,6 +60,6 @@ export function l2Normalize(x: tf.Tensor2D): tf.Tensor2D {
 }
 
 /** BertPooler: tanh(dense(hidden[CLS])) → HF pooler_output [R, D]. */
-export function bertPooler(hidden: tf.Tensor2D, input: PackedInput, p: Linear): tf.Tensor2D {
-  return tf.tidy(() => tf.tanh(linear(clsPool(hidden, input), p)));
+export function bertPooler(ops: Ops, hidden: tf.Tensor2D, input: PackedInput, p: Linear): tf.Tensor2D {
+  return tf.tidy(() => tf.tanh(ops.linear(clsPool(hidden, input), p)));
 }

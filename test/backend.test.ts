@@ -6,10 +6,11 @@
 import { strict as assert } from 'assert';
 import * as tf from '@tensorflow/tfjs-core';
 import { backendInfo, initBackend } from '../engine/backend';
-import { geluErf, layerNorm } from '../engine/layers';
-import { elementwiseThreads, GELU_ERF_KERNEL, LAYER_NORM_KERNEL, ROW_HEADS_KERNEL, RowHeadsAttrs } from '../engine/kernels';
-import { geluErfInto, layerNormInto } from '../engine/elementwise';
-import { MIN_PARALLEL_ELEMENTS } from '../engine/threads';
+import { geluErf, layerNorm } from '../engine/backends/kernel-ops';
+import { GELU_ERF_KERNEL, LAYER_NORM_KERNEL, ROW_HEADS_KERNEL, RowHeadsAttrs } from '../engine/backends/wasm/kernels';
+import { elementwiseThreads } from '../engine/backends/wasm';
+import { geluErfInto, layerNormInto } from '../engine/backends/elementwise';
+import { MIN_PARALLEL_ELEMENTS } from '../engine/backends/wasm/threads';
 import { mulberry32 } from './support/rng';
 import { testBackend } from './support/backend';
 

@@ -13,7 +13,7 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import { backendInfo } from '../engine/backend';
 import { HookContext } from '../engine/hooks';
-import { loadModel } from '../engine/load';
+import { loadModel } from '../e5/model';
 import { packSequences } from '../engine/rows';
 import { ortInstalled, PeerName } from '../bench/engines';
 import { BenchOptions } from '../bench/options';

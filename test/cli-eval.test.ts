@@ -9,7 +9,7 @@ import * as assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { loadModel } from '../engine/load';
+import { loadModel } from '../e5/model';
 import { EngineEmbedder } from '../eval/embedder-adapter';
 import { evaluate, EvalResult } from '../eval/evaluate';
 import { formatEvalTable } from '../eval/report';

@@ -7,7 +7,7 @@
 import { strict as assert } from 'assert';
 import * as tf from '@tensorflow/tfjs-core';
 import { allHookNames, BLOCK_HOOKS, HookName } from '../engine/hooks';
-import { loadModel, EmbeddingModel, planBatches } from '../engine/load';
+import { loadModel, EmbeddingModel, planBatches } from '../e5/model';
 import { BertModel } from '../engine/model';
 import { InputError, packPadded, packSequences } from '../engine/rows';
 import { compareArrays } from '../engine/compare';

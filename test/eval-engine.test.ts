@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { backendInfo } from '../engine/backend';
-import { EmbeddingModel, loadModel } from '../engine/load';
+import { EmbeddingModel, loadModel } from '../e5/model';
 import { NUMERICS_REVISION } from '../engine/numerics';
 import { EngineEmbedder, embedderId, modelFingerprint, SAMPLE_BYTES, sampleOffsets } from '../eval/embedder-adapter';
 import type { EmbedCallOptions, EmbedCallResult, Embedder } from '../eval/embedder';

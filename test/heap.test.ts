@@ -7,8 +7,8 @@
  */
 import { strict as assert } from 'assert';
 import * as tf from '@tensorflow/tfjs-core';
-import { filledTensor, prefaultWasmHeap } from '../engine/heap';
-import { loadModel } from '../engine/load';
+import { filledTensor, prefaultWasmHeap } from '../engine/backends/wasm/heap';
+import { loadModel } from '../e5/model';
 import { linearLayers, paramTensors, PACKED_WEIGHT } from '../weights/params';
 import { testBackend } from './support/backend';
 import { cachedModel } from './support/generate-model';

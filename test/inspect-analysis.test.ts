@@ -9,7 +9,7 @@ import { strict as assert } from 'assert';
 import * as tf from '@tensorflow/tfjs-core';
 import { compareArrays, describeMismatch } from '../engine/compare';
 import { HookName } from '../engine/hooks';
-import { EmbeddingModel, loadModel } from '../engine/load';
+import { EmbeddingModel, loadModel } from '../e5/model';
 import { BertModel } from '../engine/model';
 import {
   ablateHeads, attentionViewData, headAblationHooks, InspectError, layerwiseSimilarity, parseHeadList, patchActivations,

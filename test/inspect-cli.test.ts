@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { compareArrays, describeMismatch } from '../engine/compare';
-import { loadModel, EmbeddingModel } from '../engine/load';
+import { loadModel, EmbeddingModel } from '../e5/model';
 import { ablateHeads, layerwiseSimilarity, parseHeadList } from '../inspect';
 import type { ViewPayload } from '../inspect/html';
 import { testBackend } from './support/backend';

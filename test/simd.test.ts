@@ -9,11 +9,12 @@ import * as tf from '@tensorflow/tfjs-core';
 import { backendInfo } from '../engine/backend';
 import { MASK_VALUE } from '../engine/bert';
 import {
-  ATTENTION_KERNEL, AttentionAttrs, ATTN_SCORES_KERNEL, ATTN_SOFTMAX_KERNEL, ATTN_Z_KERNEL, GELU_ERF_KERNEL, LAYER_NORM_KERNEL, ROW_HEADS_KERNEL, RowAttentionAttrs, simdAttentionAvailable, WasmBackendLike,
-} from '../engine/kernels';
-import { geluErfInto, layerNormInto } from '../engine/elementwise';
-import { attentionScratchFloats, compileSimdModule, instantiateSimd } from '../engine/simd';
-import { HeapThreads, MIN_PARALLEL_MACS } from '../engine/threads';
+  ATTENTION_KERNEL, AttentionAttrs, ATTN_SCORES_KERNEL, ATTN_SOFTMAX_KERNEL, ATTN_Z_KERNEL, GELU_ERF_KERNEL, LAYER_NORM_KERNEL, ROW_HEADS_KERNEL, RowAttentionAttrs, WasmBackendLike,
+} from '../engine/backends/wasm/kernels';
+import { simdAttentionAvailable } from '../engine/backends/wasm';
+import { geluErfInto, layerNormInto } from '../engine/backends/elementwise';
+import { attentionScratchFloats, compileSimdModule, instantiateSimd } from '../engine/backends/wasm/simd';
+import { HeapThreads, MIN_PARALLEL_MACS } from '../engine/backends/wasm/threads';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';

@@ -16,7 +16,7 @@ import { Command } from 'commander';
 import { initBackend } from '../../engine/backend';
 import { compareArrays, CompareResult } from '../../engine/compare';
 import { HookName } from '../../engine/hooks';
-import { loadModel } from '../../engine/load';
+import { loadModel } from '../../e5/model';
 import { SafetensorsFile } from '../../weights/safetensors';
 import { modelCardIds } from './make-golden';
 

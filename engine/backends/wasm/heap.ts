@@ -24,9 +24,9 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { Worker } from 'worker_threads';
-import { freshTensor, Linear, PACKED_WEIGHT } from '../weights/params';
+import { freshTensor, Linear, PACKED_WEIGHT } from '../../../weights/params';
 import type { WasmBackendLike } from './kernels';
-import { linear } from './layers';
+import { genericOps } from '../generic/ops';
 
 const PAGE_WORDS = 1024; // 4 KiB in Int32 words
 
@@ -102,7 +102,7 @@ export function prefaultWasmHeap(bytes: number, workers: number): Prefault | und
 export function prepackLinear(lin: Linear): void {
   if (tf.getBackend() !== 'wasm') return;
   tf.tidy(() => {
-    linear(tf.zeros([1, (lin[PACKED_WEIGHT] ?? lin.weight).shape[0]]) as tf.Tensor2D, lin);
+    genericOps.linear(tf.zeros([1, (lin[PACKED_WEIGHT] ?? lin.weight).shape[0]]) as tf.Tensor2D, lin);
   });
 }
 

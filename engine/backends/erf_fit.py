@@ -6,7 +6,7 @@ squares (P(z) - erf*Q(z) = 0) with Lawson-style reweighting towards the largest 
 Prints the coefficients and the max abs error against math.erf in float64 evaluation
 (1.5e-9 for the printed set) -- well under float32's 6e-8 spacing near 1.
 
-    /usr/bin/python3 engine/erf_fit.py        (needs numpy)
+    /usr/bin/python3 engine/backends/erf_fit.py        (needs numpy)
 """
 import math
 

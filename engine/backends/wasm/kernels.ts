@@ -22,7 +22,7 @@
  *
  * E5GeluErf: the exact (erf) GELU in one pass. Composed from tfjs ops it is five kernels, the
  * Erf one calling libm's erf per element: 7% of an e5-large forward (bench/ --profile). Here
- * erf(u) = u·P(u²)/Q(u²), a rational fit with max abs error 1.5e-9 in float64 (engine/erf_fit.py
+ * erf(u) = u·P(u²)/Q(u²), a rational fit with max abs error 1.5e-9 in float64 (engine/backends/erf_fit.py
  * derives it), ±1 beyond |u| = 3.92 — below float32 resolution; in a 32×64 forward GELU went
  * from 1.86 s to 1.30 s (7% → 4%). Also registered on cpu, whose own Erf is a 1.5e-7 approximation (tfjs-node keeps the
  * composed ops: TensorFlow's erf is exact). test/backend.test.ts checks it against math.erf
@@ -43,8 +43,9 @@
  * the numbers are the same either way.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { geluErfInto, layerNormInto } from './elementwise';
-import { MASK_VALUE } from './numerics';
+import { geluErfInto, layerNormInto } from '../elementwise';
+import { GELU_ERF_KERNEL, LAYER_NORM_KERNEL } from '../kernel-ops';
+import { MASK_VALUE } from '../../numerics';
 import { attentionScratchFloats, instantiateSimd } from './simd';
 import { HeapThreads, MIN_PARALLEL_ELEMENTS, MIN_PARALLEL_MACS, SimdKernels } from './threads';
 
@@ -73,12 +74,7 @@ export function wasmMemoryOf(b: Partial<WasmBackendLike>): WebAssembly.Memory | 
 
 type Views = Float32Array | Int32Array | Uint8Array;
 
-interface CpuBackendLike {
-  readSync(dataId: unknown): Float32Array;
-  makeTensorInfo(shape: number[], dtype: tf.DataType, values: Float32Array): tf.TensorInfo;
-}
-
-type KernelArgs = { inputs: tf.NamedTensorInfoMap; attrs?: tf.NamedAttrMap; backend: unknown };
+export type KernelArgs = { inputs: tf.NamedTensorInfoMap; attrs?: tf.NamedAttrMap; backend: unknown };
 
 /** Copy the box begin..begin+size of x (shape, row-major) into out, innermost dimension as runs. */
 function copyBox(x: Views, shape: number[], begin: number[], size: number[], out: Views): void {
@@ -133,13 +129,11 @@ function unpackKernel({ inputs, attrs, backend }: KernelArgs): tf.TensorInfo[] {
   });
 }
 
-let stockGather: tf.KernelFunc | undefined;
-
-function gatherKernel(args: KernelArgs): tf.TensorInfo {
+function gatherKernel(stockGather: tf.KernelFunc, args: KernelArgs): tf.TensorInfo {
   const { x, indices } = args.inputs as { x: tf.TensorInfo; indices: tf.TensorInfo };
   const { axis, batchDims } = args.attrs as unknown as { axis: number; batchDims: number };
   const rowAxis = tf.util.parseAxisParam(axis, x.shape)[0] === 0 && (batchDims ?? 0) === 0 && x.shape.length >= 1;
-  if (!rowAxis || indices.dtype !== 'int32') return stockGather!(args as unknown as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
+  if (!rowAxis || indices.dtype !== 'int32') return stockGather(args as unknown as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
   const b = args.backend as WasmBackendLike;
   const rows = x.shape[0], rowSize = tf.util.sizeFromShape(x.shape.slice(1));
   const out = b.makeOutput([...indices.shape, ...x.shape.slice(1)], x.dtype);
@@ -155,8 +149,7 @@ function gatherKernel(args: KernelArgs): tf.TensorInfo {
   return out;
 }
 
-export const GELU_ERF_KERNEL = 'E5GeluErf';
-export const LAYER_NORM_KERNEL = 'E5LayerNorm';
+export { GELU_ERF_KERNEL, LAYER_NORM_KERNEL };
 export const ROW_HEADS_KERNEL = 'E5RowHeads';
 export const ATTENTION_KERNEL = 'E5Attention';
 export const ATTN_SCORES_KERNEL = 'E5AttnScores';
@@ -240,32 +233,49 @@ function rowHeadsKernel({ inputs, attrs, backend }: KernelArgs): tf.TensorInfo[]
   return outs;
 }
 
-let threadCount = 1;
-let heapThreads: HeapThreads | null | undefined; // undefined: not tried yet; null: not available
-let simdModule: WebAssembly.Module | undefined;
-let simdOnMain: SimdKernels | undefined;
+/**
+ * What the kernels share: the thread count, the SIMD module (and its instance on the main
+ * thread), the worker threads for large inputs. One per process, made by the wasm plug-in.
+ */
+export class WasmKernelState {
+  private heapThreads: HeapThreads | null | undefined; // undefined: not tried yet; null: not available
+  private simdOnMain: SimdKernels | undefined;
 
-/** The SIMD module with its instance on the main thread, instantiated on first use. */
-function simdKernels(b: WasmBackendLike): SimdKernels | undefined {
-  const memory = wasmMemoryOf(b);
-  if (!simdModule || !memory) return undefined;
-  simdOnMain ??= { module: simdModule, main: instantiateSimd(simdModule, memory) };
-  return simdOnMain;
-}
+  constructor(readonly threads: number, readonly simdModule?: WebAssembly.Module) {}
 
-/** The workers for large GELU/LayerNorm inputs and attention rows (engine/threads.ts), started on first use. */
-function threadsFor(b: WasmBackendLike, big: boolean): HeapThreads | null {
-  if (!big || threadCount < 2 || heapThreads === null) return null;
-  if (heapThreads === undefined) {
-    const memory = b.wasm.wasmMemory;
-    heapThreads = memory && memory.buffer instanceof SharedArrayBuffer ? new HeapThreads(memory, threadCount - 1, simdKernels(b)) : null;
+  /** The SIMD module with its instance on the main thread, instantiated on first use. */
+  simdKernels(b: WasmBackendLike): SimdKernels | undefined {
+    const memory = wasmMemoryOf(b);
+    if (!this.simdModule || !memory) return undefined;
+    this.simdOnMain ??= { module: this.simdModule, main: instantiateSimd(this.simdModule, memory) };
+    return this.simdOnMain;
   }
-  return heapThreads;
-}
 
-/** Whether the E5Attention kernels run here for heads of Dh floats: wasm, the SIMD module assembled, Dh a multiple of 8. */
-export function simdAttentionAvailable(Dh: number): boolean {
-  return Dh % 8 === 0 && tf.getBackend() === 'wasm' && simdKernels(tf.backend() as unknown as WasmBackendLike) !== undefined;
+  /** The workers for large GELU/LayerNorm inputs and attention rows (./threads.ts), started on first use. */
+  threadsFor(b: WasmBackendLike, big: boolean): HeapThreads | null {
+    if (!big || this.threads < 2 || this.heapThreads === null) return null;
+    if (this.heapThreads === undefined) {
+      const memory = b.wasm.wasmMemory;
+      this.heapThreads = memory && memory.buffer instanceof SharedArrayBuffer ? new HeapThreads(memory, this.threads - 1, this.simdKernels(b)) : null;
+    }
+    return this.heapThreads;
+  }
+
+  /** Threads the GELU/LayerNorm kernels have used for large inputs so far (1 until one ran split). */
+  elementwiseThreads(): number {
+    return this.heapThreads?.threads ?? 1;
+  }
+
+  /** Whether the E5Attention kernels run here for heads of Dh floats: the SIMD module assembled, Dh a multiple of 8. */
+  simdAttention(Dh: number): boolean {
+    return Dh % 8 === 0 && this.simdKernels(tf.backend() as unknown as WasmBackendLike) !== undefined;
+  }
+
+  /** Stop the worker threads (they never hold the process; this frees them early). */
+  async shutdown(): Promise<void> {
+    await this.heapThreads?.terminate();
+    this.heapThreads = null;
+  }
 }
 
 /** Float32 scratch on the heap for `fn`, freed after it (attention's per-thread work areas). */
@@ -287,16 +297,16 @@ function writeKeyMask(b: WasmBackendLike, keyMask: ArrayLike<number>, start: num
   return at;
 }
 
-function attentionKernel({ inputs, attrs, backend }: KernelArgs): tf.TensorInfo {
+function attentionKernel(state: WasmKernelState, { inputs, attrs, backend }: KernelArgs): tf.TensorInfo {
   const { q, k, v } = inputs as { q: tf.TensorInfo; k: tf.TensorInfo; v: tf.TensorInfo };
   const { starts, lengths, heads: H, keyMask, scale } = attrs as unknown as AttentionAttrs;
   const b = backend as WasmBackendLike;
   const [N, D] = q.shape, Dh = D / H;
   const out = b.makeOutput([N, D], 'float32');
   if (N === 0) return out;
-  const simd = simdKernels(b)!.main;
+  const simd = state.simdKernels(b)!.main;
   const maxT = Math.max(...lengths), perThread = attentionScratchFloats(maxT, Dh);
-  const threads = threadsFor(b, 2 * maxT * maxT * D >= MIN_PARALLEL_MACS);
+  const threads = state.threadsFor(b, 2 * maxT * maxT * D >= MIN_PARALLEL_MACS);
   withScratch(b, maxT + perThread * (threads?.threads ?? 1), (at) => {
     const scratch = at + 4 * maxT;
     starts.forEach((start, r) => {
@@ -314,13 +324,13 @@ function attentionKernel({ inputs, attrs, backend }: KernelArgs): tf.TensorInfo 
 }
 
 /** One row's scores [H, T, T] = q_h·k_hᵀ / scale + mask: E5Attention's first step, for the hooks. */
-function attnScoresKernel({ inputs, attrs, backend }: KernelArgs): tf.TensorInfo {
+function attnScoresKernel(state: WasmKernelState, { inputs, attrs, backend }: KernelArgs): tf.TensorInfo {
   const { q, k } = inputs as { q: tf.TensorInfo; k: tf.TensorInfo };
   const { start, length: T, heads: H, keyMask, scale } = attrs as unknown as RowAttentionAttrs;
   const b = backend as WasmBackendLike;
   const D = q.shape[1], Dh = D / H, Tp = (T + 7) & ~7;
   const out = b.makeOutput([H, T, T], 'float32');
-  const simd = simdKernels(b)!.main;
+  const simd = state.simdKernels(b)!.main;
   withScratch(b, T + T * Tp + attentionScratchFloats(T, Dh), (at) => {
     const S = at + 4 * T, scratch = S + 4 * T * Tp;
     const mask = writeKeyMask(b, keyMask, start, T, at);
@@ -335,25 +345,25 @@ function attnScoresKernel({ inputs, attrs, backend }: KernelArgs): tf.TensorInfo
 }
 
 /** Softmax over the last axis: E5Attention's second step, for the hooks. */
-function attnSoftmaxKernel({ inputs, backend }: KernelArgs): tf.TensorInfo {
+function attnSoftmaxKernel(state: WasmKernelState, { inputs, backend }: KernelArgs): tf.TensorInfo {
   const x = inputs.x as tf.TensorInfo;
   const b = backend as WasmBackendLike;
   const out = b.makeOutput(x.shape, 'float32');
   const n = x.shape[x.shape.length - 1], size = tf.util.sizeFromShape(x.shape);
   if (size === 0) return out;
   (b.typedArrayFromHeap(out) as Float32Array).set(b.typedArrayFromHeap(x) as Float32Array); // views after makeOutput
-  simdKernels(b)!.main.softmax(offsetOf(b, out), size / n, n, 4 * n);
+  state.simdKernels(b)!.main.softmax(offsetOf(b, out), size / n, n, 4 * n);
   return out;
 }
 
 /** One row's z [T, D] = pattern [H, T, T] · v_h, heads side by side: E5Attention's last step, for the hooks. */
-function attnZKernel({ inputs, attrs, backend }: KernelArgs): tf.TensorInfo {
+function attnZKernel(state: WasmKernelState, { inputs, attrs, backend }: KernelArgs): tf.TensorInfo {
   const { pattern, v } = inputs as { pattern: tf.TensorInfo; v: tf.TensorInfo };
   const { start, heads: H } = attrs as unknown as RowAttentionAttrs;
   const b = backend as WasmBackendLike;
   const T = pattern.shape[1], D = v.shape[1], Dh = D / H;
   const out = b.makeOutput([T, D], 'float32');
-  const simd = simdKernels(b)!.main;
+  const simd = state.simdKernels(b)!.main;
   withScratch(b, attentionScratchFloats(T, Dh), (scratch) => {
     for (let h = 0; h < H; h++) {
       simd.headZ(offsetOf(b, pattern) + 4 * h * T * T, 4 * T, offsetOf(b, v) + 4 * (start * D + h * Dh), D, Dh, T, scratch, offsetOf(b, out) + 4 * h * Dh);
@@ -362,26 +372,21 @@ function attnZKernel({ inputs, attrs, backend }: KernelArgs): tf.TensorInfo {
   return out;
 }
 
-/** Threads the wasm GELU/LayerNorm kernels have used for large inputs so far (1 until one ran split). */
-export function elementwiseThreads(): number {
-  return heapThreads?.threads ?? 1;
-}
-
 const offsetOf = (b: WasmBackendLike, t: tf.TensorInfo) => b.dataIdMap.get(t.dataId)!.memoryOffset;
 
-function layerNormKernel({ inputs, attrs, backend }: KernelArgs): tf.TensorInfo {
+function layerNormKernel(state: WasmKernelState, { inputs, attrs, backend }: KernelArgs): tf.TensorInfo {
   const { x, gamma, beta } = inputs as { x: tf.TensorInfo; gamma: tf.TensorInfo; beta: tf.TensorInfo };
   const eps = (attrs as unknown as { eps: number }).eps;
   const D = x.shape[x.shape.length - 1];
   const b = backend as WasmBackendLike;
   const out = b.makeOutput(x.shape, 'float32');
   const n = tf.util.sizeFromShape(x.shape);
-  const threads = threadsFor(b, n >= MIN_PARALLEL_ELEMENTS);
+  const threads = state.threadsFor(b, n >= MIN_PARALLEL_ELEMENTS);
   if (threads) {
     threads.layerNorm(offsetOf(b, x), offsetOf(b, gamma), offsetOf(b, beta), eps, D, offsetOf(b, out), n);
     return out;
   }
-  const simd = simdKernels(b)?.main;
+  const simd = state.simdKernels(b)?.main;
   if (simd) {
     simd.layerNorm(offsetOf(b, x), offsetOf(b, gamma), offsetOf(b, beta), eps, D, offsetOf(b, out), n); // the same bits as layerNormInto, ~4× as fast
     return out;
@@ -391,73 +396,44 @@ function layerNormKernel({ inputs, attrs, backend }: KernelArgs): tf.TensorInfo 
   return out;
 }
 
-function layerNormKernelCpu({ inputs, attrs, backend }: KernelArgs): tf.TensorInfo {
-  const { x, gamma, beta } = inputs as { x: tf.TensorInfo; gamma: tf.TensorInfo; beta: tf.TensorInfo };
-  const eps = (attrs as unknown as { eps: number }).eps;
-  const b = backend as CpuBackendLike;
-  const out = new Float32Array(tf.util.sizeFromShape(x.shape));
-  layerNormInto(b.readSync(x.dataId), b.readSync(gamma.dataId), b.readSync(beta.dataId), eps, x.shape[x.shape.length - 1], out);
-  return b.makeTensorInfo(x.shape, 'float32', out);
-}
-
-function geluKernelCpu({ inputs, backend }: KernelArgs): tf.TensorInfo {
-  const x = inputs.x as tf.TensorInfo;
-  const b = backend as CpuBackendLike;
-  const out = new Float32Array(tf.util.sizeFromShape(x.shape));
-  geluErfInto(b.readSync(x.dataId), out);
-  return b.makeTensorInfo(x.shape, 'float32', out);
-}
-
-function geluKernel({ inputs, backend }: KernelArgs): tf.TensorInfo {
+function geluKernel(state: WasmKernelState, { inputs, backend }: KernelArgs): tf.TensorInfo {
   const x = inputs.x as tf.TensorInfo;
   const b = backend as WasmBackendLike;
   const out = b.makeOutput(x.shape, 'float32');
   const n = tf.util.sizeFromShape(x.shape);
-  const threads = threadsFor(b, n >= MIN_PARALLEL_ELEMENTS);
-  const simd = simdKernels(b)?.main;
+  const threads = state.threadsFor(b, n >= MIN_PARALLEL_ELEMENTS);
+  const simd = state.simdKernels(b)?.main;
   if (threads) threads.gelu(offsetOf(b, x), offsetOf(b, out), n);
   else if (simd) simd.gelu(offsetOf(b, x), offsetOf(b, out), n); // the same bits as geluErfInto, ~1.7× as fast
   else geluErfInto(b.typedArrayFromHeap(x) as Float32Array, b.typedArrayFromHeap(out) as Float32Array); // views after makeOutput
   return out;
 }
 
-/** Add E5GeluErf and E5LayerNorm to the cpu backend (idempotent). */
-export function registerCpuKernels(): void {
-  if (!tf.getKernel(GELU_ERF_KERNEL, 'cpu')) {
-    tf.registerKernel({ kernelName: GELU_ERF_KERNEL, backendName: 'cpu', kernelFunc: geluKernelCpu as unknown as tf.KernelFunc });
-    tf.registerKernel({ kernelName: LAYER_NORM_KERNEL, backendName: 'cpu', kernelFunc: layerNormKernelCpu as unknown as tf.KernelFunc });
-  }
-}
-
-let registered = false;
-
 /**
  * Replace the wasm Slice, Unpack and GatherV2 kernels and add E5GeluErf, E5LayerNorm,
- * E5RowHeads and, given the assembled SIMD module (engine/simd.ts), the attention kernels
- * (idempotent). With `threads` > 1 (and a shared heap), large GELU and LayerNorm inputs and
- * attention rows are split over that many threads (engine/threads.ts).
+ * E5RowHeads and, given the assembled SIMD module (./simd.ts), the attention kernels. Large
+ * GELU and LayerNorm inputs and attention rows are split over `state.threads` threads
+ * (./threads.ts) when the heap is shared. Once per process (tfjs's kernel registry is global).
  */
-export function registerWasmKernels(threads = 1, simd?: WebAssembly.Module): void {
-  threadCount = threads;
-  if (simd && !simdModule) {
-    simdModule = simd;
-    const kernels: Array<[string, unknown]> = [[ATTENTION_KERNEL, attentionKernel], [ATTN_SCORES_KERNEL, attnScoresKernel], [ATTN_SOFTMAX_KERNEL, attnSoftmaxKernel], [ATTN_Z_KERNEL, attnZKernel]];
-    for (const [kernelName, fn] of kernels) tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc: fn as tf.KernelFunc });
+export function registerWasmKernels(state: WasmKernelState): void {
+  const register = (kernelName: string, fn: (args: KernelArgs) => unknown) => {
+    if (tf.getKernel(kernelName, 'wasm')) tf.unregisterKernel(kernelName, 'wasm');
+    tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc: fn as unknown as tf.KernelFunc });
+  };
+  if (state.simdModule) {
+    register(ATTENTION_KERNEL, (a) => attentionKernel(state, a));
+    register(ATTN_SCORES_KERNEL, (a) => attnScoresKernel(state, a));
+    register(ATTN_SOFTMAX_KERNEL, (a) => attnSoftmaxKernel(state, a));
+    register(ATTN_Z_KERNEL, (a) => attnZKernel(state, a));
   }
-  if (registered) return;
   const stock = tf.getKernel('GatherV2', 'wasm') as tf.KernelConfig | undefined; // its setupFunc ran when the backend started
   if (stock) {
-    stockGather = stock.kernelFunc;
-    tf.unregisterKernel('GatherV2', 'wasm');
-    tf.registerKernel({ kernelName: 'GatherV2', backendName: 'wasm', kernelFunc: gatherKernel as unknown as tf.KernelFunc });
+    const stockGather = stock.kernelFunc;
+    register('GatherV2', (a) => gatherKernel(stockGather, a));
   }
-  tf.registerKernel({ kernelName: GELU_ERF_KERNEL, backendName: 'wasm', kernelFunc: geluKernel as unknown as tf.KernelFunc });
-  tf.registerKernel({ kernelName: ROW_HEADS_KERNEL, backendName: 'wasm', kernelFunc: rowHeadsKernel as unknown as tf.KernelFunc });
-  tf.registerKernel({ kernelName: LAYER_NORM_KERNEL, backendName: 'wasm', kernelFunc: layerNormKernel as unknown as tf.KernelFunc });
-  for (const kernelName of ['Slice', 'Unpack']) {
-    if (tf.getKernel(kernelName, 'wasm')) tf.unregisterKernel(kernelName, 'wasm');
-  }
-  tf.registerKernel({ kernelName: 'Slice', backendName: 'wasm', kernelFunc: sliceKernel as unknown as tf.KernelFunc });
-  tf.registerKernel({ kernelName: 'Unpack', backendName: 'wasm', kernelFunc: unpackKernel as unknown as tf.KernelFunc });
-  registered = true;
+  register(GELU_ERF_KERNEL, (a) => geluKernel(state, a));
+  register(LAYER_NORM_KERNEL, (a) => layerNormKernel(state, a));
+  register(ROW_HEADS_KERNEL, rowHeadsKernel);
+  register('Slice', sliceKernel);
+  register('Unpack', unpackKernel);
 }

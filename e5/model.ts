@@ -1,7 +1,8 @@
 /**
- * loadModel: a model folder or hub id → an EmbeddingModel (config + weights + tokenizer +
- * pooling settings), and `embed()`, the e5 embedding API: prefixes, length-sorted batching
- * with unpadded packing under a token budget, pooling, normalisation, original order restored.
+ * The e5 embedding API. loadModel: a model folder or hub id → an EmbeddingModel (config +
+ * weights + tokenizer + pooling settings) on a backend's Runtime; `embed()`: prefixes,
+ * length-sorted batching with unpadded packing under a token budget, pooling, normalisation,
+ * original order restored.
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -9,13 +10,12 @@ import { BertTokenizer, Encoding } from '../tokenizer';
 import { Checkpoint } from '../weights/checkpoint';
 import { BertConfig, readBertConfig } from '../weights/config';
 import { resolveModel, ResolvedModel, ResolveOptions } from '../weights/folder';
-import { Linear, linearParameterCount, loadBertParams, ParamsPlan, planParams } from '../weights/params';
+import { loadBertParams, ParamsPlan, planParams } from '../weights/params';
 import { PoolingMode, readSentenceTransformersConfig, SentenceTransformersConfig } from '../weights/sentence_transformers';
-import { backendInfo, BackendInfo } from './backend';
-import { filledTensor, prefaultWasmHeap, prepackLinear, releaseLinearWeight } from './heap';
-import { HookContext } from './hooks';
-import { BertModel } from './model';
-import { packSequences } from './rows';
+import { BackendInfo, currentRuntime, Runtime } from '../engine/backend';
+import { HookContext } from '../engine/hooks';
+import { BertModel } from '../engine/model';
+import { packSequences } from '../engine/rows';
 
 export type Prefix = 'query' | 'passage' | 'none';
 export const PREFIXES: Record<Exclude<Prefix, 'none'>, string> = { query: 'query: ', passage: 'passage: ' };
@@ -25,18 +25,20 @@ export interface LoadModelOptions extends ResolveOptions {
   allowNonFinite?: boolean;
   /** Treat the model as e5 (warn about missing prefixes); default: guessed from its name. */
   e5?: boolean;
+  /** The backend to load onto (default: the one initBackend set up, engine/backend.ts). */
+  runtime?: Runtime;
   /**
    * Prepare every weight for the backend during the load (default true): on wasm, XNNPACK's
    * packed copies are made now, with the heap faulted in by worker threads meanwhile
-   * (engine/heap.ts), instead of during the first forward. false: pack lazily, no workers.
+   * (engine/backends/wasm/heap.ts), instead of during the first forward. false: pack lazily, no workers.
    */
   prepack?: boolean;
   /**
    * Keep every Linear weight readable (default true). false: on wasm, each weight's memory is
-   * given back once XNNPACK has packed it (engine/heap.ts releaseLinearWeight) — 1.15 GB less
-   * for e5-large, and a faster load — and reading `params.layers[i].query.weight` throws.
-   * For embedding only (the CLI's embed, similarity and eval); hooks, caching, ablation and
-   * patching work either way. Implies prepack. Ignored off wasm (nothing is packed there).
+   * given back once XNNPACK has packed it (engine/backends/wasm/heap.ts releaseLinearWeight) —
+   * 1.15 GB less for e5-large, and a faster load — and reading `params.layers[i].query.weight`
+   * throws. For embedding only (the CLI's embed, similarity and eval); hooks, caching, ablation
+   * and patching work either way. Implies prepack. Ignored off wasm (nothing is packed there).
    */
   keepLinearWeights?: boolean;
 }
@@ -150,7 +152,7 @@ export class EmbeddingModel {
       nTokens: encodings.map((e) => e.nTokens),
       truncated: encodings.map((e) => e.truncated),
       warnings,
-      backend: backendInfo(),
+      backend: this.bert.runtime.info,
       dim: this.config.hiddenSize,
     };
   }
@@ -188,18 +190,6 @@ export function looksLikeE5(name: string): boolean {
   return /(^|[\/\\_.-])(multilingual-)?e5([\/\\_.-]|$)/i.test(name);
 }
 
-/**
- * Heap bytes the loaded model will occupy on wasm: every parameter as float32, plus XNNPACK's
- * packed copy of each Linear (weight + bias; 1024/4096 are multiples of its tile widths).
- * With the weights released, their memory is reused from one Linear to the next: only the
- * largest one counts.
- */
-export function backendBytes(c: BertConfig, plan: ParamsPlan, linearWeights: 'kept' | 'released' = 'kept'): number {
-  const released = linearWeights === 'released'
-    ? linearParameterCount(c, plan.hasPooler, 'weights') - c.hiddenSize * Math.max(c.hiddenSize, c.intermediateSize) : 0;
-  return 4 * (plan.parameterCount + linearParameterCount(c, plan.hasPooler) - released);
-}
-
 /** Resolve, validate and load a model. The caller must have initialised a tfjs backend. */
 export async function loadModel(nameOrDir: string, opts: LoadModelOptions = {}): Promise<EmbeddingModel> {
   const resolved = await resolveModel(nameOrDir, opts);
@@ -212,30 +202,21 @@ export async function loadModel(nameOrDir: string, opts: LoadModelOptions = {}):
   const st = readSentenceTransformersConfig(dir);
   const t0 = performance.now();
   const ckpt = Checkpoint.open(dir);
-  const release = opts.keepLinearWeights === false && backendInfo().name === 'wasm';
-  const prepack = release || (opts.prepack ?? true);
-  const linearWeights = release ? 'released' : 'kept';
-  let loaded, prefault, prepackMs = 0;
-  // Each Linear is packed as soon as it is read: a released weight's memory takes the next one.
-  const onLinear = (lin: Linear, name: string) => {
-    const t = performance.now();
-    if (release) releaseLinearWeight(lin, name);
-    else prepackLinear(lin);
-    prepackMs += performance.now() - t;
-  };
+  const runtime = opts.runtime ?? currentRuntime();
+  let loaded, sink;
   try {
     const plan = planParams(ckpt, config, dir); // names, shapes, dtypes: fails before any memory is touched
-    prefault = prepack ? prefaultWasmHeap(backendBytes(config, plan, linearWeights), backendInfo().threads) : undefined;
-    loaded = loadBertParams(ckpt, config, dir, { allowNonFinite: opts.allowNonFinite, newTensor: filledTensor, plan, onLinear: prepack ? onLinear : undefined });
+    sink = runtime.weightSink(config, plan, { prepack: opts.prepack ?? true, keepLinearWeights: opts.keepLinearWeights ?? true });
+    loaded = loadBertParams(ckpt, config, dir, { allowNonFinite: opts.allowNonFinite, newTensor: sink.newTensor, plan, onLinear: sink.onLinear });
   } finally {
     ckpt.close();
   }
-  const bert = new BertModel(config, loaded.params, st.pooling ?? 'mean');
-  await prefault?.done; // usually long done; the workers are unref'd and would not hold the process anyway
+  const bert = new BertModel(config, loaded.params, st.pooling ?? 'mean', runtime);
+  await sink.done; // usually long done; the workers are unref'd and would not hold the process anyway
   const t1 = performance.now();
   const name = resolved.repoId ?? nameOrDir;
   const info: ModelInfo = {
-    ...resolved, name, plan: loaded.plan, sentenceTransformers: st, loadSeconds: (t1 - t0) / 1000, prepackSeconds: prepackMs / 1000, linearWeights,
+    ...resolved, name, plan: loaded.plan, sentenceTransformers: st, loadSeconds: (t1 - t0) / 1000, prepackSeconds: sink.prepareSeconds(), linearWeights: sink.linearWeights,
   };
   const isE5 = opts.e5 ?? (looksLikeE5(name) || looksLikeE5(fs.realpathSync(dir)));
   return new EmbeddingModel(bert, tokenizer, info, isE5);

@@ -1,7 +1,7 @@
 /**
  * GELU and LayerNorm on every core. The threaded wasm build's heap is a shared
  * WebAssembly.Memory, so worker threads can compute a share of a kernel's output in place while
- * the main thread computes its own: the functions of engine/elementwise.ts, run from their
+ * the main thread computes its own: the functions of ../elementwise.ts, run from their
  * source in each worker, on disjoint ranges of the same input and output.
  *
  * Why: tfjs-wasm runs only its matmuls on its thread pool; our one-pass kernels ran on the main
@@ -16,7 +16,7 @@
  * worker is done — the kernel is synchronous, as tfjs requires. A worker that fails reports it
  * and the main thread computes that share itself.
  *
- * With the SIMD module (engine/simd.ts) GELU and LayerNorm run its wasm forms, the same bits as
+ * With the SIMD module (./simd.ts) GELU and LayerNorm run its wasm forms, the same bits as
  * the JavaScript ones. Attention runs the same way: each thread computes a share of a row's heads,
  * with its own instance of the SIMD module on the same memory and its own scratch.
  *
@@ -24,7 +24,7 @@
  * inputs of at least MIN_PARALLEL_ELEMENTS elements (attention: MIN_PARALLEL_MACS).
  */
 import { Worker } from 'worker_threads';
-import { elementwiseSource, geluErfInto, layerNormInto } from './elementwise';
+import { elementwiseSource, geluErfInto, layerNormInto } from '../elementwise';
 import type { SimdExports } from './simd';
 
 /**
@@ -92,7 +92,7 @@ interface Job {
   attention?: { q: number; k: number; v: number; z: number; Dh: number; T: number; mask: number; scale: number; scratch: number; scratchBytes: number };
 }
 
-/** The SIMD module (engine/simd.ts) and its instance on the main thread. */
+/** The SIMD module (./simd.ts) and its instance on the main thread. */
 export interface SimdKernels {
   module: WebAssembly.Module;
   main: SimdExports;
@@ -100,6 +100,7 @@ export interface SimdKernels {
 
 export class HeapThreads {
   private readonly helpers: Helper[] = [];
+  private readonly workers: Worker[] = [];
 
   /**
    * `extra` workers beside the main thread, on `memory` (a shared WebAssembly.Memory: its
@@ -110,12 +111,19 @@ export class HeapThreads {
       const control = new SharedArrayBuffer(CONTROL_BYTES);
       const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { control, memory, simd: simd?.module } });
       worker.unref();
+      this.workers.push(worker);
       this.helpers.push({ ctrl: new Int32Array(control), u32: new Uint32Array(control), eps: new Float64Array(control, EPS_BYTE, 1), seq: 0 });
     }
   }
 
   get threads(): number {
     return this.helpers.length + 1;
+  }
+
+  /** Stop the workers; later kernels run on the main thread alone. */
+  async terminate(): Promise<void> {
+    this.helpers.length = 0;
+    await Promise.all(this.workers.splice(0).map((w) => w.terminate()));
   }
 
   /** out = GELU(x) for `n` floats at byte offsets `x`, `out` of the heap. */
@@ -128,7 +136,7 @@ export class HeapThreads {
     this.run({ op: OP_LAYER_NORM, x, out, gamma, beta, D, eps }, n, D);
   }
 
-  /** One row's attention (engine/simd.ts `attention`), its H heads shared out; thread i uses scratch + i·scratchBytes. Needs the constructor's `simd`. */
+  /** One row's attention (./simd.ts `attention`), its H heads shared out; thread i uses scratch + i·scratchBytes. Needs the constructor's `simd`. */
   attention(a: NonNullable<Job['attention']>, D: number, H: number): void {
     if (!this.simd) throw new Error('HeapThreads.attention: constructed without the SIMD module');
     this.run({ op: OP_ATTENTION, x: 0, out: 0, D, attention: a }, H, 1);

@@ -1,10 +1,10 @@
 /**
- * The arithmetic of the one-pass kernels (engine/kernels.ts) as plain functions over float32
- * arrays, self-contained on purpose: engine/threads.ts runs these same functions, from their
+ * The arithmetic of the one-pass kernels (engine/backends/wasm/kernels.ts) as plain functions over float32
+ * arrays, self-contained on purpose: engine/backends/wasm/threads.ts runs these same functions, from their
  * source, in worker threads on the shared wasm heap.
  */
 
-/** erf(u) ≈ u·P(u²)/Q(u²) on |u| <= limit (engine/erf_fit.py), ±1 beyond; Q's constant term is 1. engine/simd.ts evaluates the same. */
+/** erf(u) ≈ u·P(u²)/Q(u²) on |u| <= limit (engine/backends/erf_fit.py), ±1 beyond; Q's constant term is 1. engine/backends/wasm/simd.ts evaluates the same. */
 export const ERF_FIT = {
   limit: 3.92,
   p: [1.1283791806893193, 0.1846680217769746, 0.05428311947524898, 0.0038322136408378174, 0.00038074696976724215, 4.728640474776363e-06, -1.3389813285913377e-08],
@@ -32,7 +32,7 @@ export function geluErfInto(x: Float32Array, out: Float32Array): void {
 /**
  * (x - mean) / sqrt(var + eps) * gamma + beta for each row of a row-major [rows, D] matrix, in
  * float64, rounded once. Sums run in four interleaved partial sums, added as (s0 + s1) + (s2 + s3),
- * then the tail: engine/simd.ts adds the same way two float64 lanes at a time (the same bits),
+ * then the tail: engine/backends/wasm/simd.ts adds the same way two float64 lanes at a time (the same bits),
  * and four independent chains are not bound by the latency of one.
  */
 export function layerNormInto(x: Float32Array, gamma: Float32Array, beta: Float32Array, eps: number, D: number, out: Float32Array): void {
@@ -68,7 +68,7 @@ export function layerNormInto(x: Float32Array, gamma: Float32Array, beta: Float3
 
 /**
  * This module's functions as JavaScript source with the constants they read, for a worker
- * thread to evaluate (engine/threads.ts). Non-exported constants keep their names when
+ * thread to evaluate (engine/backends/wasm/threads.ts). Non-exported constants keep their names when
  * TypeScript compiles the functions, so the source refers to exactly these declarations.
  */
 export function elementwiseSource(): string {

@@ -9,12 +9,12 @@
  * largest part of the engine's overhead over its GEMMs (bench/README.md). Here one call does a
  * row's heads: q·kᵀ, scale and mask, softmax, ·v, each head's output written straight into z.
  * GELU and LayerNorm were JavaScript loops over float64; here they run two float64 lanes at a
- * time, operation for operation as the JavaScript (engine/elementwise.ts), so with the same bits.
+ * time, operation for operation as the JavaScript (engine/backends/elementwise.ts), so with the same bits.
  *
  * How: the module is written as WebAssembly text, generated below, and assembled at start-up
  * with wabt. It imports tfjs-wasm's WebAssembly.Memory, so it reads its inputs and writes its
  * outputs where the tensors are; in the threaded build that memory is shared and
- * engine/threads.ts runs a share of the work on a worker with its own instance of the module.
+ * ./threads.ts runs a share of the work on a worker with its own instance of the module.
  *
  * Attention's arithmetic, per row and head (T tokens, Dh = D/H, Tp = T rounded up to 8):
  *  - kᵀ is copied into [Tp/8, Dh, 8] panels (zero keys past T), v into [Dh/8, T, 8] panels;
@@ -29,7 +29,7 @@
  *    a hook wants the scores or the pattern: hooking changes no number.
  */
 
-import { ERF_FIT } from './elementwise';
+import { ERF_FIT } from '../elementwise';
 
 /** k steps per iteration of the GEMM's main loop. */
 const UNROLL = 4;
@@ -46,9 +46,9 @@ export interface SimdExports {
   softmax(S: number, rows: number, n: number, stride: number): void;
   /** One head's output: z_h [T, Dh] (stride D) = P [T, T] (stride `ps`) · v_h. */
   headZ(P: number, ps: number, v: number, D: number, Dh: number, T: number, scratch: number, z: number): void;
-  /** out = GELU(x) for n floats: engine/elementwise.ts geluErfInto's float64 arithmetic, two lanes at a time (the same bits). */
+  /** out = GELU(x) for n floats: engine/backends/elementwise.ts geluErfInto's float64 arithmetic, two lanes at a time (the same bits). */
   gelu(x: number, out: number, n: number): void;
-  /** LayerNorm of the n / D rows of x into out: engine/elementwise.ts layerNormInto's float64 arithmetic (the same bits). */
+  /** LayerNorm of the n / D rows of x into out: engine/backends/elementwise.ts layerNormInto's float64 arithmetic (the same bits). */
   layerNorm(x: number, gamma: number, beta: number, eps: number, D: number, out: number, n: number): void;
 }
 

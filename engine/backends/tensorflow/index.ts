@@ -1,0 +1,55 @@
+/**
+ * The tensorflow backend: @tensorflow/tfjs-node, TensorFlow's C library (oneDNN's AVX-512 GEMMs)
+ * behind tfjs. An optional dependency: npm installs it where its libtensorflow download works,
+ * `make native` builds it from a tensorflow-cpu wheel where it does not (scripts/native.sh).
+ *
+ * TensorFlow reads its thread count when the library loads, so `threads` is set (as
+ * TF_NUM_INTRAOP_THREADS) before the first require. Loading the library prints log lines on
+ * stderr that TF_CPP_MIN_LOG_LEVEL does not reach; unless `nativeLogs` is set, stderr is pointed
+ * at /dev/null for the duration of the load (./quiet.ts) and restored right after.
+ */
+import * as os from 'os';
+import * as tf from '@tensorflow/tfjs-core';
+import { BackendOptions, BackendPlugin, genericRuntime, Runtime, setTfBackend } from '../../backend';
+import { withStderrSilenced } from './quiet';
+import { tensorflowOps } from './ops';
+
+const HOW_TO_GET_IT = "the 'tensorflow' backend needs @tensorflow/tfjs-node: `npm install @tensorflow/tfjs-node` where its download works, or `make native` (builds it offline from a tensorflow-cpu wheel)";
+
+export const plugin: BackendPlugin = {
+  name: 'tensorflow',
+  async init(opts: BackendOptions): Promise<Runtime> {
+    const threads = opts.threads ?? os.cpus().length;
+    const loaded = require.cache[safeResolve() ?? ''] !== undefined;
+    if (!loaded) {
+      process.env.TF_NUM_INTRAOP_THREADS = String(threads);
+      process.env.TF_CPP_MIN_LOG_LEVEL ??= '2';
+    }
+    const load = () => require('@tensorflow/tfjs-node');
+    try {
+      if (opts.nativeLogs) load();
+      else withStderrSilenced(load);
+    } catch (e) {
+      const missing = (e as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND' && /tfjs-node/.test((e as Error).message);
+      throw new Error(missing ? HOW_TO_GET_IT : `@tensorflow/tfjs-node does not load (${firstLine(e)}); ${HOW_TO_GET_IT}`);
+    }
+    await setTfBackend('tensorflow');
+    const binding = (tf.backend() as unknown as { binding?: { TF_Version?: string } }).binding;
+    return genericRuntime(
+      { name: 'tensorflow', threads: Number(process.env.TF_NUM_INTRAOP_THREADS) || threads, tfjsVersion: tf.version_core, nativeVersion: binding?.TF_Version },
+      tensorflowOps,
+    );
+  },
+};
+
+function safeResolve(): string | undefined {
+  try {
+    return require.resolve('@tensorflow/tfjs-node');
+  } catch {
+    return undefined;
+  }
+}
+
+function firstLine(e: unknown): string {
+  return String((e as Error).message ?? e).split('\n')[0];
+}

@@ -1,0 +1,82 @@
+/**
+ * The encoder's operations on TensorFlow (tfjs-node). Linear, GELU and LayerNorm are the generic
+ * tfjs ops (each one TensorFlow kernel or a few; the matmul is oneDNN's). Attention is batched:
+ * every row and head of a layer in two batched matmuls, [R,H,T,Dh]·[R,H,Dh,T] and ·[R,H,T,Dh],
+ * rows of different lengths padded to the longest for attention only (the dense layers run on
+ * the packed tokens) and masked — TensorFlow's batched GEMM is as fast as its 2-D one, so there is
+ * no reason to go row by row or head by head here.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { MASK_VALUE } from '../../numerics';
+import type { AttentionInput, Ops } from '../../ops';
+import { genericOps } from '../generic/ops';
+
+/**
+ * Where each row's tokens sit in a [R, Tmax] grid: for every grid cell the index of its packed
+ * token, or N (a zero row appended for padding); and for every packed token its grid cell.
+ */
+interface Grid {
+  T: number;
+  /** [R·T] packed index of each cell (N for padding). */
+  cells: Int32Array;
+  /** [N] cell of each packed token. */
+  tokens: Int32Array;
+  /** [R·T] additive mask of each key: 0 or the float32 minimum (padding and masked keys). */
+  keyMask: Float32Array;
+  /** Every row is T tokens with every key real: no gather, no mask. */
+  dense: boolean;
+}
+
+function grid(a: AttentionInput): Grid {
+  const { rows } = a;
+  const T = Math.max(...rows.lengths), R = rows.count;
+  const cells = new Int32Array(R * T).fill(rows.total), tokens = new Int32Array(rows.total);
+  const keyMask = new Float32Array(R * T).fill(MASK_VALUE);
+  let allReal = true;
+  rows.starts.forEach((start, r) => {
+    for (let t = 0; t < rows.lengths[r]; t++) {
+      cells[r * T + t] = start + t;
+      tokens[start + t] = r * T + t;
+      keyMask[r * T + t] = a.keyMask[start + t] === 1 ? 0 : MASK_VALUE;
+      allReal &&= a.keyMask[start + t] === 1;
+    }
+  });
+  return { T, cells, tokens, keyMask, dense: allReal && rows.uniformLength === T };
+}
+
+/** Packed [N, D] → [R, H, T, Dh], padded rows of zeros. */
+function toHeads(x: tf.Tensor2D, a: AttentionInput, g: Grid): tf.Tensor4D {
+  const D = x.shape[1];
+  const padded = a.rows.uniformLength === g.T ? x : tf.gather(tf.concat([x, tf.zeros([1, D])], 0), tf.tensor1d(g.cells, 'int32'));
+  return tf.transpose(tf.reshape(padded, [a.rows.count, g.T, a.heads, a.headSize]), [0, 2, 1, 3]) as tf.Tensor4D; // [R,H,T,Dh]
+}
+
+/** [R, H, T, Dh] → packed [N, D]. */
+function fromHeads(z: tf.Tensor4D, a: AttentionInput, g: Grid): tf.Tensor2D {
+  const [R, H, T, Dh] = z.shape;
+  const cells = tf.reshape(tf.transpose(z, [0, 2, 1, 3]), [R * T, H * Dh]) as tf.Tensor2D; // [R·T, D]
+  return a.rows.uniformLength === g.T ? cells : (tf.gather(cells, tf.tensor1d(g.tokens, 'int32')) as tf.Tensor2D);
+}
+
+function scores(q: tf.Tensor2D, k: tf.Tensor2D, a: AttentionInput, g: Grid): tf.Tensor4D {
+  const s = tf.div(tf.matMul(toHeads(q, a, g), toHeads(k, a, g), false, true), a.scale) as tf.Tensor4D; // [R,H,T,T]
+  if (g.dense) return s;
+  return tf.add(s, tf.tensor4d(g.keyMask, [a.rows.count, 1, 1, g.T])) as tf.Tensor4D;
+}
+
+function z(pattern: tf.Tensor4D, v: tf.Tensor2D, a: AttentionInput, g: Grid): tf.Tensor2D {
+  return fromHeads(tf.matMul(pattern, toHeads(v, a, g)) as tf.Tensor4D, a, g); // [R,H,T,Dh] → [N,D]
+}
+
+export const tensorflowOps: Ops = {
+  ...genericOps,
+  attention: (q, k, v, a) =>
+    tf.tidy(() => {
+      const g = grid(a);
+      return z(tf.softmax(scores(q, k, a, g)), v, a, g);
+    }),
+  // The three steps are the one-step form's own functions: hooking changes no number.
+  attentionScores: (q, k, a) => tf.tidy(() => scores(q, k, a, grid(a))),
+  attentionSoftmax: (s) => tf.softmax(s),
+  attentionZ: (pattern, v, a) => tf.tidy(() => z(pattern, v, a, grid(a))),
+};
