@@ -18,7 +18,7 @@ import { createHash, Hash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { backendInfo } from '../engine/backend';
-import type { EmbeddingModel } from '../engine/load';
+import type { EmbeddingModel } from '../e5/model';
 import { NUMERICS_REVISION } from '../engine/numerics';
 import type { EmbedCallOptions, EmbedCallResult, Embedder } from './embedder';
 

@@ -11,7 +11,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { backendInfo } from '../engine/backend';
 import { allHookNames, blockHook, HookFilter, HookFn, HookName, hookMatcher, parseHookName } from '../engine/hooks';
-import type { EmbeddingModel, Prefix } from '../engine/load';
+import type { EmbeddingModel, Prefix } from '../e5/model';
 import type { BertModel, ForwardOptions, ForwardOutput } from '../engine/model';
 import { l2Normalize, pool } from '../engine/pooling';
 import { packPadded, PaddedBatch } from '../engine/rows';
