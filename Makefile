@@ -1,7 +1,9 @@
 # e5-tfjs — every target installs what it needs first (npm ci when package-lock.json changed).
 #
 #   make demo           the model card's example: embed 2 queries + 2 passages, print the score matrix
-#   make test           install, build, run the whole suite (wasm), then the engine suites on cpu
+#   make native         make @tensorflow/tfjs-node (the native 'tensorflow' backend) work here, offline too
+#   make test           install, build, make native (where it can), run the whole suite (wasm), then the
+#                       engine/parity/hook/inspection/CLI suites on tensorflow and the engine suites on cpu
 #   make parity         regenerate models + PyTorch references live and compare (needs /usr/bin/python3 + torch)
 #   make parity-large   the same on the full e5-large shape (1.34 GB random-weight folder)
 #   make golden         rewrite the committed golden files in test/golden/
@@ -17,7 +19,7 @@ CARD := test/fixtures/model-card.json
 # The model card's texts, as arguments for `e5 similarity`.
 CARD_ARGS = $(shell node -e 'const c=require("./$(CARD)");const q=s=>"\x27"+s.replace(/\x27/g,"\x27\\\x27\x27")+"\x27";console.log([...c.queries.map(x=>"--query "+q(x)),...c.passages.map(x=>"--passage "+q(x))].join(" "))')
 
-.PHONY: all install build demo demo-random test test-cpu parity parity-large golden bench bench-tokenizer large-model clean
+.PHONY: all install build native demo demo-random test test-cpu test-tensorflow parity parity-large golden bench bench-tokenizer large-model clean
 
 all: build
 
@@ -37,9 +39,24 @@ demo: build
 demo-random: build $(LARGE_DIR)/model.safetensors
 	bin/e5 similarity --model $(LARGE_DIR) $(CARD_ARGS)
 
+# tfjs-node from its own install where its download works, else built from a tensorflow-cpu wheel
+# (TF_WHEEL=path, or one pip fetches); see scripts/native.sh. Idempotent; re-run after npm ci.
+native: install
+	@bash scripts/native.sh
+
 test: build
+	@$(MAKE) --no-print-directory native || echo "make test: no native backend here (above: why); the tensorflow suites will be skipped, wasm and cpu run"
 	$(NODE_BIN)/mocha 'test/**/*.test.ts'
+	$(MAKE) --no-print-directory test-tensorflow
 	$(MAKE) --no-print-directory test-cpu
+
+# The suites that run the model, once more on tensorflow (skipped, saying so, where tfjs-node does not load).
+TF_SUITES := test/engine.test.ts test/engine-parity.test.ts test/backend.test.ts test/inspect-analysis.test.ts \
+  test/inspect-cli.test.ts test/cli-inspect.test.ts test/cli.test.ts test/eval-engine.test.ts test/native.test.ts
+test-tensorflow: install
+	@if node scripts/native-check.js >/dev/null 2>&1; then \
+	  E5_TEST_BACKEND=tensorflow $(NODE_BIN)/mocha $(TF_SUITES); \
+	else echo "make test-tensorflow: SKIPPED — @tensorflow/tfjs-node does not load here; run 'make native' (it says what is missing)"; fi
 
 # Everything must pass on the cpu backend too: the engine suites once more on it.
 test-cpu: install

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# make native: make @tensorflow/tfjs-node (the native 'tensorflow' backend) usable in this checkout.
+#
+#   1. Already loads → check it and stop (idempotent).
+#   2. The normal route: tfjs-node's own install, which downloads libtensorflow (works where that
+#      download is reachable).
+#   3. Otherwise from a TensorFlow C library: the C API that ships inside the `tensorflow-cpu` wheel
+#      (TF_WHEEL=path/to/tensorflow_cpu-*.whl, or one `pip download` fetches from its configured
+#      indexes). Its two libraries and the ~20 C API headers go into the package's deps/, with the
+#      wheel's licence files beside them, and the addon is built from source with node-gyp.
+#   4. Checks what it made (scripts/native-check.js): loads it, prints TF's version, runs a matMul
+#      against the cpu backend.
+#
+# Everything stays inside the checkout (downloads under .cache/native/). Exit 0 on success; on
+# failure one message saying what is missing, exit 1 — the project keeps working on wasm.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TFJS_NODE_VERSION=$(node -p 'require("./package.json").optionalDependencies["@tensorflow/tfjs-node"]')
+TF_CPU_VERSION=${TF_CPU_VERSION:-2.21.0}
+PKG=node_modules/@tensorflow/tfjs-node
+CACHE=.cache/native
+
+say() { echo "make native: $*"; }
+fail() { echo "make native: $*" >&2; echo "make native: the project keeps working on the wasm backend" >&2; exit 1; }
+
+check() { node scripts/native-check.js; }
+
+if [ -d "$PKG" ] && check 2>/dev/null; then exit 0; fi
+
+# ---- 2. the normal route (npm ci already tried it once if the package is absent; try again only
+# when asked, since offline it costs a failed download).
+if [ ! -d "$PKG" ] && [ "${NATIVE_TRY_DOWNLOAD:-1}" = 1 ]; then
+  say "trying tfjs-node's own install (downloads libtensorflow)"
+  if npm install --no-save --no-audit --no-fund "@tensorflow/tfjs-node@$TFJS_NODE_VERSION" >"$CACHE.npm.log" 2>&1 && [ -d "$PKG" ] && check; then
+    exit 0
+  fi
+  say "its download did not work here (log: $CACHE.npm.log); building from a TensorFlow wheel instead"
+fi
+
+# ---- 3. from the tensorflow-cpu wheel
+mkdir -p "$CACHE"
+if [ ! -d "$PKG/binding" ]; then
+  say "installing the tfjs-node package without its install script"
+  npm install --no-save --no-audit --no-fund --ignore-scripts "@tensorflow/tfjs-node@$TFJS_NODE_VERSION" >"$CACHE/npm.log" 2>&1 \
+    || fail "npm could not install @tensorflow/tfjs-node@$TFJS_NODE_VERSION (log: $CACHE/npm.log)"
+fi
+
+wheel=${TF_WHEEL:-}
+if [ -z "$wheel" ]; then
+  wheel=$(ls "$CACHE"/tensorflow_cpu-"$TF_CPU_VERSION"-*.whl 2>/dev/null | head -1 || true)
+fi
+if [ -z "$wheel" ]; then
+  py=$(command -v python3 || true)
+  [ -n "$py" ] || fail "no TensorFlow C library: set TF_WHEEL=path/to/tensorflow_cpu-$TF_CPU_VERSION-*.whl (python3 with pip would fetch one)"
+  say "fetching tensorflow-cpu==$TF_CPU_VERSION with pip (its configured indexes)"
+  PIP_RETRIES=${PIP_RETRIES:-1} "$py" -m pip download --no-deps --only-binary=:all: -d "$CACHE" "tensorflow-cpu==$TF_CPU_VERSION" >"$CACHE/pip.log" 2>&1 \
+    || fail "pip could not fetch tensorflow-cpu==$TF_CPU_VERSION (log: $CACHE/pip.log); set TF_WHEEL=path/to/tensorflow_cpu-*.whl"
+  wheel=$(ls "$CACHE"/tensorflow_cpu-"$TF_CPU_VERSION"-*.whl | head -1)
+fi
+[ -f "$wheel" ] || fail "TF_WHEEL=$wheel is not a file"
+command -v python3 >/dev/null || fail "python3 is needed to open $wheel"
+command -v g++ >/dev/null && command -v make >/dev/null || fail "g++ and make are needed to build the addon (apt-get install g++ make)"
+
+say "extracting the C API from $(basename "$wheel")"
+x=$CACHE/wheel
+rm -rf "$x" && mkdir -p "$x"
+python3 - "$wheel" "$x" <<'PY' || fail "$wheel does not hold TensorFlow's C library (tensorflow/libtensorflow_cc.so.2)"
+import fnmatch, sys, zipfile
+wanted = ['tensorflow/libtensorflow_cc.so.2', 'tensorflow/libtensorflow_framework.so.2',
+          'tensorflow/include/tensorflow/c/*', 'tensorflow/include/tensorflow/core/platform/ctstring*',
+          'tensorflow/include/tsl/platform/ctstring*', 'tensorflow/include/xla/tsl/c/*',
+          'tensorflow/include/LICENSE', 'tensorflow/THIRD_PARTY_NOTICES.txt']
+with zipfile.ZipFile(sys.argv[1]) as z:
+    names = [n for n in z.namelist() if any(fnmatch.fnmatch(n, w) for w in wanted)]
+    if 'tensorflow/libtensorflow_cc.so.2' not in names:
+        sys.exit(1)
+    for n in names:
+        z.extract(n, sys.argv[2])
+PY
+
+deps=$PKG/deps
+rm -rf "$deps" && mkdir -p "$deps/lib" "$deps/include"
+# Stripped of debug symbols (815 MB → ~600 MB); the addon links the names its binding.gyp asks for.
+strip --strip-unneeded -o "$deps/lib/libtensorflow_cc.so.2" "$x/tensorflow/libtensorflow_cc.so.2" 2>/dev/null || cp "$x/tensorflow/libtensorflow_cc.so.2" "$deps/lib/"
+strip --strip-unneeded -o "$deps/lib/libtensorflow_framework.so.2" "$x/tensorflow/libtensorflow_framework.so.2" 2>/dev/null || cp "$x/tensorflow/libtensorflow_framework.so.2" "$deps/lib/"
+ln -s libtensorflow_cc.so.2 "$deps/lib/libtensorflow.so"
+ln -s libtensorflow_cc.so.2 "$deps/lib/libtensorflow.so.2"
+ln -s libtensorflow_framework.so.2 "$deps/lib/libtensorflow_framework.so"
+# tfjs-node's install script skips its download when this file exists.
+ln -s libtensorflow_cc.so.2 "$deps/lib/libtensorflow.so.2.9.1"
+cp -r "$x/tensorflow/include/." "$deps/include/"
+cp "$x/tensorflow/include/LICENSE" "$deps/lib/LICENSE"
+cp "$x/tensorflow/THIRD_PARTY_NOTICES.txt" "$deps/lib/THIRD_PARTY_NOTICES.txt"
+echo "TensorFlow C library from $(basename "$wheel") (Apache-2.0: LICENSE, THIRD_PARTY_NOTICES.txt)" >"$deps/lib/SOURCE"
+rm -rf "$x"
+
+say "building the addon from source (node-gyp against this Node's headers)"
+# custom-binary.json naming only a tf-lib makes the install script build instead of fetching a binary.
+echo '{"tf-lib": "file:///dev/null"}' >"$PKG/scripts/custom-binary.json"
+nodedir=$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")
+if ! (cd "$PKG" && PATH="$PWD/node_modules/.bin:$PWD/../../.bin:$PATH" npm_config_nodedir=${npm_config_nodedir:-$nodedir} node scripts/install.js) >"$CACHE/build.log" 2>&1; then
+  tail -20 "$CACHE/build.log" >&2
+  fail "building the tfjs-node addon failed (log: $CACHE/build.log)"
+fi
+check || fail "the addon was built but does not work (log: $CACHE/build.log)"
