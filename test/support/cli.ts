@@ -36,7 +36,7 @@ export function cliBuild(): string | undefined {
   fs.mkdirSync(dir, { recursive: true });
   fs.writeFileSync(path.join(dir, 'tsconfig.json'), JSON.stringify({
     extends: path.join(REPO_ROOT, 'tsconfig.json'),
-    include: [path.join(REPO_ROOT, 'index.ts'), path.join(REPO_ROOT, 'cli')],
+    include: [path.join(REPO_ROOT, 'index.ts'), path.join(REPO_ROOT, 'cli'), path.join(REPO_ROOT, 'engine', 'backends')], // backends are required lazily
     compilerOptions: { outDir: dist, rootDir: REPO_ROOT, sourceMap: false, declaration: false, noEmitOnError: false, incremental: false },
   }));
   try {

@@ -1,8 +1,9 @@
 /**
  * Run `fn` with file descriptor 2 pointed at /dev/null, then give it back. For TensorFlow's
- * load-time log lines, which it writes to fd 2 itself (no setting reaches them). Linux only
- * (stderr is re-opened through /proc/self/fd): elsewhere, or when stderr cannot be re-opened
- * (a socket), `fn` runs with stderr as it is.
+ * load-time log lines, which it writes to fd 2 itself (no setting reaches them). Node has no
+ * dup(), so stderr is re-opened through /proc/self/fd: Linux only, and only where that works — a
+ * terminal, a pipe, a file. Elsewhere, or when stderr is a socket (Node's own 'pipe' stdio for a
+ * child), `fn` runs with stderr as it is and the lines show.
  */
 import * as fs from 'fs';
 
