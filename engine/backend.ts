@@ -54,6 +54,8 @@ export interface WeightSink {
   linearWeights: 'kept' | 'released';
   /** Seconds spent preparing weights for the backend so far. */
   prepareSeconds(): number;
+  /** Linear weights as [in, out] (default) or as stored, [out, in] (weights/params.ts LoadOptions). */
+  linearLayout?: 'in-out' | 'out-in';
 }
 
 export interface WeightOptions {

@@ -83,7 +83,7 @@ describe('tensorflow backend (tfjs-node)', () => {
     const dir = cachedModel({ preset: 'small' });
     const before = tf.memory().numTensors;
     const viaScratch = await loadModel(dir);
-    const portable = await loadModel(dir, { runtime: { ...runtime, weightSink: () => plainWeightSink() } });
+    const portable = await loadModel(dir, { runtime: { ...runtime, weightSink: () => ({ ...plainWeightSink(), linearLayout: 'out-in' }) } });
     const [a, b] = [viaScratch, portable].map((m) => paramTensors(m.bert.params));
     assert.equal(a.length, b.length);
     a.forEach((t, i) => assert.deepEqual(bits(t.dataSync() as Float32Array), bits(b[i].dataSync() as Float32Array), `tensor ${i}`));

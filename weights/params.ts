@@ -24,8 +24,10 @@ import { Checkpoint } from './checkpoint';
 export const PACKED_WEIGHT = Symbol('packedWeight');
 
 export interface Linear {
-  weight: tf.Tensor2D; // [in, out]  (transposed from PyTorch's [out, in] at load)
+  weight: tf.Tensor2D; // [in, out]  (transposed from PyTorch's [out, in] at load), or [out, in] when `outIn`
   bias: tf.Tensor1D; // [out]
+  /** The weight kept in PyTorch's [out, in] layout: y = x·Wᵀ + b (backends whose GEMM takes Wᵀ as it is). */
+  outIn?: boolean;
   [PACKED_WEIGHT]?: tf.Tensor2D;
 }
 export interface LayerNormParams {
@@ -202,6 +204,11 @@ export interface LoadOptions {
    * so a weight it releases leaves memory the next one is read into.
    */
   onLinear?: (lin: Linear, name: string) => void;
+  /**
+   * 'in-out' (default): each Linear weight transposed once to [in, out], the only layout
+   * tfjs-wasm's XNNPACK path takes. 'out-in': kept as stored, [out, in], no transpose.
+   */
+  linearLayout?: 'in-out' | 'out-in';
 }
 
 /** The portable way: a fresh array, filled, given to tf.tensor. */
@@ -232,6 +239,11 @@ export function loadBertParams(ckpt: Checkpoint, c: BertConfig, source: string, 
   // per MB on a VM like ours), more than reading the file.
   let scratch: Float32Array | undefined;
   const linear = (p: string, out: number, inp: number): Linear => {
+    if (opts.linearLayout === 'out-in') {
+      const lin: Linear = { weight: read(`${p}.weight`, [out, inp]) as tf.Tensor2D, bias: vec(`${p}.bias`, out), outIn: true };
+      opts.onLinear?.(lin, plan.prefix + p);
+      return lin;
+    }
     if (!scratch || scratch.length < out * inp) scratch = new Float32Array(out * inp);
     const stored = ckpt.readF32(plan.prefix + `${p}.weight`, { allowNonFinite, into: scratch }); // [out, in]
     const weight = newTensor([inp, out], (dst) => transposeF32(stored, out, inp, dst)) as tf.Tensor2D; // [in, out]

@@ -8,9 +8,9 @@ import { PACKED_WEIGHT } from '../../../weights/params';
 import { rowAttention } from './attention';
 
 export const genericOps: Ops = {
-  // One fused, un-transposed matmul. A released weight (wasm, engine/backends/wasm/heap.ts)
+  // One fused matmul (un-transposed unless the weight is [out, in]). A released weight (wasm, engine/backends/wasm/heap.ts)
   // lives on only as the key of XNNPACK's packed copy: the call must name that tensor.
-  linear: (x, p) => tf.fused.matMul({ a: x, b: p[PACKED_WEIGHT] ?? p.weight, bias: p.bias }) as tf.Tensor2D, // [N,out]
+  linear: (x, p) => tf.fused.matMul({ a: x, b: p[PACKED_WEIGHT] ?? p.weight, transposeB: p.outIn === true, bias: p.bias }) as tf.Tensor2D, // [N,out]
 
   layerNorm: (x, p, eps) =>
     tf.tidy(() => {

@@ -6,7 +6,8 @@
  * data starts 4 bytes into its buffer (never 64-byte aligned: TensorFlow always copies), and the
  * TensorFlow tensor is made at once, while the scratch still holds this weight. The weights then
  * live once, in TensorFlow's memory, and fresh JavaScript pages (a page fault per 4 KiB) are
- * touched only for the largest tensor.
+ * touched only for the largest tensor. Linear weights stay in PyTorch's [out, in] layout (the
+ * matmul takes Wᵀ), so nothing is transposed either.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { plainWeightSink, WeightSink } from '../../backend';
@@ -22,6 +23,7 @@ export function tensorflowWeightSink(): WeightSink {
   let buffer = new ArrayBuffer(0);
   return {
     ...plainWeightSink(),
+    linearLayout: 'out-in', // oneDNN multiplies by Wᵀ as fast: no transpose at load
     newTensor(shape, fill) {
       const n = shape.reduce((a, b) => a * b, 1);
       if (buffer.byteLength < 4 + 4 * n) buffer = new ArrayBuffer(4 + 4 * n);
