@@ -16,9 +16,9 @@ import { packSequences } from '../engine/rows';
 import { JsonLinesChild, osThreads, Reply } from './child';
 import { paddedLists, Workload } from './workloads';
 
-export type EngineName = 'ours' | 'torch' | 'ort-web' | 'ort-node';
+export type EngineName = 'ours' | 'st' | 'torch' | 'ort-web' | 'ort-node';
 export type PeerName = Exclude<EngineName, 'ours'>;
-export const PEER_NAMES: readonly PeerName[] = ['torch', 'ort-web', 'ort-node'];
+export const PEER_NAMES: readonly PeerName[] = ['st', 'torch', 'ort-web', 'ort-node'];
 
 export interface RunResult {
   /** Wall seconds of the work, measured by the engine's own process. */
@@ -197,6 +197,20 @@ export class TorchEngine extends ChildEngine {
   async exportOnnx(file: string): Promise<{ seconds: number; bytes: number }> {
     const { reply } = await this.child.request({ cmd: 'export_onnx', path: file });
     return { seconds: num(reply, 'seconds'), bytes: num(reply, 'bytes') };
+  }
+}
+
+/** sentence-transformers on PyTorch 2.x in a persistent `PY bench/st_bench.py` (PY: the reference venv's python). */
+export class StEngine extends ChildEngine {
+  static async start(modelDir: string, o: { python: string; threads: number }): Promise<StEngine> {
+    const script = path.join(repoRoot(), 'bench', 'st_bench.py');
+    const e = new StEngine(new JsonLinesChild('st_bench.py', o.python, [script], { ...process.env, OMP_WAIT_POLICY: 'PASSIVE' }));
+    const { reply } = await e.child.request({ cmd: 'load', model: modelDir, threads: o.threads });
+    e.info = {
+      name: 'st', label: `sentence-transformers ${reply.st_version} (transformers ${reply.transformers_version}, torch ${reply.torch_version})`,
+      threads: num(reply, 'threads'), loadSeconds: num(reply, 'load_seconds'), details: { importSeconds: reply.import_seconds },
+    };
+    return e;
   }
 }
 

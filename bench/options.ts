@@ -28,6 +28,8 @@ export interface BenchOptions {
   ceiling: boolean;
   wholeRun: boolean;
   python: string;
+  /** The Python with sentence-transformers (the reference venv, make reference-env). */
+  stPython?: string;
   /** torch_bench.py's model implementation: auto | transformers | torch. */
   impl: string;
   onnxDir: string;
@@ -62,8 +64,9 @@ export function addBenchOptions(cmd: Command): Command {
     .option('--compare', 'the engine comparison table (the default when no other mode is given)')
     .option('--profile', 'per-op profile of one forward of each workload (ours only)')
     .option('--ceiling', 'our forward vs the same matmuls alone (engine overhead)')
-    .option('--whole-run', 'whole processes: bin/e5 embed vs python3 start + import torch + load + forward')
+    .option('--whole-run', 'whole processes: bin/e5 embed vs python3 start + import + load + forward (torch, sentence-transformers)')
     .option('--python <path>', 'the Python that has torch', '/usr/bin/python3')
+    .option('--st-python <path>', 'the Python that has sentence-transformers (make reference-env)', path.join(repoRoot(), '.cache', 'reference-env', 'bin', 'python'))
     .addOption(new Option('--impl <name>', "torch side's model: transformers when importable, else plain torch BERT").choices(['auto', 'transformers', 'torch']).default('auto'))
     .option('--onnx-dir <dir>', 'cache of ONNX exports for the onnxruntime peers', path.join(repoRoot(), '.cache', 'bench-onnx'));
 }
@@ -83,6 +86,6 @@ export function benchOptions(raw: Record<string, any>): BenchOptions {
     model: raw.model, repeats: raw.repeats, warmup: raw.warmup, settleMs: raw.settle, workloads, peers: peers as PeerName[],
     threads: raw.threads, backend: raw.backend, corpusSize: raw.corpusSize, batchSize: raw.batchSize, seed: raw.seed,
     json: raw.json, compare: !!raw.compare || !anyMode, profile: !!raw.profile, ceiling: !!raw.ceiling, wholeRun: !!raw.wholeRun,
-    python: raw.python, impl: raw.impl, onnxDir: raw.onnxDir,
+    python: raw.python, stPython: raw.stPython, impl: raw.impl, onnxDir: raw.onnxDir,
   };
 }

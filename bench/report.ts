@@ -29,13 +29,14 @@ function ratioTo(r: EngineWorkloadResult, results: EngineWorkloadResult[], peer:
 export function compareMarkdown(c: CompareReport): string {
   const has = (n: EngineName) => c.engines.some((e) => e.name === n);
   const threads = new Map(c.engines.map((e) => [e.name, e.threads]));
-  const head = ['workload', 'engine', 'threads', 'median ms', 'spread', 'tokens/s', ...(has('torch') ? ['× torch'] : []),
+  const head = ['workload', 'engine', 'threads', 'median ms', 'spread', 'tokens/s', ...(has('st') ? ['× st'] : []), ...(has('torch') ? ['× torch'] : []),
     ...(has('ort-web') ? ['× ort-web'] : []), 'padded tokens', 'max abs Δ vs ours'];
   const rows: string[][] = [];
   for (const w of c.workloads) {
     for (const r of w.results) {
       rows.push([
         w.workload, r.engine, String(threads.get(r.engine)), fmtMs(r.medianSeconds * 1000), fmtPct(r.spread), intFmt(r.tokensPerSecond),
+        ...(has('st') ? [fmtRatio(ratioTo(r, w.results, 'st'))] : []),
         ...(has('torch') ? [fmtRatio(ratioTo(r, w.results, 'torch'))] : []),
         ...(has('ort-web') ? [fmtRatio(ratioTo(r, w.results, 'ort-web'))] : []),
         `${intFmt(r.paddedTokens)}${r.paddedTokens > r.realTokens ? ` (+${fmtPct(r.paddedTokens / r.realTokens - 1)})` : ''}`,
@@ -84,12 +85,13 @@ export function wholeRunMarkdown(w: WholeRunReport): string {
   return [
     `Whole process, ${w.ours.length} run${w.ours.length === 1 ? '' : 's'} each, alternating: ${JSON.stringify(w.text)} (bin/e5 ran ${w.e5Build === 'dist' ? 'the compiled dist/' : 'the TypeScript sources through ts-node — run `make build` first for a fair start-up'}).`,
     '',
-    table(['engine', 'median s', 'runs s', 'peak RSS MiB', '× torch'], [
-      ['ours (bin/e5 embed)', w.oursMedianSeconds.toFixed(2), w.ours.map((r) => r.seconds.toFixed(2)).join(', '), rss(w.ours), fmtRatio(w.speedupVsTorch)],
-      ['torch (python3 start + import + load + forward)', w.torchMedianSeconds.toFixed(2), w.torch.map((r) => r.seconds.toFixed(2)).join(', '), rss(w.torch), '1.00×'],
+    table(['engine', 'median s', 'runs s', 'peak RSS MiB', 'time ÷ ours'], [
+      ['ours (bin/e5 embed)', w.oursMedianSeconds.toFixed(2), w.ours.map((r) => r.seconds.toFixed(2)).join(', '), rss(w.ours), '1.00'],
+      ['torch (python3 start + import + load + forward)', w.torchMedianSeconds.toFixed(2), w.torch.map((r) => r.seconds.toFixed(2)).join(', '), rss(w.torch), w.speedupVsTorch.toFixed(2)],
+      ...(w.st ? [['sentence-transformers (start + import + load + encode)', w.stMedianSeconds!.toFixed(2), w.st.map((r) => r.seconds.toFixed(2)).join(', '), rss(w.st), w.speedupVsSt!.toFixed(2)]] : []),
     ], new Set([1, 3, 4])),
     '',
-    `max |Δ| between the two printed embeddings: ${w.maxAbsDiff.toExponential(1)}`,
+    `max |Δ| between the printed embeddings: ${w.maxAbsDiff.toExponential(1)}`,
   ].join('\n');
 }
 

@@ -16,7 +16,7 @@ import { EmbeddingModel, loadModel } from '../e5/model';
 import { resolveModel } from '../weights/folder';
 import { CeilingReport, measureCeiling } from './ceiling';
 import { compare, CompareReport } from './compare';
-import { Engine, ORT_PACKAGES, ortInstalled, OrtEngine, OrtKind, OursEngine, TorchEngine } from './engines';
+import { Engine, ORT_PACKAGES, ortInstalled, OrtEngine, OrtKind, OursEngine, StEngine, TorchEngine } from './engines';
 import { addBenchOptions, BenchOptions, benchOptions } from './options';
 import { profileWorkload, ProfileReport } from './profile';
 import { ceilingMarkdown, compareMarkdown, headerMarkdown, profileMarkdown, wholeRunMarkdown } from './report';
@@ -99,7 +99,7 @@ export async function runBench(o: BenchOptions, io: BenchIO = STDIO): Promise<Be
   }
   if (o.wholeRun) {
     const threads = report.backend?.threads ?? o.threads ?? require('os').cpus().length;
-    report.wholeRun = await wholeRun({ modelDir: dir, threads, backend: o.backend, python: o.python, repeats: o.repeats, log: io.log });
+    report.wholeRun = await wholeRun({ modelDir: dir, threads, backend: o.backend, python: o.python, stPython: o.stPython, repeats: o.repeats, log: io.log });
     sections.push('## Whole runs (one query, whole process)', '', wholeRunMarkdown(report.wholeRun), '');
   }
 
@@ -143,6 +143,16 @@ async function startPeers(o: BenchOptions, dir: string, threads: number, skipped
     }
   };
   try {
+    if (o.peers.includes('st') && !o.stPython) skip('st: no --st-python given');
+    if (o.peers.includes('st') && o.stPython) {
+      try {
+        const st = await StEngine.start(dir, { python: o.stPython, threads });
+        peers.push(st);
+        io.log(`st: ${st.info.label}, ${st.info.threads} threads, loaded in ${st.info.loadSeconds.toFixed(2)} s`);
+      } catch (e) {
+        skip(`st (${o.stPython} bench/st_bench.py could not load the model; make reference-env makes that python): ${(e as Error).message.split('\n')[0]}`);
+      }
+    }
     if (o.peers.includes('torch') && (await startTorch())) {
       peers.push(torch!);
       io.log(`torch: ${torch!.info.label}, ${torch!.info.threads} threads, loaded in ${torch!.info.loadSeconds.toFixed(2)} s`);

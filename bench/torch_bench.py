@@ -41,6 +41,7 @@ T_IMPORTED = time.perf_counter()
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "test", "parity"))
 import reference  # noqa: E402  (imports bert_torch)
+from jsonl_serve import serve as serve_json_lines  # noqa: E402
 
 
 # ---------------------------------------------------------------- tokenizer
@@ -248,28 +249,7 @@ def blas_info():
 
 
 def serve():
-    proto = sys.stdout
-    sys.stdout = sys.stderr  # anything torch prints must not corrupt the protocol
-    server = Server()
-    for line in sys.stdin:
-        if not line.strip():
-            continue
-        cmd = None
-        try:
-            req = json.loads(line)
-            cmd = req.get("cmd")
-            if cmd == "quit":
-                reply = {"ok": True}
-            elif cmd in ("load", "prepare", "prepare_texts", "run", "export_onnx", "stats"):
-                reply = {"ok": True, **getattr(server, cmd)(req)}
-            else:
-                raise ValueError(f"unknown cmd {cmd!r}")
-        except Exception as e:  # reported to the harness, which names the request
-            reply = {"ok": False, "error": f"{type(e).__name__}: {e}"}
-        proto.write(json.dumps(reply) + "\n")
-        proto.flush()
-        if cmd == "quit":
-            break
+    serve_json_lines(Server(), ("load", "prepare", "prepare_texts", "run", "export_onnx", "stats"))
 
 
 def whole_run(argv):

@@ -4,6 +4,7 @@
  *   ours   node bin/e5 embed "query: …" --model DIR --threads N   (start, load, tokenize, encode, print)
  *   torch  python3 bench/torch_bench.py --whole-run --model DIR --threads N "query: …"
  *          (interpreter start, import torch, load, tokenize, one forward, print)
+ *   st     PY bench/st_bench.py --whole-run ... (sentence-transformers: import, load, encode, print)
  *
  * Each is a fresh process, run alternately `repeats` times; wall time from spawn to exit,
  * medians. Peak RSS comes from /usr/bin/time when it is installed. The two embeddings printed
@@ -22,6 +23,8 @@ export interface WholeRunOptions {
   threads: number;
   backend?: string;
   python: string;
+  /** The reference venv's python, for sentence-transformers (skipped when absent). */
+  stPython?: string;
   repeats: number;
   text?: string;
   log: (s: string) => void;
@@ -42,6 +45,12 @@ export interface WholeRunReport {
   torchMedianSeconds: number;
   /** torch / ours: > 1 means our whole run is faster. */
   speedupVsTorch: number;
+  /** sentence-transformers (bench/st_bench.py), when its python was there. */
+  st?: ProcessRun[];
+  stMedianSeconds?: number;
+  /** st / ours: > 1 means our whole run is faster. */
+  speedupVsSt?: number;
+  /** Largest difference between any two printed embeddings. */
   maxAbsDiff: number;
 }
 
@@ -86,35 +95,44 @@ export function e5RunsDist(): boolean {
       else if (e.name.endsWith('.ts')) newest = Math.max(newest, fs.statSync(p).mtimeMs);
     }
   };
-  for (const d of ['cli', 'engine', 'tokenizer', 'weights', 'inspect', 'eval', 'bench']) if (fs.existsSync(path.join(root, d))) walk(path.join(root, d));
+  for (const d of ['cli', 'e5', 'engine', 'tokenizer', 'weights', 'inspect', 'eval', 'bench']) if (fs.existsSync(path.join(root, d))) walk(path.join(root, d));
   return main.mtimeMs >= newest;
 }
 
 export async function wholeRun(o: WholeRunOptions): Promise<WholeRunReport> {
   const root = repoRoot();
   const text = o.text ?? WHOLE_RUN_TEXT;
-  const oursArgs = [path.join(root, 'bin', 'e5'), 'embed', text, '--model', o.modelDir, '--threads', String(o.threads), '--progress', 'off', '-q',
-    ...(o.backend ? ['--backend', o.backend] : [])];
-  const torchArgs = [path.join(root, 'bench', 'torch_bench.py'), '--whole-run', '--model', o.modelDir, '--threads', String(o.threads), text];
-  const torchEnv = { ...process.env, OMP_WAIT_POLICY: 'PASSIVE' };
-  const ours: ProcessRun[] = [], torch: ProcessRun[] = [];
+  const env = { ...process.env, OMP_WAIT_POLICY: 'PASSIVE' };
+  const script = (name: string) => path.join(root, 'bench', name);
+  const contenders: Array<{ who: 'ours' | 'torch' | 'st'; cmd: string; args: string[]; env: NodeJS.ProcessEnv }> = [
+    {
+      who: 'ours', cmd: process.execPath, env: process.env,
+      args: [path.join(root, 'bin', 'e5'), 'embed', text, '--model', o.modelDir, '--threads', String(o.threads), '--progress', 'off', '-q', ...(o.backend ? ['--backend', o.backend] : [])],
+    },
+    { who: 'torch', cmd: o.python, env, args: [script('torch_bench.py'), '--whole-run', '--model', o.modelDir, '--threads', String(o.threads), text] },
+  ];
+  if (o.stPython && fs.existsSync(o.stPython)) {
+    contenders.push({ who: 'st', cmd: o.stPython, env, args: [script('st_bench.py'), '--whole-run', '--model', o.modelDir, '--threads', String(o.threads), text] });
+  }
+  const runs: Record<string, ProcessRun[]> = { ours: [], torch: [], st: [] };
   let diff = 0;
   for (let r = 0; r < o.repeats; r++) {
-    // Alternate which goes first, so a warm page cache favours neither.
-    const order: Array<'ours' | 'torch'> = r % 2 === 0 ? ['ours', 'torch'] : ['torch', 'ours'];
-    const printed: Record<string, number[]> = {};
-    for (const who of order) {
-      const run = who === 'ours' ? await timed(process.execPath, oursArgs, process.env) : await timed(o.python, torchArgs, torchEnv);
-      printed[who] = embeddingOf(run.stdout, who);
-      (who === 'ours' ? ours : torch).push({ seconds: run.seconds, maxRssKiB: run.maxRssKiB });
+    // Rotate who goes first, so a warm page cache favours no one.
+    const order = contenders.map((_, i) => contenders[(i + r) % contenders.length]);
+    const printed: number[][] = [];
+    for (const c of order) {
+      const run = await timed(c.cmd, c.args, c.env);
+      printed.push(embeddingOf(run.stdout, c.who));
+      runs[c.who].push({ seconds: run.seconds, maxRssKiB: run.maxRssKiB });
     }
-    diff = Math.max(diff, maxAbsDiff(printed.ours, printed.torch));
-    o.log(`whole run ${r + 1}/${o.repeats}: ours ${ours[r].seconds.toFixed(2)} s, torch ${torch[r].seconds.toFixed(2)} s`);
+    printed.slice(1).forEach((e) => (diff = Math.max(diff, maxAbsDiff(printed[0], e))));
+    o.log(`whole run ${r + 1}/${o.repeats}: ${contenders.map((c) => `${c.who} ${runs[c.who][r].seconds.toFixed(2)} s`).join(', ')}`);
   }
-  const oursMedianSeconds = median(ours.map((x) => x.seconds));
-  const torchMedianSeconds = median(torch.map((x) => x.seconds));
+  const med = (who: string) => median(runs[who].map((x) => x.seconds));
+  const oursMedianSeconds = med('ours'), torchMedianSeconds = med('torch');
+  const st = runs.st.length ? { st: runs.st, stMedianSeconds: med('st'), speedupVsSt: med('st') / oursMedianSeconds } : {};
   return {
-    text, e5Build: e5RunsDist() ? 'dist' : 'ts-node', ours, torch, oursMedianSeconds, torchMedianSeconds,
-    speedupVsTorch: torchMedianSeconds / oursMedianSeconds, maxAbsDiff: diff,
+    text, e5Build: e5RunsDist() ? 'dist' : 'ts-node', ours: runs.ours, torch: runs.torch, oursMedianSeconds, torchMedianSeconds,
+    speedupVsTorch: torchMedianSeconds / oursMedianSeconds, ...st, maxAbsDiff: diff,
   };
 }
