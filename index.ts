@@ -1,8 +1,9 @@
 /**
  * Public library API. The CLI (cli/) is built only on what is exported here.
  */
-export { initBackend, backendInfo, BACKEND_NAMES } from './engine/backend';
-export type { BackendInfo, BackendName, BackendOptions } from './engine/backend';
+export { initBackend, backendInfo, currentRuntime, installedBackends, BACKEND_NAMES } from './engine/backend';
+export type { BackendInfo, BackendName, BackendOptions, Runtime } from './engine/backend';
+export type { Ops, AttentionInput } from './engine/ops';
 export { loadModel, EmbeddingModel, planBatches, looksLikeE5, PREFIXES } from './e5/model';
 export type { EmbedOptions, EmbedResult, LoadModelOptions, ModelInfo, Prefix } from './e5/model';
 export { BertModel, ActivationCache } from './engine/model';

@@ -4,7 +4,7 @@
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import {
-  BACKEND_NAMES, BackendInfo, BackendName, DEFAULT_MODEL_ID, EmbeddingModel, initBackend, loadModel,
+  BACKEND_NAMES, BackendInfo, BackendName, DEFAULT_MODEL_ID, EmbeddingModel, initBackend, installedBackends, loadModel,
 } from '../index';
 import { Progress, ProgressMode } from './progress';
 
@@ -34,7 +34,7 @@ export function addModelOptions(cmd: Command): Command {
 /** --backend, --threads */
 export function addBackendOptions(cmd: Command): Command {
   return cmd
-    .addOption(new Option('--backend <name>', 'tfjs backend: auto picks tensorflow, else wasm, else cpu')
+    .addOption(new Option('--backend <name>', `tfjs backend: auto picks tensorflow, else wasm, else cpu (installed here: ${installedBackends().join(', ')}; tensorflow: npm install @tensorflow/tfjs-node, or make native)`)
       .choices(['auto', ...BACKEND_NAMES]).default('auto'))
     .addOption(new Option('--threads <n>', 'threads (wasm: its thread pool; tensorflow: TensorFlow intra-op threads; default: all cores)').argParser(intArg(1)));
 }

@@ -83,6 +83,8 @@ export interface Runtime extends BackendInfo {
 /** What a backend folder exports. */
 export interface BackendPlugin {
   name: BackendName;
+  /** Whether its package is installed (a cheap check; loading may still fail). */
+  installed(): boolean;
   init(opts: BackendOptions): Promise<Runtime>;
 }
 
@@ -118,10 +120,26 @@ export async function initBackend(opts: BackendOptions = {}): Promise<Runtime> {
       runtimes.set(tf.backend(), runtime);
       return runtime;
     } catch (e) {
+      if (opts.backend) throw new Error(`backend '${name}' could not be initialised: ${(e as Error).message}`, { cause: e });
       failures.push(`${name}: ${(e as Error).message}`);
     }
   }
   throw new Error(`no tfjs backend could be initialised (${failures.join('; ')})`);
+}
+
+/** The backends whose packages are installed here, in preference order (nothing is loaded). */
+export function installedBackends(): BackendName[] {
+  return BACKEND_NAMES.filter((name) => BACKENDS[name]().installed());
+}
+
+/** Whether `name` can be resolved from here, without loading it. */
+export function resolvable(name: string): boolean {
+  try {
+    require.resolve(name);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function initialised(): Runtime | undefined {

@@ -10,7 +10,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Command } from 'commander';
 import {
-  BertTokenizer, Checkpoint, ModelFolderError, planParams, readBertConfig, readSentenceTransformersConfig, resolveModel, SafetensorsError,
+  BertTokenizer, Checkpoint, installedBackends, ModelFolderError, planParams, readBertConfig, readSentenceTransformersConfig, resolveModel, SafetensorsError,
 } from '../../index';
 import { addGeneralOptions, addModelOptions, downloadProgress, GeneralOptions, ModelOptions, Reporter } from '../common';
 import { CheckFailed } from '../errors';
@@ -50,7 +50,7 @@ async function verify(o: VerifyOptions): Promise<void> {
     });
     const summary = check(resolved.dir, r);
     const where = resolved.repoId ? `${resolved.repoId}@${resolved.commit ?? resolved.revision} (${resolved.dir})` : resolved.dir;
-    const rows = [['model', where], ...summary];
+    const rows = [['model', where], ...summary, ['backends', `${installedBackends().join(', ')} installed; auto runs ${installedBackends()[0] ?? 'none'}`]];
     const w = Math.max(...rows.map(([k]) => k.length));
     process.stdout.write(rows.map(([k, v]) => `${k.padEnd(w)}  ${v}\n`).join('') + 'ok\n');
   } catch (e) {

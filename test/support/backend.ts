@@ -6,5 +6,11 @@ import { BackendInfo, BackendName, initBackend } from '../../engine/backend';
 
 export async function testBackend(): Promise<BackendInfo> {
   const backend = (process.env.E5_TEST_BACKEND ?? 'wasm') as BackendName;
-  return initBackend({ backend, threads: Number(process.env.E5_TEST_THREADS ?? 2) });
+  try {
+    return await initBackend({ backend, threads: Number(process.env.E5_TEST_THREADS ?? 2) });
+  } catch (e) {
+    // A suite asked to run on a backend it cannot get fails, saying how to get it (never passes silently).
+    const hint = backend === 'tensorflow' ? " — run 'make native' (it says what is missing)" : '';
+    throw new Error(`E5_TEST_BACKEND=${backend}: ${(e as Error).message}${hint}`);
+  }
 }

@@ -10,6 +10,8 @@
  */
 import * as os from 'os';
 import * as tf from '@tensorflow/tfjs-core';
+import * as fs from 'fs';
+import * as path from 'path';
 import { BackendOptions, BackendPlugin, genericRuntime, Runtime, setTfBackend } from '../../backend';
 import { withStderrSilenced } from './quiet';
 import { tensorflowOps } from './ops';
@@ -19,6 +21,7 @@ const HOW_TO_GET_IT = "the 'tensorflow' backend needs @tensorflow/tfjs-node: `np
 
 export const plugin: BackendPlugin = {
   name: 'tensorflow',
+  installed: addonBuilt,
   async init(opts: BackendOptions): Promise<Runtime> {
     const threads = opts.threads ?? os.cpus().length;
     const loaded = require.cache[safeResolve() ?? ''] !== undefined;
@@ -40,6 +43,14 @@ export const plugin: BackendPlugin = {
     return { ...genericRuntime(info, tensorflowOps), weightSink: () => tensorflowWeightSink() };
   },
 };
+
+/** tfjs-node is there with its native addon built (npm's own install, or make native). */
+function addonBuilt(): boolean {
+  const main = safeResolve();
+  if (!main) return false;
+  const lib = path.join(path.dirname(main), '..', 'lib');
+  return fs.existsSync(lib) && fs.readdirSync(lib).some((d) => fs.existsSync(path.join(lib, d, 'tfjs_binding.node')));
+}
 
 function safeResolve(): string | undefined {
   try {
