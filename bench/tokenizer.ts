@@ -12,8 +12,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { BertTokenizer } from '../tokenizer';
-import { randomText, rng as fixtureRng } from '../test/fixtures/tokenizer/random_text';
-import { mulberry32 as rng } from '../test/support/rng';
+import { randomText, rng as fixtureRng } from '../devtools/random-text';
+import { mulberry32 as rng } from '../devtools/rng';
 
 const modelDir = path.resolve(__dirname, '..', '..', 'shared', 'data', 'bert-base-uncased');
 

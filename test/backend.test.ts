@@ -10,7 +10,7 @@ import { geluErf, layerNorm } from '../engine/layers';
 import { elementwiseThreads, GELU_ERF_KERNEL, LAYER_NORM_KERNEL, ROW_HEADS_KERNEL, RowHeadsAttrs } from '../engine/kernels';
 import { geluErfInto, layerNormInto } from '../engine/elementwise';
 import { MIN_PARALLEL_ELEMENTS } from '../engine/threads';
-import { mulberry32 } from './support/rng';
+import { mulberry32 } from '../devtools/rng';
 import { testBackend } from './support/backend';
 
 /** Row-major slice of a flat array, computed without tfjs. */
