@@ -24,7 +24,7 @@ export type { BertParams } from './weights/params';
 export { SafetensorsFile, writeSafetensors, writeSafetensorsStreaming, SafetensorsError } from './weights/safetensors';
 export { Checkpoint } from './weights/checkpoint';
 export { resolveModel, ModelFolderError, DEFAULT_MODEL_ID } from './weights/folder';
-export type { ResolvedModel, ResolveOptions } from './weights/folder';
+export type { DownloadProgress, ResolvedModel, ResolveOptions } from './weights/folder';
 export { readSentenceTransformersConfig } from './weights/sentence_transformers';
 export type { PoolingMode } from './weights/sentence_transformers';
 export {
