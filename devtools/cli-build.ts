@@ -7,6 +7,7 @@
 import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
+import { inlineViewerAssets } from './build';
 
 export const REPO_ROOT = path.resolve(__dirname, '..');
 export const BIN = path.join(REPO_ROOT, 'bin', 'e5');
@@ -29,7 +30,9 @@ export function cliBuild(): string | undefined {
   } catch {
     // Type errors still emit JavaScript; only a missing main.js means the build failed.
   }
-  build = { dir, dist: fs.existsSync(path.join(dist, 'cli', 'main.js')) ? dist : undefined };
+  const built = fs.existsSync(path.join(dist, 'cli', 'main.js'));
+  if (built) inlineViewerAssets(dist);
+  build = { dir, dist: built ? dist : undefined };
   process.once('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
   return build.dist;
 }
