@@ -5,10 +5,8 @@
 import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
 import { SafetensorsError } from './errors';
-import {
-  JsonObject, JsonSyntaxError, JsonValue, ReadF32Options, SafetensorsFile, TensorData, TensorInfo,
-  describeJson, parseJsonStrict,
-} from './safetensors';
+import { ReadF32Options, SafetensorsFile, TensorData, TensorInfo } from './safetensors';
+import { describeJson, JsonObject, JsonSyntaxError, JsonValue, parseJsonStrict } from './strict-json';
 
 export const SAFE_WEIGHTS_NAME = 'model.safetensors';
 export const SAFE_WEIGHTS_INDEX_NAME = 'model.safetensors.index.json';
