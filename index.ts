@@ -36,5 +36,7 @@ export type {
   AblationMode, AttentionViewData, AttentionViewOptions, BertvizJson, HeadRef, LayerwiseOptions, LayerwiseSimilarity, ModelShape,
   PatchingEffectOptions, PatchingReport, PatchingResult, PatchSpec, PatternsForView,
 } from './inspect';
+export { compareArrays, describeMismatch } from './engine/compare';
+export type { CompareOptions, CompareResult, Mismatch } from './engine/compare';
 export { evaluate, formatEvalTable, formatEvalJson, loadBeir, parseKList, EngineEmbedder, BeirFormatError, EvalError } from './eval';
 export type { EvalResult, EvaluateOptions, BeirDataset, Embedder } from './eval';

@@ -4,7 +4,7 @@
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import {
-  BACKEND_NAMES, BackendInfo, BackendName, DEFAULT_MODEL_ID, DownloadProgress, EmbeddingModel, initBackend, loadModel,
+  BACKEND_NAMES, BackendName, DEFAULT_MODEL_ID, DownloadProgress, EmbeddingModel, initBackend, loadModel,
 } from '../index';
 import { downloadBar, Progress, ProgressMode } from './progress';
 
@@ -95,9 +95,8 @@ export class Reporter {
   }
 }
 
-export function describeBackend(b: BackendInfo): string {
-  return b.name === 'wasm' ? `wasm (${b.threads} thread${b.threads === 1 ? '' : 's'})` : b.name;
-}
+/** "wasm (2 threads)", "cpu": the backend as notes and reports name it (the library's wording). */
+export { describeBackendInfo as describeBackend } from '../index';
 
 /**
  * Initialise the backend the options ask for, then resolve and load the model. Commands that

@@ -6,7 +6,7 @@
  * in the Hugging Face cache (weights/hub.ts has the layout), and downloaded into it when missing or
  * incomplete, unless offline.
  */
-import { existsSync, promises as fs } from 'node:fs';
+import { existsSync, promises as fs, readdirSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import {
@@ -26,6 +26,7 @@ import {
   isHubId,
   isOfflineEnv,
 } from './hub';
+import { pickleFiles } from './pickle';
 
 export { ModelFolderError, hfHubCacheDir } from './hub';
 export type { DownloadProgress, ModelFolderErrorKind } from './hub';
@@ -165,7 +166,7 @@ async function anyAsync<T>(xs: readonly T[], pred: (x: T) => Promise<boolean>): 
 }
 
 function incompleteError(dir: string, missing: string[]): ModelFolderError {
-  const pickle = ['pytorch_model.bin', 'model.pt', 'model.bin'].find((f) => existsSync(path.join(dir, f)));
+  const pickle = pickleFiles(listDir(dir))[0];
   const pickleHint =
     missing.includes(WEIGHTS_FILE) && pickle ? ` (found ${pickle}: pickle checkpoints are refused, convert it to safetensors)` : '';
   return new ModelFolderError(
@@ -174,4 +175,12 @@ function incompleteError(dir: string, missing: string[]): ModelFolderError {
     dir,
     missing,
   );
+}
+
+function listDir(dir: string): string[] {
+  try {
+    return readdirSync(dir).sort();
+  } catch {
+    return [];
+  }
 }

@@ -19,6 +19,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { downloadFileToCacheDir, HubApiError, listFiles, modelInfo } from '@huggingface/hub';
 import type { ListFileEntry } from '@huggingface/hub';
+import { PICKLE_FILE, pickleFiles } from './pickle';
 
 export const DEFAULT_ENDPOINT = 'https://huggingface.co';
 export const DEFAULT_REVISION = 'main';
@@ -38,8 +39,6 @@ export const WEIGHTS_FILE = 'model.safetensors';
 export const WEIGHTS_INDEX_FILE = 'model.safetensors.index.json';
 /** Either one is enough for a WordPiece tokenizer. */
 export const TOKENIZER_FILES: readonly string[] = ['tokenizer.json', 'vocab.txt'];
-/** Pickle checkpoints can execute code when loaded; we never fetch them. */
-const PICKLE_FILE = /\.(bin|pt|pth|ckpt|pkl|pickle)$/i;
 
 export type ModelFolderErrorKind =
   | 'not_found' // the folder / repo / revision does not exist
@@ -212,7 +211,7 @@ export async function downloadSnapshot(o: DownloadOptions): Promise<{ dir: strin
   const plan = planSmallFiles(listing, o.repoId, o.extraFiles ?? []);
   const weights = listing.get(WEIGHTS_FILE) ?? listing.get(WEIGHTS_INDEX_FILE);
   if (!weights) {
-    const pickle = [...listing.keys()].filter((f) => PICKLE_FILE.test(f));
+    const pickle = pickleFiles(listing.keys());
     const hint = pickle.length
       ? ` It has ${pickle.join(', ')}, which we never download (pickle can execute code): convert it to safetensors.`
       : '';
