@@ -7,7 +7,7 @@
 // Token counts differ on the hostile corpus where @huggingface/tokenizers is not exact.
 // Each contender encodes every document with [CLS]/[SEP] (no truncation) after one warm-up pass;
 // the best of 3 timed passes is reported. Rust is measured two ways: encodeBatch (its native
-// multi-threaded batch path, 2 cores here) and one awaited encode() per document.
+// multi-threaded batch path, on every core) and one awaited encode() per document.
 
 import * as fs from 'fs';
 import * as path from 'path';

@@ -17,8 +17,7 @@ export interface ReadF32Options {
    * Write into this buffer (at least the tensor's element count) instead of a fresh array;
    * the result is a view of its first elements. Loaders pass a tensor's own memory in the wasm
    * heap, or one reused host buffer (weights that are transposed on the way): fresh memory
-   * costs a page fault per 4 KiB, which on a VM like ours is ~4 ms per MB — slower than
-   * reading the file.
+   * costs a page fault per 4 KiB, which can take longer than reading the file.
    */
   into?: Float32Array;
 }
