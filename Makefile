@@ -30,7 +30,7 @@ node_modules/.package-lock.json: package-lock.json package.json
 install: node_modules/.package-lock.json
 
 build: install
-	$(NODE_BIN)/tsc -p tsconfig.json
+	$(TS_NODE) devtools/build.ts
 
 demo: build
 	bin/e5 similarity --model $(MODEL) $(CARD_ARGS)
@@ -63,7 +63,7 @@ test-cpu: install
 	E5_TEST_BACKEND=cpu $(NODE_BIN)/mocha test/engine.test.ts test/engine-parity.test.ts test/heap.test.ts
 
 $(LARGE_DIR)/model.safetensors: | install
-	$(TS_NODE) test/support/generate-model.ts --preset large --out $(LARGE_DIR)
+	$(TS_NODE) devtools/generate-model.ts --preset large --out $(LARGE_DIR)
 
 large-model: $(LARGE_DIR)/model.safetensors
 

@@ -25,7 +25,7 @@ export type { BertParams } from './weights/params';
 export { SafetensorsFile, writeSafetensors, writeSafetensorsStreaming, SafetensorsError } from './weights/safetensors';
 export { Checkpoint } from './weights/checkpoint';
 export { resolveModel, ModelFolderError, DEFAULT_MODEL_ID } from './weights/folder';
-export type { ResolvedModel, ResolveOptions } from './weights/folder';
+export type { DownloadProgress, ResolvedModel, ResolveOptions } from './weights/folder';
 export { readSentenceTransformersConfig } from './weights/sentence_transformers';
 export type { PoolingMode } from './weights/sentence_transformers';
 export {
@@ -37,5 +37,7 @@ export type {
   AblationMode, AttentionViewData, AttentionViewOptions, BertvizJson, HeadRef, LayerwiseOptions, LayerwiseSimilarity, ModelShape,
   PatchingEffectOptions, PatchingReport, PatchingResult, PatchSpec, PatternsForView,
 } from './inspect';
+export { compareArrays, describeMismatch } from './engine/compare';
+export type { CompareOptions, CompareResult, Mismatch } from './engine/compare';
 export { evaluate, formatEvalTable, formatEvalJson, loadBeir, parseKList, EngineEmbedder, BeirFormatError, EvalError } from './eval';
 export type { EvalResult, EvaluateOptions, BeirDataset, Embedder } from './eval';

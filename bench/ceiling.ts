@@ -3,11 +3,10 @@
  * threads, so engine overhead (everything that is not a matmul, plus glue) is a number.
  *
  *   linear GEMMs     the 6 Linear layers per layer × layers (Q, K, V, attention output, FFN in,
- *                    FFN out — the notes' "4 Linear matmuls" with Q/K/V counted apart, as the
- *                    engine runs them), each the runtime's `ops.linear(x[N,in], lin)` — the
- *                    engine's own fused matMul with W[in,out] + bias, N = the forward's packed
- *                    tokens, the model's own Linears (so XNNPACK's packed weights are the same
- *                    ones), x random
+ *                    FFN out: Q, K and V apart, as the engine runs them), each the runtime's
+ *                    `ops.linear(x[N,in], lin)` — the engine's own fused matMul with W[in,out] + bias,
+ *                    N = the forward's packed tokens, the model's own Linears (so XNNPACK's
+ *                    packed weights are the same ones), x random
  *   attention matmuls  per row and head, [T,Dh]×[Dh,T] and [T,T]×[T,Dh] on random data,
  *                    2-D un-transposed like the engine's (the only form XNNPACK takes)
  *

@@ -11,8 +11,8 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { Command } from 'commander';
-import { BIN, cliBuild } from '../test/support/cli';
-import { cachedModel, Preset, Rng } from '../test/support/generate-model';
+import { BIN, cliBuild } from '../devtools/cli-build';
+import { cachedModel, Preset, Rng } from '../devtools/generate-model';
 
 const WORDS = 'the of and to in a is that for it as was with be by on not he this are or his from at which but have an they you were her she there one all we their'.split(' ');
 

@@ -1,6 +1,6 @@
 /**
- * The benchmark's options, declared once for both entry points: `bench/run.ts` (make bench)
- * and `e5 bench` (cli/commands/bench.ts).
+ * The benchmark's options (bench/run.ts, `make bench`), declared apart from the harness so
+ * tests can build BenchOptions without parsing a command line.
  */
 import * as path from 'path';
 import { Command, InvalidArgumentError, Option } from 'commander';

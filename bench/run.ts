@@ -5,7 +5,7 @@
  *   npx ts-node --transpile-only bench/run.ts --model DIR [--repeats 3] [--workloads query,8x128,32x64,corpus]
  *       [--peers torch,ort-web,ort-node] [--threads N] [--json FILE] [--profile] [--ceiling] [--whole-run]
  *
- * Markdown goes to stdout, progress to stderr. `e5 bench` runs the same function.
+ * Markdown goes to stdout, progress to stderr. `make bench` runs it on the e5-large-shaped model.
  */
 import * as crypto from 'crypto';
 import * as fs from 'fs';

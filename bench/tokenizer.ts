@@ -7,13 +7,13 @@
 // Token counts differ on the hostile corpus where @huggingface/tokenizers is not exact.
 // Each contender encodes every document with [CLS]/[SEP] (no truncation) after one warm-up pass;
 // the best of 3 timed passes is reported. Rust is measured two ways: encodeBatch (its native
-// multi-threaded batch path, 2 cores here) and one awaited encode() per document.
+// multi-threaded batch path, on every core) and one awaited encode() per document.
 
 import * as fs from 'fs';
 import * as path from 'path';
 import { BertTokenizer } from '../tokenizer';
-import { randomText, rng as fixtureRng } from '../test/fixtures/tokenizer/random_text';
-import { mulberry32 as rng } from '../test/support/rng';
+import { randomText, rng as fixtureRng } from '../devtools/random-text';
+import { mulberry32 as rng } from '../devtools/rng';
 
 const modelDir = path.resolve(__dirname, '..', '..', 'shared', 'data', 'bert-base-uncased');
 

@@ -82,21 +82,10 @@ function embeddingOf(stdout: string, who: string): number[] {
   return JSON.parse(line).embedding as number[];
 }
 
-/** Whether bin/e5 will run dist/ (built and newer than every source) — its own rule, restated. */
+/** Whether bin/e5 will run dist/ (built and newer than every source), by bin/e5's own rule. */
 export function e5RunsDist(): boolean {
-  const root = repoRoot();
-  const main = fs.statSync(path.join(root, 'dist', 'cli', 'main.js'), { throwIfNoEntry: false });
-  if (!main || process.env.E5_FROM_SOURCE) return false;
-  let newest = 0;
-  const walk = (dir: string) => {
-    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-      const p = path.join(dir, e.name);
-      if (e.isDirectory()) walk(p);
-      else if (e.name.endsWith('.ts')) newest = Math.max(newest, fs.statSync(p).mtimeMs);
-    }
-  };
-  for (const d of ['cli', 'e5', 'engine', 'tokenizer', 'weights', 'inspect', 'eval', 'bench']) if (fs.existsSync(path.join(root, d))) walk(path.join(root, d));
-  return main.mtimeMs >= newest;
+  const { cliEntry } = require('../bin/entry') as { cliEntry: (root?: string) => { kind: 'dist' | 'source' } };
+  return cliEntry(repoRoot()).kind === 'dist';
 }
 
 export async function wholeRun(o: WholeRunOptions): Promise<WholeRunReport> {

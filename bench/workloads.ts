@@ -39,8 +39,8 @@ export function parseWorkload(name: string, corpusSize: number): WorkloadSpec {
   throw new WorkloadError(`unknown workload '${name}': use query, corpus or ROWSxTOKENS (e.g. 8x128, tokens >= 3)`);
 }
 
-/** mulberry32 (test/support/rng.ts): a seed always gives the same texts. */
-import { mulberry32 as seededRandom } from '../test/support/rng';
+/** mulberry32 (devtools/rng.ts): a seed always gives the same texts. */
+import { mulberry32 as seededRandom } from '../devtools/rng';
 export { seededRandom };
 
 /** Vocabulary entries that are whole lower-case words: each tokenizes to exactly itself. */

@@ -4,9 +4,9 @@
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import {
-  BACKEND_NAMES, BackendInfo, BackendName, DEFAULT_MODEL_ID, EmbeddingModel, initBackend, installedBackends, loadModel,
+  BACKEND_NAMES, BackendName, DEFAULT_MODEL_ID, DownloadProgress, EmbeddingModel, initBackend, installedBackends, loadModel,
 } from '../index';
-import { Progress, ProgressMode } from './progress';
+import { downloadBar, Progress, ProgressMode } from './progress';
 
 export interface ModelOptions {
   model: string;
@@ -95,11 +95,8 @@ export class Reporter {
   }
 }
 
-export function describeBackend(b: BackendInfo): string {
-  const threads = `${b.threads} thread${b.threads === 1 ? '' : 's'}`;
-  if (b.name === 'tensorflow') return `tensorflow (TensorFlow ${b.nativeVersion ?? '?'}, ${threads})`;
-  return b.name === 'wasm' ? `wasm (${threads})` : b.name;
-}
+/** "wasm (2 threads)", "cpu": the backend as notes and reports name it (the library's wording). */
+export { describeBackendInfo as describeBackend } from '../index';
 
 /**
  * Initialise the backend the options ask for, then resolve and load the model. Commands that
@@ -116,9 +113,10 @@ export async function openModel(o: ModelOptions & BackendOptions & GeneralOption
   });
 }
 
-/** The hub download bar: --progress on/off, silenced by -q, else the library's default (a TTY). */
-export function downloadProgress(o: GeneralOptions): boolean | undefined {
-  return o.progress === 'on' ? true : o.progress === 'off' || o.quiet ? false : undefined;
+/** The hub download bar: --progress on/off, silenced by -q, else shown when stderr is a terminal. */
+export function downloadProgress(o: ModelOptions & GeneralOptions): false | ((p: DownloadProgress) => void) {
+  const show = o.progress === 'on' || (o.progress !== 'off' && !o.quiet && !!process.stderr.isTTY);
+  return show && downloadBar(`Downloading ${o.model}`);
 }
 
 /** Usage errors go through commander, so they print the usage line and exit 2 like its own. */

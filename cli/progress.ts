@@ -1,8 +1,10 @@
 /**
- * A progress bar on stderr (cli-progress), shown per --progress: `on` always, `off` never,
- * `auto` when stderr is a terminal and the job has more than one batch.
+ * Progress bars on stderr (cli-progress): the batch bar, shown per --progress (`on` always, `off`
+ * never, `auto` when stderr is a terminal and the job has more than one batch), and the byte bar
+ * of a hub download, drawn from the counts the library reports.
  */
 import * as cliProgress from 'cli-progress';
+import type { DownloadProgress } from '../index';
 
 export type ProgressMode = 'auto' | 'on' | 'off';
 
@@ -43,4 +45,58 @@ export class Progress {
   stop(): void {
     this.bar?.stop();
   }
+}
+
+/** A byte bar for a hub download, in cli-progress: `update` with the hub's counts, then `stop`. */
+export function progressBar(label: string, stream: NodeJS.WriteStream = process.stderr): { update: (p: DownloadProgress) => void; stop: () => void } {
+  const bar = new cliProgress.SingleBar({
+    stream,
+    format: `${label} |{bar}| {percentage}% {doneBytes}/{totalBytes} {file}`,
+    hideCursor: true,
+    noTTYOutput: !stream.isTTY,
+    notTTYSchedule: 2000,
+  });
+  let running = false;
+  const stop = () => {
+    if (running) bar.stop();
+    running = false;
+    process.removeListener('exit', stop);
+  };
+  return {
+    update(p) {
+      const payload = { doneBytes: formatBytes(p.bytes), totalBytes: formatBytes(p.total), file: p.file };
+      if (!running) {
+        bar.start(Math.max(p.total, 1), p.bytes, payload);
+        running = true;
+        process.once('exit', stop); // a failed download still gives the cursor back
+      }
+      bar.setTotal(Math.max(p.total, 1));
+      bar.update(p.bytes, payload);
+    },
+    stop,
+  };
+}
+
+/**
+ * The hub's progress callback for a model download: a bar on `stream` from the first byte count,
+ * closed when every planned byte has arrived.
+ */
+export function downloadBar(label: string, stream: NodeJS.WriteStream = process.stderr): (p: DownloadProgress) => void {
+  const bar = progressBar(label, stream);
+  return (p) => {
+    bar.update(p);
+    if (p.bytes >= p.total) bar.stop();
+  };
+}
+
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  const units = ['kB', 'MB', 'GB', 'TB'];
+  let v = n / 1024;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v.toFixed(1)} ${units[i]}`;
 }

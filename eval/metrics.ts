@@ -27,7 +27,7 @@ export function compareRanked(a: Hit, b: Hit): number {
   return -compareCodePoints(a.id, b.id);
 }
 
-/** strcmp on UTF-8 bytes, which orders like Unicode code points: the writer's ordering (weights/safetensors.ts). */
+/** strcmp on UTF-8 bytes, which orders like Unicode code points: the writer's ordering (weights/safetensors/header.ts). */
 export { compareCodePoints };
 
 /** Sorts a run (doc id → score) into trec_eval's ranking. */

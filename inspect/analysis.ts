@@ -402,8 +402,11 @@ export function layerwiseSimilarity(m: EmbeddingModel, queries: string[], passag
 // ---------------------------------------------------------------------------------------------
 // Attention view data (inspect/html.ts, inspect/bertviz.ts)
 
+/** "wasm (2 threads)", "tensorflow (TensorFlow 2.21.0, 2 threads)", "cpu": the backend as notes and reports name it. */
 export function describeBackendInfo(b = backendInfo()): string {
-  return b.name === 'wasm' ? `wasm (${b.threads} thread${b.threads === 1 ? '' : 's'})` : b.name;
+  const threads = `${b.threads} thread${b.threads === 1 ? '' : 's'}`;
+  if (b.name === 'tensorflow') return `tensorflow (TensorFlow ${b.nativeVersion ?? '?'}, ${threads})`;
+  return b.name === 'wasm' ? `wasm (${threads})` : b.name;
 }
 
 export interface PatternsForView {

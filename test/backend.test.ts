@@ -11,7 +11,7 @@ import { GELU_ERF_KERNEL, LAYER_NORM_KERNEL, ROW_HEADS_KERNEL, RowHeadsAttrs } f
 import { elementwiseThreads } from '../engine/backends/wasm';
 import { geluErfInto, layerNormInto } from '../engine/backends/elementwise';
 import { MIN_PARALLEL_ELEMENTS } from '../engine/backends/wasm/threads';
-import { mulberry32 } from './support/rng';
+import { mulberry32 } from '../devtools/rng';
 import { testBackend } from './support/backend';
 
 /** Row-major slice of a flat array, computed without tfjs. */

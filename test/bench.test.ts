@@ -21,7 +21,7 @@ import { categorize, instrumentKernels } from '../bench/profile';
 import { BenchReport, runBench } from '../bench/run';
 import { makeWorkload, parseWorkload, WorkloadError } from '../bench/workloads';
 import { testBackend } from './support/backend';
-import { cachedModel, PRESETS } from './support/generate-model';
+import { cachedModel, PRESETS } from '../devtools/generate-model';
 import { PYTHON, pythonCanImport, skipUnlessPython } from './support/python';
 
 // ONNX exports (only made when an onnxruntime peer is installed) go here, not into .cache/.

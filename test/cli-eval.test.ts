@@ -16,7 +16,7 @@ import { formatEvalTable } from '../eval/report';
 import { testBackend } from './support/backend';
 import { BIN, cliBuild, cliEnv, CliOptions, CliResult, e5 as runE5, REPO_ROOT, tempDir } from './support/cli';
 import { writeTinyBeir } from './support/eval-child';
-import { cachedModel } from './support/generate-model';
+import { cachedModel } from '../devtools/generate-model';
 
 const K = [1, 5, 10];
 /** The CLI computes on the backend this process uses, so both give the same bits. */

@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { allHookNames, defaultHookNames, writeSafetensors } from '../index';
 import type { TensorToWrite } from '../weights/safetensors';
 import { e5, tempDir } from './support/cli';
-import { cachedModel } from './support/generate-model';
+import { cachedModel } from '../devtools/generate-model';
 import { readAll } from './support/golden';
 import { PYTHON, skipUnlessPython } from './support/python';
 

@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { BertTokenizer, SafetensorsFile } from '../index';
 import { buildProgram } from '../cli/main';
 import { e5, jsonLines, tempDir } from './support/cli';
-import { cachedModel } from './support/generate-model';
+import { cachedModel } from '../devtools/generate-model';
 import { PYTHON, pythonCanImport } from './support/python';
 
 interface EmbedLine {
@@ -82,7 +82,7 @@ before(function () {
 describe('e5 CLI: usage and help', () => {
   it('every command has --help with a real example of itself', () => {
     const program = buildProgram();
-    assert.deepEqual(program.commands.map((c) => c.name()).sort(), ['bench', 'embed', 'eval', 'inspect', 'parity', 'similarity', 'tokenize', 'verify']);
+    assert.deepEqual(program.commands.map((c) => c.name()).sort(), ['embed', 'eval', 'inspect', 'parity', 'similarity', 'tokenize', 'verify']);
     for (const cmd of program.commands) {
       let text = '';
       cmd.configureOutput({ writeOut: (s) => (text += s), writeErr: (s) => (text += s) });

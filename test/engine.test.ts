@@ -12,7 +12,7 @@ import { BertModel } from '../engine/model';
 import { InputError, packPadded, packSequences } from '../engine/rows';
 import { compareArrays } from '../engine/compare';
 import { testBackend } from './support/backend';
-import { cachedModel } from './support/generate-model';
+import { cachedModel } from '../devtools/generate-model';
 import { goldenBatch, loadBert, loadGolden } from './support/golden';
 
 const close = (a: ArrayLike<number>, b: ArrayLike<number>, atol: number, what: string) => {

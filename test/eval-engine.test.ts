@@ -19,7 +19,7 @@ import type { EmbedCallOptions, EmbedCallResult, Embedder } from '../eval/embedd
 import { evaluate, EvalResult } from '../eval/evaluate';
 import { testBackend } from './support/backend';
 import { bruteForceReference, readBeirFiles, writeTinyBeir } from './support/eval-child';
-import { cachedModel } from './support/generate-model';
+import { cachedModel } from '../devtools/generate-model';
 
 const KS = [1, 5, 10, 100];
 const N_DOCS = 80;

@@ -6,7 +6,7 @@ import { strict as assert } from 'node:assert';
 import { compareRanked, Hit } from '../eval/metrics';
 import { exactSearch, ExactTopK, idRanks, stackRows } from '../eval/search';
 
-import { mulberry32 as rng } from './support/rng';
+import { mulberry32 as rng } from '../devtools/rng';
 
 function randomRows(n: number, dim: number, rand: () => number): Float32Array[] {
   return Array.from({ length: n }, () => Float32Array.from({ length: dim }, () => rand() * 2 - 1));

@@ -5,7 +5,7 @@
 import { strict as assert } from 'assert';
 import { spawnSync } from 'child_process';
 import * as path from 'path';
-import { cachedModel, REPO_ROOT } from './support/generate-model';
+import { cachedModel, REPO_ROOT } from '../devtools/generate-model';
 
 const CHILD = path.join(__dirname, 'support', 'exit-child.ts');
 

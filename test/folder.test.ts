@@ -8,7 +8,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Writable } from 'node:stream';
 import { DEFAULT_MODEL_ID, ModelFolderError, hfHubCacheDir, missingModelFiles, resolveModel } from '../weights/folder';
-import { progressBar, type DownloadProgress } from '../weights/hub';
+import { downloadBar, progressBar } from '../cli/progress';
+import type { DownloadProgress } from '../weights/hub';
 import { etagOf, startFakeHub, type FakeFile, type FakeHub, type FakeRepo } from './support/http-server';
 
 const repoRoot = path.resolve(__dirname, '..');
@@ -496,6 +497,22 @@ describe('weights/folder: model folder resolution', function () {
       assert.deepEqual(seen.at(-1)!.bytes, total);
       assert.deepEqual(seen.at(-1)!.total, total);
     });
+
+    it('draws nothing itself, even on a terminal: progress is only the counts given to a callback', async function () {
+      const tty = process.stderr.isTTY;
+      const write = process.stderr.write;
+      let drawn = '';
+      process.stderr.isTTY = true;
+      process.stderr.write = ((chunk: string | Uint8Array) => ((drawn += chunk.toString()), true)) as typeof process.stderr.write;
+      try {
+        await resolveModel(REPO, { cacheDir, endpoint: hub.url });
+      } finally {
+        process.stderr.isTTY = tty;
+        process.stderr.write = write;
+      }
+      assert.equal(drawn, '');
+      await rejectsWith(resolveModel(REPO, { cacheDir, endpoint: hub.url, progress: true }), 'bad_argument', 'progress: true', 'function');
+    });
   });
 
   describe('progress bar', function () {
@@ -508,6 +525,18 @@ describe('weights/folder: model folder resolution', function () {
       bar.stop();
       assert.match(out, /Downloading x\/y/);
       assert.match(out, /100% 2\.0 kB\/2\.0 kB model\.safetensors/);
+    });
+
+    it("the CLI's download callback closes its bar when every planned byte has arrived", function () {
+      let out = '';
+      const stream = new Writable({ write: (chunk, _enc, done) => ((out += chunk.toString()), done()) }) as unknown as NodeJS.WriteStream;
+      const exitHooks = process.listenerCount('exit');
+      const onProgress = downloadBar('Downloading x/y', stream);
+      onProgress({ file: 'config.json', fileBytes: 512, fileTotal: 512, bytes: 512, total: 4096 });
+      assert.equal(process.listenerCount('exit'), exitHooks + 1, 'an open bar restores the cursor at exit');
+      onProgress({ file: 'model.safetensors', fileBytes: 3584, fileTotal: 3584, bytes: 4096, total: 4096 });
+      assert.match(out, /12% 512 B\/4\.0 kB config\.json\n.*100% 4\.0 kB\/4\.0 kB model\.safetensors\n\n$/);
+      assert.equal(process.listenerCount('exit'), exitHooks, 'the finished bar is stopped and unhooked');
     });
   });
 });

@@ -11,9 +11,9 @@ import { filledTensor, prefaultWasmHeap } from '../engine/backends/wasm/heap';
 import { loadModel } from '../e5/model';
 import { linearLayers, paramTensors, PACKED_WEIGHT } from '../weights/params';
 import { testBackend } from './support/backend';
-import { cachedModel } from './support/generate-model';
+import { cachedModel } from '../devtools/generate-model';
 import { loadBert } from './support/golden';
-import { mulberry32 } from './support/rng';
+import { mulberry32 } from '../devtools/rng';
 
 describe('wasm heap loading', () => {
   let threads = 1;

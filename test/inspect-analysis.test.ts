@@ -16,7 +16,7 @@ import {
   patchingEffect, patchingHooks,
 } from '../inspect';
 import { testBackend } from './support/backend';
-import { cachedModel } from './support/generate-model';
+import { cachedModel } from '../devtools/generate-model';
 import { goldenBatch, loadBert, loadGolden } from './support/golden';
 
 const data = (t: tf.Tensor) => Array.from(t.dataSync());

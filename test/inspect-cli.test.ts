@@ -17,7 +17,7 @@ import type { ViewPayload } from '../inspect/html';
 import { testBackend } from './support/backend';
 import { dumpDom, findChromium } from './support/chromium';
 import { e5, tempDir } from './support/cli';
-import { cachedModel } from './support/generate-model';
+import { cachedModel } from '../devtools/generate-model';
 import { readAll } from './support/golden';
 import { PYTHON, skipUnlessPython } from './support/python';
 

@@ -17,8 +17,8 @@ import { linearLayers, paramTensors } from '../weights/params';
 import { attentionByHand } from './support/attention';
 import { testBackend } from './support/backend';
 import { BIN, cliEnv, tempDir } from './support/cli';
-import { cachedModel } from './support/generate-model';
-import { mulberry32 } from './support/rng';
+import { cachedModel } from '../devtools/generate-model';
+import { mulberry32 } from '../devtools/rng';
 
 function randoms(n: number, seed: number): Float32Array {
   const rand = mulberry32(seed);

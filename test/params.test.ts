@@ -7,7 +7,7 @@ import { strict as assert } from 'assert';
 import * as tf from '@tensorflow/tfjs-core';
 import { transposeF32 } from '../weights/params';
 import { testBackend } from './support/backend';
-import { mulberry32 } from './support/rng';
+import { mulberry32 } from '../devtools/rng';
 
 describe('transposeF32', () => {
   before(async () => {

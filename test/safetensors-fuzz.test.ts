@@ -15,7 +15,7 @@ const SEED = 0x5afe7e45;
 const FILE_ITERATIONS = 12_000;
 const INDEX_ITERATIONS = 2_000;
 
-import { mulberry32 } from './support/rng';
+import { mulberry32 } from '../devtools/rng';
 
 type Rand = () => number;
 const int = (rand: Rand, n: number) => Math.floor(rand() * n);

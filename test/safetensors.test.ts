@@ -78,7 +78,7 @@ function u16(...xs: number[]): Uint8Array {
 }
 
 /** Deterministic PRNG (mulberry32) so every failure reproduces. */
-import { mulberry32 } from './support/rng';
+import { mulberry32 } from '../devtools/rng';
 import { PYTHON } from './support/python';
 
 const hex = (xs: ArrayLike<number>) => Array.from(xs, (x) => '0x' + x.toString(16).padStart(4, '0'));

@@ -21,10 +21,10 @@ import * as path from 'path';
 import type { HookName } from '../engine/hooks';
 import { readBertConfig } from '../weights/config';
 import { loadBert } from './support/golden';
-import { cachedModel, generateModel } from './support/generate-model';
+import { cachedModel, generateModel } from '../devtools/generate-model';
 import { testBackend } from './support/backend';
-import { mulberry32 } from './support/rng';
 import { attentionByHand } from './support/attention';
+import { mulberry32 } from '../devtools/rng';
 
 const bits = (a: Float32Array) => Array.from(new Uint32Array(a.buffer.slice(a.byteOffset, a.byteOffset + a.byteLength)));
 const run = <T extends tf.Tensor>(kernel: string, inputs: tf.NamedTensorMap, attrs: object) => tf.engine().runKernel(kernel, inputs, attrs as tf.NamedAttrMap) as T;

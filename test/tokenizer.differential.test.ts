@@ -8,7 +8,7 @@ import * as assert from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
 import { BertTokenizer } from '../tokenizer';
-import { randomCases, rng } from './fixtures/tokenizer/random_text';
+import { randomCases, rng } from '../devtools/random-text';
 import { diff, loadCorpus, loadRust, ourOutcome, Outcome, rustOutcomes, RustTokenizer } from './fixtures/tokenizer/support';
 
 const repoRoot = path.resolve(__dirname, '..');

@@ -7,7 +7,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { BertTokenizer, TokenizerError } from '../tokenizer';
-import { randomCases } from './fixtures/tokenizer/random_text';
+import { randomCases } from '../devtools/random-text';
 import { fromOurs, loadCorpus, tinyTokenizerJson } from './fixtures/tokenizer/support';
 
 const sharedModel = path.resolve(__dirname, '..', '..', 'shared', 'data', 'bert-base-uncased');

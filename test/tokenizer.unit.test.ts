@@ -10,7 +10,7 @@ import { truncateLongestFirst } from '../tokenizer/post_processor';
 import { cccRank } from '../tokenizer/unicode';
 import { bertPreTokenize } from '../tokenizer/pre_tokenizer';
 import { WordpieceTokenizer } from '../tokenizer/wordpiece';
-import { randomText, rng } from './fixtures/tokenizer/random_text';
+import { randomText, rng } from '../devtools/random-text';
 import { tinyTokenizerJson, VOCAB } from './fixtures/tokenizer/support';
 
 const tiny = () => BertTokenizer.fromTokenizerJson(tinyTokenizerJson(), 'tiny tokenizer.json');

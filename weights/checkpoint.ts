@@ -5,16 +5,14 @@
 import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
 import { SafetensorsError } from './errors';
-import {
-  JsonObject, JsonSyntaxError, JsonValue, ReadF32Options, SafetensorsFile, TensorData, TensorInfo,
-  describeJson, parseJsonStrict,
-} from './safetensors';
+import { pickleFiles } from './pickle';
+import { ReadF32Options, SafetensorsFile, TensorData, TensorInfo } from './safetensors';
+import { describeJson, JsonObject, JsonSyntaxError, JsonValue, parseJsonStrict } from './strict-json';
 
 export const SAFE_WEIGHTS_NAME = 'model.safetensors';
 export const SAFE_WEIGHTS_INDEX_NAME = 'model.safetensors.index.json';
 
 const MAX_INDEX_BYTES = 100_000_000;
-const PICKLE_FILE = /^pytorch_model.*\.bin$|\.(pt|pth|ckpt)$/;
 
 export type CheckpointTensorInfo = TensorInfo & { file: string };
 
@@ -104,7 +102,7 @@ function requireDirectory(dir: string): void {
 /** Explains what the folder holds instead of weights we read. */
 function noWeightsError(dir: string): SafetensorsError {
   const names = fs.readdirSync(dir).sort();
-  const pickles = names.filter((n) => PICKLE_FILE.test(n));
+  const pickles = pickleFiles(names);
   if (pickles.length > 0) {
     return new SafetensorsError('pickle_only', dir,
       `has no ${SAFE_WEIGHTS_NAME}, only PyTorch pickle weights (${pickles.join(', ')}). ` +

@@ -6,7 +6,7 @@
  * in the Hugging Face cache (weights/hub.ts has the layout), and downloaded into it when missing or
  * incomplete, unless offline.
  */
-import { existsSync, promises as fs } from 'node:fs';
+import { existsSync, promises as fs, readdirSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import {
@@ -25,8 +25,8 @@ import {
   isFile,
   isHubId,
   isOfflineEnv,
-  progressBar,
 } from './hub';
+import { pickleFiles } from './pickle';
 
 export { ModelFolderError, hfHubCacheDir } from './hub';
 export type { DownloadProgress, ModelFolderErrorKind } from './hub';
@@ -54,7 +54,10 @@ export interface ResolveOptions {
   endpoint?: string;
   /** Default: HF_TOKEN. Sent as `Authorization: Bearer`. */
   token?: string;
-  /** true: a bar on stderr; a function: called with byte counts. Default: a bar when stderr is a TTY. */
+  /**
+   * Called with byte counts while files download; the library never draws (the CLI's bar is
+   * cli/progress.ts). `false` or absent: no reports. `true` is rejected: there is no built-in bar.
+   */
   progress?: boolean | ((p: DownloadProgress) => void);
   /** Repo files to fetch (and require in the cache) besides the defaults. */
   files?: string[];
@@ -96,6 +99,9 @@ async function checkLocalFolder(dir: string): Promise<void> {
 async function resolveHubModel(repoId: string, opts: ResolveOptions): Promise<ResolvedModel> {
   const revision = opts.revision ?? DEFAULT_REVISION;
   checkRevision(revision);
+  if (opts.progress === true) {
+    throw new ModelFolderError('progress: true is not supported: pass a function that receives the byte counts (the library draws no bar)', 'bad_argument', repoId);
+  }
   const cacheDir = path.resolve(opts.cacheDir ?? hfHubCacheDir());
   const extra = opts.files ?? [];
 
@@ -116,33 +122,18 @@ async function resolveHubModel(repoId: string, opts: ResolveOptions): Promise<Re
     );
   }
 
-  const bar = makeProgress(opts.progress, repoId);
-  let snapshot: { dir: string; commit: string };
-  try {
-    snapshot = await downloadSnapshot({
-      repoId,
-      revision,
-      cacheDir,
-      endpoint: (opts.endpoint ?? (process.env.HF_ENDPOINT || DEFAULT_ENDPOINT)).replace(/\/+$/, ''),
-      token: opts.token ?? (process.env.HF_TOKEN || undefined),
-      extraFiles: extra,
-      onProgress: bar?.update,
-    });
-  } finally {
-    bar?.stop();
-  }
+  const snapshot = await downloadSnapshot({
+    repoId,
+    revision,
+    cacheDir,
+    endpoint: (opts.endpoint ?? (process.env.HF_ENDPOINT || DEFAULT_ENDPOINT)).replace(/\/+$/, ''),
+    token: opts.token ?? (process.env.HF_TOKEN || undefined),
+    extraFiles: extra,
+    onProgress: opts.progress || undefined,
+  });
   const stillMissing = await missingModelFiles(snapshot.dir, extra);
   if (stillMissing.length) throw incompleteError(snapshot.dir, stillMissing);
   return { dir: snapshot.dir, source: 'download', repoId, revision, commit: snapshot.commit };
-}
-
-function makeProgress(
-  progress: ResolveOptions['progress'],
-  repoId: string,
-): { update: (p: DownloadProgress) => void; stop: () => void } | undefined {
-  if (typeof progress === 'function') return { update: progress, stop: () => {} };
-  if (progress ?? process.stderr.isTTY) return progressBar(`Downloading ${repoId}`);
-  return undefined;
 }
 
 /**
@@ -175,7 +166,7 @@ async function anyAsync<T>(xs: readonly T[], pred: (x: T) => Promise<boolean>): 
 }
 
 function incompleteError(dir: string, missing: string[]): ModelFolderError {
-  const pickle = ['pytorch_model.bin', 'model.pt', 'model.bin'].find((f) => existsSync(path.join(dir, f)));
+  const pickle = pickleFiles(listDir(dir))[0];
   const pickleHint =
     missing.includes(WEIGHTS_FILE) && pickle ? ` (found ${pickle}: pickle checkpoints are refused, convert it to safetensors)` : '';
   return new ModelFolderError(
@@ -184,4 +175,12 @@ function incompleteError(dir: string, missing: string[]): ModelFolderError {
     dir,
     missing,
   );
+}
+
+function listDir(dir: string): string[] {
+  try {
+    return readdirSync(dir).sort();
+  } catch {
+    return [];
+  }
 }

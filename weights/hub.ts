@@ -19,7 +19,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { downloadFileToCacheDir, HubApiError, listFiles, modelInfo } from '@huggingface/hub';
 import type { ListFileEntry } from '@huggingface/hub';
-import { SingleBar } from 'cli-progress';
+import { PICKLE_FILE, pickleFiles } from './pickle';
 
 export const DEFAULT_ENDPOINT = 'https://huggingface.co';
 export const DEFAULT_REVISION = 'main';
@@ -39,8 +39,6 @@ export const WEIGHTS_FILE = 'model.safetensors';
 export const WEIGHTS_INDEX_FILE = 'model.safetensors.index.json';
 /** Either one is enough for a WordPiece tokenizer. */
 export const TOKENIZER_FILES: readonly string[] = ['tokenizer.json', 'vocab.txt'];
-/** Pickle checkpoints can execute code when loaded; we never fetch them. */
-const PICKLE_FILE = /\.(bin|pt|pth|ckpt|pkl|pickle)$/i;
 
 export type ModelFolderErrorKind =
   | 'not_found' // the folder / repo / revision does not exist
@@ -213,7 +211,7 @@ export async function downloadSnapshot(o: DownloadOptions): Promise<{ dir: strin
   const plan = planSmallFiles(listing, o.repoId, o.extraFiles ?? []);
   const weights = listing.get(WEIGHTS_FILE) ?? listing.get(WEIGHTS_INDEX_FILE);
   if (!weights) {
-    const pickle = [...listing.keys()].filter((f) => PICKLE_FILE.test(f));
+    const pickle = pickleFiles(listing.keys());
     const hint = pickle.length
       ? ` It has ${pickle.join(', ')}, which we never download (pickle can execute code): convert it to safetensors.`
       : '';
@@ -443,7 +441,8 @@ function hubFailure(e: unknown, what: string, file?: string, failedStatus?: numb
 
 /**
  * Byte progress, transport-agnostic: the library exposes no progress hook (and its xet path fetches
- * compressed chunks), so we watch the size of the `.incomplete` file it writes.
+ * compressed chunks), so we watch the size of the `.incomplete` file it writes. The counts go to
+ * the caller's `onProgress`; drawing them is the caller's business (the CLI's bar: cli/progress.ts).
  */
 class ProgressTracker {
   private total = 0;
@@ -473,44 +472,6 @@ class ProgressTracker {
     const p = { file: f.path, fileBytes, fileTotal: f.size, bytes: this.done + fileBytes, total: this.total };
     this.onProgress?.(p);
   }
-}
-
-/** A cli-progress bar on stderr, in bytes. */
-export function progressBar(label: string, stream: NodeJS.WriteStream = process.stderr): { update: (p: DownloadProgress) => void; stop: () => void } {
-  const bar = new SingleBar({
-    stream,
-    format: `${label} |{bar}| {percentage}% {doneBytes}/{totalBytes} {file}`,
-    hideCursor: true,
-    noTTYOutput: !stream.isTTY,
-    notTTYSchedule: 2000,
-  });
-  let started = false;
-  return {
-    update(p) {
-      const payload = { doneBytes: formatBytes(p.bytes), totalBytes: formatBytes(p.total), file: p.file };
-      if (!started) {
-        bar.start(Math.max(p.total, 1), p.bytes, payload);
-        started = true;
-      }
-      bar.setTotal(Math.max(p.total, 1));
-      bar.update(p.bytes, payload);
-    },
-    stop() {
-      if (started) bar.stop();
-    },
-  };
-}
-
-export function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  const units = ['kB', 'MB', 'GB', 'TB'];
-  let v = n / 1024;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${v.toFixed(1)} ${units[i]}`;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,11 +1,9 @@
 /**
  * The commands `e5` knows, in the order `e5 --help` lists them. A command is a module with
  * `register(program)` that adds one subcommand (with `program.command(...)`, so it inherits the
- * program's error handling). To add one (e.g. `bench`, `eval`): write cli/commands/NAME.ts and
- * append it here.
+ * program's error handling). To add one: write cli/commands/NAME.ts and append it here.
  */
 import type { Command } from 'commander';
-import * as bench from './bench';
 import * as embed from './embed';
 import * as evalCommand from './eval';
 import * as inspect from './inspect';
@@ -18,4 +16,4 @@ export interface CommandModule {
   register(program: Command): Command;
 }
 
-export const COMMANDS: CommandModule[] = [similarity, embed, tokenize, inspect, parity, verify, bench, evalCommand];
+export const COMMANDS: CommandModule[] = [similarity, embed, tokenize, inspect, parity, verify, evalCommand];

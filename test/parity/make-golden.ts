@@ -12,7 +12,7 @@ import { execFileSync } from 'child_process';
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import { cachedModel, hasSharedVocab, Preset, REPO_ROOT } from '../support/generate-model';
+import { cachedModel, hasSharedVocab, Preset, REPO_ROOT } from '../../devtools/generate-model';
 
 /** The committed goldens; E5_GOLDEN_DIR points tests and this script at a live-made set (make parity). */
 export const GOLDEN_DIR = process.env.E5_GOLDEN_DIR ? path.resolve(process.env.E5_GOLDEN_DIR) : path.join(REPO_ROOT, 'test', 'golden');

@@ -1,15 +1,13 @@
 /**
- * Running `bin/e5` from tests. The CLI is compiled once per test run (tsc into a private folder,
- * ~4 s) and bin/e5 is pointed at it with E5_DIST, so each spawn starts in ~0.3 s instead of
- * ~2.5 s through ts-node; if the build fails, bin/e5 runs the sources (E5_FROM_SOURCE=1).
+ * Running `bin/e5` from tests, against the shared compiled build of devtools/cli-build.ts.
  */
-import { execFileSync, spawn } from 'child_process';
+import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { BIN, cliBuild, REPO_ROOT } from '../../devtools/cli-build';
 
-export const REPO_ROOT = path.resolve(__dirname, '..', '..');
-export const BIN = path.join(REPO_ROOT, 'bin', 'e5');
+export { BIN, cliBuild, REPO_ROOT };
 
 export interface CliResult {
   code: number;
@@ -24,29 +22,6 @@ export interface CliOptions {
   cwd?: string;
   env?: Record<string, string>;
   timeoutMs?: number;
-}
-
-let build: { dist?: string; dir: string } | undefined;
-
-/** Compile index.ts + cli/ once; returns the output folder, or undefined to run from source. */
-export function cliBuild(): string | undefined {
-  if (build) return build.dist;
-  const dir = path.join(REPO_ROOT, '.cache', `cli-test-build-${process.pid}`);
-  const dist = path.join(dir, 'dist');
-  fs.mkdirSync(dir, { recursive: true });
-  fs.writeFileSync(path.join(dir, 'tsconfig.json'), JSON.stringify({
-    extends: path.join(REPO_ROOT, 'tsconfig.json'),
-    include: [path.join(REPO_ROOT, 'index.ts'), path.join(REPO_ROOT, 'cli'), path.join(REPO_ROOT, 'engine', 'backends')], // backends are required lazily
-    compilerOptions: { outDir: dist, rootDir: REPO_ROOT, sourceMap: false, declaration: false, noEmitOnError: false, incremental: false },
-  }));
-  try {
-    execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', path.join(dir, 'tsconfig.json')], { stdio: 'pipe' });
-  } catch {
-    // Type errors still emit JavaScript; only a missing main.js means the build failed.
-  }
-  build = { dir, dist: fs.existsSync(path.join(dist, 'cli', 'main.js')) ? dist : undefined };
-  process.once('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
-  return build.dist;
 }
 
 /** The environment the CLI runs in under test: offline, a private empty hub cache, the shared build. */

@@ -82,7 +82,7 @@ export class HashingEmbedder implements Embedder {
 // --------------------------------------------------------------------------------- tiny data set
 
 /** mulberry32: a small seeded PRNG so the generated data set is the same on every run. */
-import { mulberry32 as rng } from './rng';
+import { mulberry32 as rng } from '../../devtools/rng';
 
 const WORDS = (
   'protein cell gene virus vaccine tumor diet sleep heart brain lung liver insulin bacteria enzyme ' +

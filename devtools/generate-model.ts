@@ -7,13 +7,13 @@
  * Weights are deliberately non-trivial so bugs cannot hide: LayerNorm gammas ≠ 1, non-zero
  * biases everywhere, and query/key scales that make attention far from uniform.
  *
- *   npx ts-node --transpile-only test/support/generate-model.ts --preset tiny|small|large --out DIR [--dtype F32|F16|BF16] [--seed N]
+ *   npx ts-node --transpile-only devtools/generate-model.ts --preset tiny|small|large --out DIR [--dtype F32|F16|BF16] [--seed N]
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { BertConfig, toHfConfig } from '../../weights/config';
-import { expectedTensors } from '../../weights/params';
-import { Dtype, f32ToBF16Bits, f32ToF16Bits, writeSafetensorsStreaming } from '../../weights/safetensors';
+import { BertConfig, toHfConfig } from '../weights/config';
+import { expectedTensors } from '../weights/params';
+import { Dtype, f32ToBF16Bits, f32ToF16Bits, writeSafetensorsStreaming } from '../weights/safetensors';
 
 export type Preset = 'tiny' | 'small' | 'large';
 export const PRESETS: Record<Preset, BertConfig> = {
@@ -31,7 +31,7 @@ function cfg(layers: number, hidden: number, heads: number, ffn: number): BertCo
   };
 }
 
-export const REPO_ROOT = path.resolve(__dirname, '..', '..');
+export const REPO_ROOT = path.resolve(__dirname, '..');
 export const SHARED_VOCAB_DIR = path.resolve(REPO_ROOT, '..', 'shared', 'data', 'bert-base-uncased');
 export function hasSharedVocab(): boolean {
   return fs.existsSync(path.join(SHARED_VOCAB_DIR, 'vocab.txt'));
@@ -136,6 +136,8 @@ export function generateModel(dir: string, opts: GenerateOptions = {}): BertConf
       values.delete(name);
       return dtype === 'F16' ? f32ToF16Bits(x) : dtype === 'BF16' ? f32ToBF16Bits(x) : x;
     },
+    // The generator label is part of the file's bytes, whose sha256 test/golden/manifest.json
+    // records: it keeps the file's old path so the committed goldens stay valid.
     { format: 'pt', generator: 'e5-tfjs test/support/generate-model.ts', seed: String(opts.seed ?? 1234) },
   );
   return c;

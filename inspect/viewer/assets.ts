@@ -1,0 +1,16 @@
+/**
+ * The attention viewer's stylesheet and browser scripts, as text for inspect/html.ts to inline.
+ * They are real files beside this one (view.css, boot.js, view.js; the scripts type-checked by
+ * ./tsconfig.json). Run from source, this module reads them when loaded; the build
+ * (devtools/build.ts) replaces its compiled output with the same exports holding the files'
+ * text, so dist/ works without them.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+
+const read = (file: string): string => fs.readFileSync(path.join(__dirname, file), 'utf8');
+
+export const VIEW_CSS: string = read('view.css');
+/** Runs first, before the page's markup: counts uncaught errors for headless tests. */
+export const BOOT_JS: string = read('boot.js');
+export const VIEW_JS: string = read('view.js');

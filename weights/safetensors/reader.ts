@@ -1,0 +1,173 @@
+/**
+ * SafetensorsFile: opens a file, validates its whole header, then reads tensors by positioned
+ * reads (raw bytes, the stored element type, or float32).
+ */
+import * as fs from 'node:fs';
+import { unravel } from '../../util/ndindex';
+import { SafetensorsError } from '../errors';
+import { allocate, bytesOf, DTYPE_SIZE, TensorData } from './dtypes';
+import { bf16BitsToF32, f16BitsToF32 } from './half';
+import { headerLengthFromPrefix, parseHeader, TensorInfo } from './header';
+import { assertLittleEndianHost, ioError, isErrnoError, readExactly } from './io';
+
+export interface ReadF32Options {
+  /** Load NaN/Inf weights instead of throwing 'non_finite'. */
+  allowNonFinite?: boolean;
+  /**
+   * Write into this buffer (at least the tensor's element count) instead of a fresh array;
+   * the result is a view of its first elements. Loaders pass a tensor's own memory in the wasm
+   * heap, or one reused host buffer (weights that are transposed on the way): fresh memory
+   * costs a page fault per 4 KiB, which can take longer than reading the file.
+   */
+  into?: Float32Array;
+}
+
+export class SafetensorsFile {
+  private fd: number | undefined;
+
+  private constructor(
+    readonly path: string,
+    fd: number,
+    readonly metadata: Readonly<Record<string, string>>,
+    readonly tensors: ReadonlyMap<string, Readonly<TensorInfo>>, // in data-offset order
+    readonly dataStart: number, // absolute file offset of the data buffer (8 + header length)
+  ) {
+    this.fd = fd;
+  }
+
+  /** Opens `path`, parses and validates the whole header, and keeps a file descriptor for reads. */
+  static open(path: string): SafetensorsFile {
+    assertLittleEndianHost(path);
+    let fd: number;
+    try {
+      fd = fs.openSync(path, 'r');
+    } catch (e) {
+      throw ioError(path, e, 'open');
+    }
+    try {
+      const stat = fs.fstatSync(fd);
+      if (!stat.isFile()) throw new SafetensorsError('not_a_file', path, 'is not a regular file');
+      const fileSize = stat.size;
+      const prefix = new Uint8Array(8);
+      if (fileSize >= 8) readExactly(fd, prefix, 0, path);
+      const headerLength = headerLengthFromPrefix(path, prefix, fileSize);
+      const headerBytes = new Uint8Array(headerLength);
+      readExactly(fd, headerBytes, 8, path);
+      const { metadata, tensors } = parseHeader(path, headerBytes, fileSize - 8 - headerLength);
+      for (const t of tensors.values()) {
+        Object.freeze(t.shape);
+        Object.freeze(t.dataOffsets);
+        Object.freeze(t);
+      }
+      return new SafetensorsFile(path, fd, Object.freeze(metadata), tensors, 8 + headerLength);
+    } catch (e) {
+      fs.closeSync(fd);
+      throw isErrnoError(e) ? ioError(path, e, 'reading the header') : e; // bugs must not pass as io_error
+    }
+  }
+
+  /** The header entry for `name`; 'unknown_tensor' if the file has no such tensor. */
+  info(name: string): Readonly<TensorInfo> {
+    const info = this.tensors.get(name);
+    if (!info) {
+      throw new SafetensorsError('unknown_tensor', this.path, `no such tensor (the file has ${this.tensors.size})`, name);
+    }
+    return info;
+  }
+
+  /** The tensor's bytes exactly as stored (little-endian), in a fresh buffer. */
+  readRaw(name: string): Uint8Array {
+    const info = this.info(name);
+    const out = new Uint8Array(info.dataOffsets[1] - info.dataOffsets[0]);
+    this.readInto(info, out);
+    return out;
+  }
+
+  /** The tensor in its own element type: F16/BF16 as Uint16Array bits, BOOL as Uint8Array, I64 as BigInt64Array. */
+  read(name: string): TensorData {
+    const info = this.info(name);
+    const out = allocate(info.dtype, elementCount(info));
+    this.readInto(info, bytesOf(out));
+    return out;
+  }
+
+  /**
+   * The tensor as float32 in a fresh Float32Array (callers such as tfjs-cpu keep it without copying).
+   * F32 as stored; F16 and BF16 up-cast exactly; F64 rounded to nearest. Integer dtypes: 'wrong_dtype'.
+   * NaN/Inf throw 'non_finite' naming the first bad element unless `allowNonFinite`.
+   */
+  readF32(name: string, opts: ReadF32Options = {}): Float32Array {
+    const info = this.info(name);
+    const n = elementCount(info);
+    if (opts.into && opts.into.length < n) {
+      throw new SafetensorsError('size_mismatch', this.path, `destination has ${opts.into.length} elements, tensor has ${n}`, name);
+    }
+    const fresh = () => (opts.into ? opts.into.subarray(0, n) : new Float32Array(n));
+    let out: Float32Array;
+    let wide: Float64Array | undefined;
+    switch (info.dtype) {
+      case 'F32':
+        out = fresh();
+        this.readInto(info, bytesOf(out));
+        break;
+      case 'F16':
+      case 'BF16': {
+        const bits = new Uint16Array(n);
+        this.readInto(info, bytesOf(bits));
+        out = info.dtype === 'F16' ? f16BitsToF32(bits, fresh()) : bf16BitsToF32(bits, fresh());
+        break;
+      }
+      case 'F64': {
+        wide = new Float64Array(n);
+        this.readInto(info, bytesOf(wide));
+        out = fresh();
+        out.set(wide); // IEEE round-to-nearest-even; |x| > 3.4e38 becomes Inf, caught below
+        break;
+      }
+      default:
+        throw new SafetensorsError('wrong_dtype', this.path, `is ${info.dtype}; readF32 reads F32, F16, BF16 and F64 (use read() or readRaw())`, name);
+    }
+    if (!opts.allowNonFinite) assertFinite(this.path, info, out, wide);
+    return out;
+  }
+
+  /** Reads the tensor's bytes into `dest`, which must be exactly its byte length. */
+  readInto(info: Readonly<TensorInfo>, dest: Uint8Array): void {
+    if (this.fd === undefined) throw new SafetensorsError('closed', this.path, 'read after close()', info.name);
+    const [begin, end] = info.dataOffsets;
+    if (dest.length !== end - begin) {
+      throw new SafetensorsError('size_mismatch', this.path, `destination has ${dest.length} bytes, tensor has ${end - begin}`, info.name);
+    }
+    readExactly(this.fd, dest, this.dataStart + begin, this.path, info.name);
+  }
+
+  close(): void {
+    if (this.fd === undefined) return;
+    const fd = this.fd;
+    this.fd = undefined;
+    fs.closeSync(fd);
+  }
+}
+
+function elementCount(info: Readonly<TensorInfo>): number {
+  return (info.dataOffsets[1] - info.dataOffsets[0]) / DTYPE_SIZE[info.dtype];
+}
+
+/** Index of the first NaN/Inf, or -1. */
+export function firstNonFinite(x: Float32Array): number {
+  for (let i = 0; i < x.length; i++) {
+    const v = x[i];
+    if (v - v !== 0) return i; // NaN - NaN and Inf - Inf are NaN
+  }
+  return -1;
+}
+
+function assertFinite(file: string, info: Readonly<TensorInfo>, x: Float32Array, source?: Float64Array): void {
+  const i = firstNonFinite(x);
+  if (i < 0) return;
+  const what = Number.isNaN(x[i]) ? 'NaN' : x[i] > 0 ? '+Inf' : '-Inf';
+  const widened = source && Number.isFinite(source[i]) ? ` (F64 value ${source[i]} overflows F32)` : '';
+  throw new SafetensorsError('non_finite', file,
+    `element ${i} (index [${unravel(i, info.shape).join(', ')}]) is ${what}${widened}; pass {allowNonFinite: true} to load it anyway`,
+    info.name);
+}
