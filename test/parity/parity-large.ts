@@ -18,6 +18,7 @@ import { compareArrays, CompareResult } from '../../engine/compare';
 import { HookName } from '../../engine/hooks';
 import { loadModel } from '../../engine/load';
 import { SafetensorsFile } from '../../weights/safetensors';
+import { PYTHON } from '../support/python';
 import { modelCardIds } from './make-golden';
 
 const TOL = { hidden: 1e-4, attention: 1e-5, embedding: 1e-5, scores: 1e-3 };
@@ -58,7 +59,7 @@ async function main(): Promise<void> {
       const idsFile = path.join(work, `${c.name}.json`), ref = path.join(work, `${c.name}.safetensors`);
       fs.writeFileSync(idsFile, JSON.stringify(c.ids));
       const t0 = Date.now();
-      execFileSync('/usr/bin/python3', [path.join(__dirname, 'reference.py'), '--model', o.model, '--ids', idsFile, '--output', ref, '--threads', o.threads], { stdio: ['ignore', 'inherit', 'inherit'] });
+      execFileSync(PYTHON, [path.join(__dirname, 'reference.py'), '--model', o.model, '--ids', idsFile, '--output', ref, '--threads', o.threads], { stdio: ['ignore', 'inherit', 'inherit'] });
       console.error(`${c.name}: PyTorch reference in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
       const f = SafetensorsFile.open(ref);
       const check = (name: string, x: tf.Tensor, atol: number) => {
