@@ -59,7 +59,7 @@ test-cpu: install
 	E5_TEST_BACKEND=cpu $(NODE_BIN)/mocha test/engine.test.ts test/engine-parity.test.ts test/heap.test.ts
 
 $(LARGE_DIR)/model.safetensors: | install
-	$(TS_NODE) test/support/generate-model.ts --preset large --out $(LARGE_DIR)
+	$(TS_NODE) test/support/generate-model.ts --preset large --sentence-transformers mean --out $(LARGE_DIR)
 
 large-model: $(LARGE_DIR)/model.safetensors
 
