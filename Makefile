@@ -81,7 +81,7 @@ golden: install $(REFERENCE_DEP)
 parity: install $(REFERENCE_DEP)
 	rm -rf .cache/parity-live && mkdir -p .cache/parity-live
 	$(RUN_REFERENCE) E5_GOLDEN_DIR=.cache/parity-live $(TS_NODE) test/parity/make-golden.ts
-	$(RUN_REFERENCE) E5_GOLDEN_DIR=.cache/parity-live $(NODE_BIN)/mocha test/engine-parity.test.ts test/parity-hf.test.ts
+	$(RUN_REFERENCE) E5_GOLDEN_DIR=.cache/parity-live $(NODE_BIN)/mocha --grep golden test/engine-parity.test.ts test/parity-hf.test.ts
 
 parity-large: build $(LARGE_DIR)/model.safetensors $(REFERENCE_DEP)
 	$(RUN_REFERENCE) $(TS_NODE) test/parity/parity-large.ts --model $(LARGE_DIR)

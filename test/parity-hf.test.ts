@@ -13,31 +13,16 @@ import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { compareArrays } from '../engine/compare';
-import { GOLDEN_CASES, GOLDEN_DIR } from './parity/make-golden';
+import { hfEmbed } from './parity/hf-stack';
+import { GOLDEN_CASES, GOLDEN_DIR, longTexts, modelCard, modelCardTexts } from './parity/make-golden';
 import { e5, REPO_ROOT, tempDir } from './support/cli';
 import { cachedModel, hasSharedVocab } from './support/generate-model';
 import { readAll } from './support/golden';
 import { PYTHON, pythonCanImport, pythonStack, skipUnlessHuggingFace } from './support/python';
 
 const PARITY = path.join(REPO_ROOT, 'test', 'parity');
-const CARD = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'test', 'fixtures', 'model-card.json'), 'utf8')) as { queries: string[]; passages: string[] };
-const CARD_TEXTS = [...CARD.queries.map((q) => `query: ${q}`), ...CARD.passages.map((p) => `passage: ${p}`)];
-
-/** Texts for a padded batch up to 512 tokens: one far longer than 512 (truncated), one mid-length, one short. */
-function longTexts(): string[] {
-  const words = CARD.passages.join(' ').split(/\s+/);
-  const take = (n: number, from: number) => Array.from({ length: n }, (_, i) => words[(from + i * 7) % words.length]).join(' ');
-  return [`passage: ${take(700, 0)}`, `passage: ${take(180, 3)}`, 'query: summit define'];
-}
-
-function hfEmbed(model: string, texts: string[], via: 'st' | 'card', work: string, queries = 0): { embeddings: number[][]; scores?: number[][] } {
-  const textsFile = path.join(work, `texts-${via}.json`), out = path.join(work, `out-${via}.json`);
-  fs.writeFileSync(textsFile, JSON.stringify(texts));
-  const args = [path.join(PARITY, 'hf_embed.py'), '--model', model, '--texts', textsFile, '--via', via, '--output', out];
-  if (queries) args.push('--queries', String(queries));
-  execFileSync(PYTHON, args, { stdio: ['ignore', 'ignore', 'pipe'], timeout: 300_000, env: { ...process.env, HF_HUB_OFFLINE: '1' } });
-  return JSON.parse(fs.readFileSync(out, 'utf8'));
-}
+const CARD = modelCard();
+const CARD_TEXTS = modelCardTexts();
 
 interface Embedded { embedding: number[]; n_tokens: number; truncated: boolean }
 

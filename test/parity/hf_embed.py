@@ -16,7 +16,11 @@ import sys
 
 import torch
 import torch.nn.functional as F
+import transformers
 from torch import Tensor
+
+transformers.logging.set_verbosity_error()
+transformers.logging.disable_progress_bar()
 
 
 def average_pool(last_hidden_states: Tensor, attention_mask: Tensor) -> Tensor:
@@ -43,7 +47,6 @@ def via_sentence_transformers(model_dir, texts):
 
 
 def versions():
-    import transformers
     out = {"torch": torch.__version__, "transformers": transformers.__version__}
     try:
         import sentence_transformers

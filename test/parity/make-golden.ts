@@ -67,10 +67,27 @@ export function batchIds(): { input_ids: number[][]; attention_mask: number[][];
   return out;
 }
 
+/** The model card's queries and passages (test/fixtures/model-card.json). */
+export function modelCard(): { queries: string[]; passages: string[] } {
+  return JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'test', 'fixtures', 'model-card.json'), 'utf8'));
+}
+
+/** The model card's four texts with their prefixes, queries first. */
+export function modelCardTexts(): string[] {
+  const card = modelCard();
+  return [...card.queries.map((q) => 'query: ' + q), ...card.passages.map((p) => 'passage: ' + p)];
+}
+
+/** Texts for a padded batch up to 512 tokens: one far longer than 512 (truncated), one of ~200 tokens, one short. */
+export function longTexts(): string[] {
+  const words = modelCard().passages.join(' ').split(/\s+/);
+  const take = (n: number, from: number) => Array.from({ length: n }, (_, i) => words[(from + i * 7) % words.length]).join(' ');
+  return [`passage: ${take(700, 0)}`, `passage: ${take(180, 3)}`, 'query: summit define'];
+}
+
 /** The model card's four texts, prefixed, tokenized by Hugging Face's Rust tokenizer (npm `tokenizers`). */
 export async function modelCardIds(): Promise<{ input_ids: number[][]; attention_mask: number[][]; token_type_ids: number[][]; texts: string[] }> {
-  const card = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'test', 'fixtures', 'model-card.json'), 'utf8'));
-  const texts = [...card.queries.map((q: string) => 'query: ' + q), ...card.passages.map((p: string) => 'passage: ' + p)];
+  const texts = modelCardTexts();
   const { Tokenizer } = require('tokenizers');
   const tk = Tokenizer.fromFile(path.join(REPO_ROOT, '..', 'shared', 'data', 'bert-base-uncased', 'tokenizer.json'));
   const encs: Array<{ getIds(): number[] }> = await Promise.all(texts.map((t) => tk.encode(t)));
