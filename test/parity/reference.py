@@ -157,7 +157,8 @@ def load_transformers(model_dir, has_pooler):
 
 
 def load_model(model_dir, impl):
-    """-> (model, config, impl, has_pooler); impl is transformers or torch."""
+    """-> (model, config, impl, impl_label, has_pooler); impl auto resolves to transformers|torch."""
+    impl = resolve_impl(impl)
     c = bert_torch.BertConfig.from_json(os.path.join(model_dir, "config.json"))
     sources = open_weights(model_dir)
     has_pooler = "pooler.dense.weight" in sources
@@ -171,7 +172,15 @@ def load_model(model_dir, impl):
     finally:
         for st in {id(s): s for s, _ in sources.values()}.values():
             st.close()
-    return model.eval(), c, has_pooler
+    return model.eval(), c, impl, impl_label(impl), has_pooler
+
+
+def impl_label(impl):
+    """'transformers X.Y.Z' or 'torch': the dump's `impl` metadata."""
+    if impl != "transformers":
+        return "torch"
+    import transformers
+    return f"transformers {transformers.__version__}"
 
 
 def stack_versions(impl):
@@ -244,11 +253,10 @@ def main(argv=None):
     if args.threads > 0:
         torch.set_num_threads(args.threads)
 
-    impl = resolve_impl(args.impl)
-    if impl == "torch" and args.impl == "auto":
+    if resolve_impl(args.impl) == "torch" and args.impl == "auto":
         print("reference.py: transformers not importable, using the plain torch implementation", file=sys.stderr)
     try:
-        model, c, has_pooler = load_model(args.model, impl)
+        model, c, impl, label, has_pooler = load_model(args.model, args.impl)
         ids, mask, tt = read_ids(args.ids, c)
         ablate = H.parse_ablate(args.ablate, c)
     except (InputError, bert_torch.ConfigError, ValueError, OSError) as e:
@@ -260,7 +268,7 @@ def main(argv=None):
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         **versions,
-        "impl": f"transformers {versions['transformers_version']}" if impl == "transformers" else "torch",
+        "impl": label,
         "model": args.model,
         "hooks": args.hooks,
         "ablate": json.dumps([f"{l}.{h}" for l, h in ablate]),
