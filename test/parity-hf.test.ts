@@ -85,14 +85,17 @@ describe('parity with the Hugging Face stack (transformers, sentence-transformer
       assert.deepEqual([...pt.tensors.keys()], [...hf.tensors.keys()]);
       assert.ok(hf.tensors.size >= 3 * 15 + 6, `only ${hf.tensors.size} tensors`);
       const failures: string[] = [];
+      let worst = 0;
       for (const [name, ref] of hf.tensors) {
         const ours = pt.tensors.get(name)!.data;
         // Masked scores hold the float32 minimum in both; compare the finite entries.
         const keep = ref.data.map((v, i) => (Math.abs(v) < 1e30 ? 1 : (ours[i] <= -1e30 ? 0 : NaN)));
         const r = compareArrays(ours.map((v, i) => (keep[i] === 1 ? v : 0)), ref.data.map((v, i) => (keep[i] ? v : 0)), ref.shape, { atol: 1e-5 });
         if (!r.pass || keep.some(Number.isNaN)) failures.push(`${name}: max abs ${r.maxAbs} at [${r.where}]`);
+        worst = Math.max(worst, r.maxAbs);
       }
       assert.deepEqual(failures, []);
+      console.log(`      ${hf.tensors.size} tensors, max abs diff ${worst.toExponential(2)}`);
     } finally {
       fs.rmSync(work, { recursive: true, force: true });
     }
