@@ -4,9 +4,12 @@
 #   make native         make @tensorflow/tfjs-node (the native 'tensorflow' backend) work here, offline too
 #   make test           install, build, make native (where it can), run the whole suite (wasm), then the
 #                       engine/parity/hook/inspection/CLI suites on tensorflow and the engine suites on cpu
-#   make parity         regenerate models + PyTorch references live and compare (needs /usr/bin/python3 + torch)
-#   make parity-large   the same on the full e5-large shape (1.34 GB random-weight folder)
-#   make golden         rewrite the committed golden files in test/golden/
+#   make reference-env  the Python reference stack (torch CPU, transformers, sentence-transformers) in
+#                       .cache/reference-env, pinned in test/parity/requirements.txt; made once, re-made when the pins change
+#   make parity         regenerate models + transformers references live and compare
+#   make parity-large   the same on the full e5-large shape (1.34 GB random-weight folder), + sentence-transformers
+#   make golden         rewrite the committed golden files in test/golden/ (from transformers)
+#   (REFERENCE_PYTHON=/usr/bin/python3 make parity: Debian's python3-torch instead, plain-torch reference)
 #   make bench          engine vs PyTorch (and onnxruntime when installed), one process run, alternating
 #   make bench-tokenizer
 
@@ -16,10 +19,20 @@ LARGE_DIR ?= .cache/models/e5-large-random
 NODE_BIN := node_modules/.bin
 TS_NODE := $(NODE_BIN)/ts-node --transpile-only
 CARD := test/fixtures/model-card.json
+REFERENCE_ENV := .cache/reference-env
+REFERENCE_REQS := test/parity/requirements.txt
+# The Python of the reference side; the venv unless given (then the venv is not made).
+REFERENCE_PYTHON ?= $(REFERENCE_ENV)/bin/python
+REFERENCE_DEP := $(if $(filter $(REFERENCE_ENV)/bin/python,$(REFERENCE_PYTHON)),reference-env)
+RUN_REFERENCE := REFERENCE_PYTHON=$(abspath $(REFERENCE_PYTHON))
+# The interpreter the venv is made from, and pip's retries: pip's default of 5 retries per package against an
+# unreachable default index costs minutes where only local indexes answer; set PIP_RETRIES=5 on a flaky network.
+VENV_PYTHON ?= python3
+PIP_RETRIES ?= 0
 # The model card's texts, as arguments for `e5 similarity`.
 CARD_ARGS = $(shell node -e 'const c=require("./$(CARD)");const q=s=>"\x27"+s.replace(/\x27/g,"\x27\\\x27\x27")+"\x27";console.log([...c.queries.map(x=>"--query "+q(x)),...c.passages.map(x=>"--passage "+q(x))].join(" "))')
 
-.PHONY: all install build native demo demo-random test test-cpu test-tensorflow parity parity-large golden bench bench-tokenizer large-model clean
+.PHONY: all install build native demo demo-random test test-cpu test-tensorflow reference-env parity parity-large golden bench bench-tokenizer large-model clean
 
 all: build
 
@@ -46,6 +59,7 @@ native: install
 
 test: build
 	@$(MAKE) --no-print-directory native || echo "make test: no native backend here (above: why); the tensorflow suites will be skipped, wasm and cpu run"
+	@$(if $(REFERENCE_DEP),$(MAKE) --no-print-directory reference-env || echo "make test: no Python reference stack here (above: why); the tests that need it skip, saying so",true)
 	$(NODE_BIN)/mocha 'test/**/*.test.ts'
 	$(MAKE) --no-print-directory test-tensorflow
 	$(MAKE) --no-print-directory test-cpu
@@ -63,26 +77,38 @@ test-cpu: install
 	E5_TEST_BACKEND=cpu $(NODE_BIN)/mocha test/engine.test.ts test/engine-parity.test.ts test/heap.test.ts
 
 $(LARGE_DIR)/model.safetensors: | install
-	$(TS_NODE) devtools/generate-model.ts --preset large --out $(LARGE_DIR)
+	$(TS_NODE) devtools/generate-model.ts --preset large --sentence-transformers mean --out $(LARGE_DIR)
 
 large-model: $(LARGE_DIR)/model.safetensors
 
-golden: install
-	$(TS_NODE) test/parity/make-golden.ts
+# Built beside its final place and moved in when complete, so a failed install leaves nothing that looks usable.
+$(REFERENCE_ENV)/requirements.txt: $(REFERENCE_REQS)
+	rm -rf $(REFERENCE_ENV) $(REFERENCE_ENV).tmp
+	$(VENV_PYTHON) -m venv $(REFERENCE_ENV).tmp
+	PIP_RETRIES=$(PIP_RETRIES) $(REFERENCE_ENV).tmp/bin/python -m pip install -qq --disable-pip-version-check -r $(REFERENCE_REQS)
+	mv $(REFERENCE_ENV).tmp $(REFERENCE_ENV)
+	cp $(REFERENCE_REQS) $@
 
-parity: install
+reference-env: $(REFERENCE_ENV)/requirements.txt
+	@$(REFERENCE_ENV)/bin/python -c 'import torch, transformers, sentence_transformers as st, safetensors, numpy; \
+	  print(f"reference-env: torch {torch.__version__}, transformers {transformers.__version__}, sentence-transformers {st.__version__}, safetensors {safetensors.__version__}, numpy {numpy.__version__}")'
+
+golden: install $(REFERENCE_DEP)
+	$(RUN_REFERENCE) $(TS_NODE) test/parity/make-golden.ts
+
+parity: install $(REFERENCE_DEP)
 	rm -rf .cache/parity-live && mkdir -p .cache/parity-live
-	E5_GOLDEN_DIR=.cache/parity-live $(TS_NODE) test/parity/make-golden.ts
-	E5_GOLDEN_DIR=.cache/parity-live $(NODE_BIN)/mocha test/engine-parity.test.ts
+	$(RUN_REFERENCE) E5_GOLDEN_DIR=.cache/parity-live $(TS_NODE) test/parity/make-golden.ts
+	$(RUN_REFERENCE) E5_GOLDEN_DIR=.cache/parity-live $(NODE_BIN)/mocha --grep golden test/engine-parity.test.ts test/parity-hf.test.ts
 
-parity-large: build $(LARGE_DIR)/model.safetensors
-	$(TS_NODE) test/parity/parity-large.ts --model $(LARGE_DIR)
+parity-large: build $(LARGE_DIR)/model.safetensors $(REFERENCE_DEP)
+	$(RUN_REFERENCE) $(TS_NODE) test/parity/parity-large.ts --model $(LARGE_DIR)
 
-bench: build $(LARGE_DIR)/model.safetensors
-	$(TS_NODE) bench/run.ts --model $(LARGE_DIR) $(BENCH_ARGS)
+bench: build $(LARGE_DIR)/model.safetensors $(REFERENCE_DEP)
+	$(TS_NODE) bench/run.ts --model $(LARGE_DIR) --python $(abspath $(REFERENCE_PYTHON)) $(BENCH_ARGS)
 
 bench-tokenizer: install
 	$(TS_NODE) bench/tokenizer.ts
 
 clean:
-	rm -rf dist .cache/parity-live
+	rm -rf dist .cache/parity-live $(REFERENCE_ENV).tmp

@@ -109,7 +109,7 @@ export function generateModel(dir: string, opts: GenerateOptions = {}): BertConf
   fs.mkdirSync(dir, { recursive: true });
   writeJson(path.join(dir, 'config.json'), toHfConfig(c));
   writeTokenizerFiles(dir, c.vocabSize);
-  if (opts.sentenceTransformersPooling) writeSentenceTransformers(dir, opts.sentenceTransformersPooling);
+  if (opts.sentenceTransformersPooling) writeSentenceTransformers(dir, opts.sentenceTransformersPooling, c.hiddenSize);
 
   const tensors = expectedTensors(c, opts.withPooler ?? true);
   const prefix = opts.prefix ?? '';
@@ -175,7 +175,7 @@ export function syntheticVocab(size: number): string[] {
   return v.slice(0, size);
 }
 
-function writeSentenceTransformers(dir: string, mode: 'mean' | 'cls' | 'max'): void {
+function writeSentenceTransformers(dir: string, mode: 'mean' | 'cls' | 'max', hiddenSize: number): void {
   writeJson(path.join(dir, 'modules.json'), [
     { idx: 0, name: '0', path: '', type: 'sentence_transformers.models.Transformer' },
     { idx: 1, name: '1', path: '1_Pooling', type: 'sentence_transformers.models.Pooling' },
@@ -183,7 +183,7 @@ function writeSentenceTransformers(dir: string, mode: 'mean' | 'cls' | 'max'): v
   ]);
   fs.mkdirSync(path.join(dir, '1_Pooling'), { recursive: true });
   writeJson(path.join(dir, '1_Pooling', 'config.json'), {
-    word_embedding_dimension: 0,
+    word_embedding_dimension: hiddenSize,
     pooling_mode_cls_token: mode === 'cls',
     pooling_mode_mean_tokens: mode === 'mean',
     pooling_mode_max_tokens: mode === 'max',
@@ -219,11 +219,13 @@ if (require.main === module) {
     .option('--dtype <dtype>', 'F32 | F16 | BF16', 'F32')
     .option('--seed <n>', 'PRNG seed', '1234')
     .option('--no-pooler', 'omit pooler.dense')
+    .option('--sentence-transformers <pooling>', 'also write modules.json + 1_Pooling/config.json: mean | cls | max')
     .parse();
   const o = program.opts();
   if (!(o.preset in PRESETS)) program.error(`unknown preset '${o.preset}' (tiny, small, large)`);
   if (!['F32', 'F16', 'BF16'].includes(o.dtype)) program.error(`unknown dtype '${o.dtype}' (F32, F16, BF16)`);
+  if (o.sentenceTransformers && !['mean', 'cls', 'max'].includes(o.sentenceTransformers)) program.error(`unknown pooling '${o.sentenceTransformers}' (mean, cls, max)`);
   const t0 = Date.now();
-  const c = generateModel(o.out, { preset: o.preset, dtype: o.dtype, seed: Number(o.seed), withPooler: o.pooler });
+  const c = generateModel(o.out, { preset: o.preset, dtype: o.dtype, seed: Number(o.seed), withPooler: o.pooler, sentenceTransformersPooling: o.sentenceTransformers });
   console.error(`wrote ${o.out}: ${c.numHiddenLayers} layers, hidden ${c.hiddenSize}, ${o.dtype}, ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 }

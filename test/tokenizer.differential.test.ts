@@ -3,12 +3,17 @@
 // (= e5's vocabulary). Input ids, token type ids, tokens, offsets, attention mask, length and the
 // truncated flag must be identical on a committed corpus of named edge cases and on 100k seeded
 // random strings. Known exceptions: none.
+// The same comparison against Python's transformers.AutoTokenizer (the fast tokenizer e5 users get,
+// run by the reference Python of test/support/python.ts), pairs and offsets included.
 
 import * as assert from 'assert';
+import { execFileSync } from 'child_process';
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import { BertTokenizer } from '../tokenizer';
 import { randomCases, rng } from '../devtools/random-text';
+import { PYTHON, skipUnlessHuggingFace } from './support/python';
 import { diff, loadCorpus, loadRust, ourOutcome, Outcome, rustOutcomes, RustTokenizer } from './fixtures/tokenizer/support';
 
 const repoRoot = path.resolve(__dirname, '..');
@@ -91,5 +96,60 @@ describe('tokenizer: differential vs Hugging Face Rust tokenizers (bert-base-unc
     console.log(`    ${N} cases, ${tokens} tokens, ${cases.filter((c) => c.pair !== undefined).length} pairs, ` +
       `${ref.filter((r) => r.truncated).length} truncated; HF ${t1 - t0} ms, ours ${Date.now() - t1} ms; ${failures.length} mismatches`);
     assert.strictEqual(failures.length, 0, failures.slice(0, 10).join('\n'));
+  });
+});
+
+/** Lone UTF-16 surrogates as U+FFFD: what Node's bindings hand to Rust, and the only way to pass them to Python. */
+function wellFormed(s: string): string {
+  return s.replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, '\uFFFD');
+}
+
+/** transformers.AutoTokenizer's outcomes for `cases` (test/parity/hf_tokenize.py, one batched process). */
+function autoTokenizerOutcomes(cases: RandomCaseLike[]): { tokenizer: string; isFast: boolean; version: string; outcomes: Outcome[] } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'e5-autotok-'));
+  try {
+    const casesFile = path.join(dir, 'cases.json'), out = path.join(dir, 'out.json');
+    fs.writeFileSync(casesFile, JSON.stringify(cases.map((c) => ({ ...c, text: wellFormed(c.text), ...(c.pair !== undefined ? { pair: wellFormed(c.pair) } : {}) }))));
+    execFileSync(PYTHON, [path.join(repoRoot, 'test', 'parity', 'hf_tokenize.py'), '--model', modelDir, '--cases', casesFile, '--output', out], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 600_000 });
+    const r = JSON.parse(fs.readFileSync(out, 'utf8'));
+    return { tokenizer: r.tokenizer, isFast: r.is_fast, version: r.versions.transformers, outcomes: r.outcomes };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+type RandomCaseLike = { text: string; pair?: string; maxLength?: number; addSpecialTokens?: boolean };
+
+describe('tokenizer: differential vs transformers.AutoTokenizer (Python, bert-base-uncased)', function () {
+  this.timeout(600_000);
+  let ours: BertTokenizer;
+
+  before(function () {
+    if (!fs.existsSync(path.join(modelDir, 'tokenizer.json'))) {
+      console.log(`    skipping: ${modelDir}/tokenizer.json not found (../shared is absent)`);
+      this.skip();
+    }
+    skipUnlessHuggingFace(this, 'transformers');
+    ours = BertTokenizer.fromFolder(modelDir);
+  });
+
+  function compare(cases: RandomCaseLike[]): { failures: string[]; pairs: number; truncated: number } {
+    const ref = autoTokenizerOutcomes(cases);
+    assert.ok(ref.isFast, `AutoTokenizer gave ${ref.tokenizer}, not a fast tokenizer`);
+    console.log(`      ${ref.tokenizer} (fast) from transformers ${ref.version}, ${cases.length} cases`);
+    const failures = cases.map((c, i) => diff(ourOutcome(ours, c), ref.outcomes[i])).map((d, i) => (d ? `#${i} ${JSON.stringify(cases[i]).slice(0, 200)}\n      ${d}` : '')).filter(Boolean);
+    return { failures, pairs: cases.filter((c) => c.pair !== undefined).length, truncated: ref.outcomes.filter((o) => o.truncated).length };
+  }
+
+  it('named edge cases (corpus.json): identical, pairs and truncation included', function () {
+    const r = compare(loadCorpus());
+    assert.ok(r.pairs >= 10 && r.truncated >= 10, `pairs ${r.pairs}, truncated ${r.truncated}`);
+    assert.strictEqual(r.failures.length, 0, r.failures.slice(0, 10).join('\n'));
+  });
+
+  it('25,000 seeded random strings mixing scripts and categories (another seed than above): identical', function () {
+    const cases = randomCases(20251204, 25_000);
+    const r = compare(cases);
+    assert.ok(r.pairs > 250 && r.truncated > 0, `pairs ${r.pairs}, truncated ${r.truncated}`);
+    assert.strictEqual(r.failures.length, 0, r.failures.slice(0, 10).join('\n'));
   });
 });

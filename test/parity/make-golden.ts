@@ -1,18 +1,21 @@
 /**
- * Regenerates the committed golden files in test/golden/ with the PyTorch reference
- * (test/parity/reference.py, /usr/bin/python3 + Debian's python3-torch):
+ * Regenerates the committed golden files in test/golden/ with the reference
+ * (test/parity/reference.py run by the reference Python, test/support/python.ts: transformers.BertModel
+ * from .cache/reference-env; the committed set must come from transformers):
  *
  *   make golden        (= npx ts-node --transpile-only test/parity/make-golden.ts)
  *
  * Each golden file is the reference's safetensors dump for one generated model and one input
  * batch; test/golden/manifest.json records the sha256 of every model.safetensors it was made
- * from, so a change in the generator shows up as a stale-golden failure with this hint.
+ * from, so a change in the generator shows up as a stale-golden failure with this hint, and the
+ * reference stack (python, torch, transformers, ... versions) that made them.
  */
 import { execFileSync } from 'child_process';
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { cachedModel, hasSharedVocab, Preset, REPO_ROOT } from '../../devtools/generate-model';
+import { PYTHON, pythonStack } from '../support/python';
 
 /** The committed goldens; E5_GOLDEN_DIR points tests and this script at a live-made set (make parity). */
 export const GOLDEN_DIR = process.env.E5_GOLDEN_DIR ? path.resolve(process.env.E5_GOLDEN_DIR) : path.join(REPO_ROOT, 'test', 'golden');
@@ -64,10 +67,27 @@ export function batchIds(): { input_ids: number[][]; attention_mask: number[][];
   return out;
 }
 
+/** The model card's queries and passages (test/fixtures/model-card.json). */
+export function modelCard(): { queries: string[]; passages: string[] } {
+  return JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'test', 'fixtures', 'model-card.json'), 'utf8'));
+}
+
+/** The model card's four texts with their prefixes, queries first. */
+export function modelCardTexts(): string[] {
+  const card = modelCard();
+  return [...card.queries.map((q) => 'query: ' + q), ...card.passages.map((p) => 'passage: ' + p)];
+}
+
+/** Texts for a padded batch up to 512 tokens: one far longer than 512 (truncated), one of ~200 tokens, one short. */
+export function longTexts(): string[] {
+  const words = modelCard().passages.join(' ').split(/\s+/);
+  const take = (n: number, from: number) => Array.from({ length: n }, (_, i) => words[(from + i * 7) % words.length]).join(' ');
+  return [`passage: ${take(700, 0)}`, `passage: ${take(180, 3)}`, 'query: summit define'];
+}
+
 /** The model card's four texts, prefixed, tokenized by Hugging Face's Rust tokenizer (npm `tokenizers`). */
 export async function modelCardIds(): Promise<{ input_ids: number[][]; attention_mask: number[][]; token_type_ids: number[][]; texts: string[] }> {
-  const card = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'test', 'fixtures', 'model-card.json'), 'utf8'));
-  const texts = [...card.queries.map((q: string) => 'query: ' + q), ...card.passages.map((p: string) => 'passage: ' + p)];
+  const texts = modelCardTexts();
   const { Tokenizer } = require('tokenizers');
   const tk = Tokenizer.fromFile(path.join(REPO_ROOT, '..', 'shared', 'data', 'bert-base-uncased', 'tokenizer.json'));
   const encs: Array<{ getIds(): number[] }> = await Promise.all(texts.map((t) => tk.encode(t)));
@@ -102,6 +122,12 @@ export function modelFor(c: GoldenCase): string {
 
 async function main(): Promise<void> {
   if (!hasSharedVocab()) throw new Error('../shared/data/bert-base-uncased is needed to make the model-card golden (Rust tokenizer ids)');
+  const stack = pythonStack();
+  const committed = GOLDEN_DIR === path.join(REPO_ROOT, 'test', 'golden');
+  if (committed && !stack.transformers) {
+    throw new Error(`${PYTHON} has no transformers: the committed goldens come from transformers.BertModel — run 'make reference-env' (or make golden)`);
+  }
+  console.error(`reference: ${PYTHON}: ${Object.entries(stack).map(([k, v]) => `${k} ${v}`).join(', ')}`);
   fs.mkdirSync(GOLDEN_DIR, { recursive: true });
   const idsFiles: Record<GoldenCase['ids'], string> = {
     batch: path.join(GOLDEN_DIR, 'ids-batch.json'),
@@ -111,13 +137,13 @@ async function main(): Promise<void> {
   fs.writeFileSync(idsFiles.batch, JSON.stringify(batchIds()) + '\n');
   const { texts: modelCardTexts, ...mcIds } = mc;
   fs.writeFileSync(idsFiles['model-card'], JSON.stringify(mcIds) + '\n');
-  const manifest: Record<string, unknown> = { format_version: GOLDEN_FORMAT_VERSION, model_card_texts: modelCardTexts, cases: {} };
+  const manifest: Record<string, unknown> = { format_version: GOLDEN_FORMAT_VERSION, reference: stack, model_card_texts: modelCardTexts, cases: {} };
   for (const c of GOLDEN_CASES) {
     const model = modelFor(c);
     const out = path.join(GOLDEN_DIR, `${c.name}.safetensors`);
     const args = [path.join(REPO_ROOT, 'test', 'parity', 'reference.py'), '--model', model, '--ids', idsFiles[c.ids], '--output', out, '--hooks', c.hooks];
     if (c.ablate) args.push('--ablate', c.ablate);
-    execFileSync('/usr/bin/python3', args, { stdio: ['ignore', 'inherit', 'inherit'] });
+    execFileSync(PYTHON, args, { stdio: ['ignore', 'inherit', 'inherit'] });
     (manifest.cases as Record<string, unknown>)[c.name] = { ...c, model_sha256: sha256File(path.join(model, 'model.safetensors')) };
     console.error(`wrote ${path.relative(REPO_ROOT, out)} (${(fs.statSync(out).size / 1024).toFixed(0)} KiB)`);
   }

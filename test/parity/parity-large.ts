@@ -4,6 +4,9 @@
  * engine) and a padded batch up to 512 tokens (one full row, one left-padded row). PyTorch
  * (test/parity/reference.py) dumps every hidden state and attention pattern; the engine is run
  * with hooks that compare each tensor as it is produced, so nothing is accumulated in memory.
+ * Then the Hugging Face user's view of the same folder: `bin/e5 embed` against
+ * SentenceTransformer(folder).encode(normalize_embeddings=True) on the model card's texts and on a
+ * padded batch up to 512 tokens, and `bin/e5 similarity` against the model card's own code.
  *
  *   npx ts-node --transpile-only test/parity/parity-large.ts --model DIR [--threads N] [--keep]
  */
@@ -18,11 +21,41 @@ import { compareArrays, CompareResult } from '../../engine/compare';
 import { HookName } from '../../engine/hooks';
 import { loadModel } from '../../e5/model';
 import { SafetensorsFile } from '../../weights/safetensors';
-import { modelCardIds } from './make-golden';
+import { PYTHON } from '../support/python';
+import { hfEmbed } from './hf-stack';
+import { longTexts, modelCard, modelCardIds, modelCardTexts } from './make-golden';
 
 const TOL = { hidden: 1e-4, attention: 1e-5, embedding: 1e-5, scores: 1e-3 };
+const E5 = path.join(__dirname, '..', '..', 'bin', 'e5');
 
 interface Row { name: string; result: CompareResult; atol: number }
+
+/** Run bin/e5 and parse its JSON output. */
+function e5Json<T>(args: string[]): T {
+  return JSON.parse(execFileSync(process.execPath, [E5, ...args, '--format', 'json'], { encoding: 'utf8', maxBuffer: 256 << 20, stdio: ['ignore', 'pipe', 'inherit'] }));
+}
+
+/** bin/e5 embed / similarity vs sentence-transformers and the model card's code, on the folder. */
+function huggingFaceRows(model: string, work: string): Row[] {
+  const rows: Row[] = [];
+  const compare = (name: string, ours: number[][], ref: number[][], atol: number) =>
+    rows.push({ name, result: compareArrays(Float32Array.from(ours.flat()), Float32Array.from(ref.flat()), [ref.length, ref[0].length], { atol }), atol });
+  for (const [name, texts] of [['model-card', modelCardTexts()], ['long-512', longTexts()]] as const) {
+    const t0 = Date.now();
+    const st = hfEmbed(model, texts, 'st', work);
+    const input = path.join(work, `${name}.jsonl`);
+    fs.writeFileSync(input, texts.map((text) => JSON.stringify({ text })).join('\n') + '\n');
+    const ours = e5Json<{ embeddings: Array<{ embedding: number[]; n_tokens: number }> }>(['embed', '--model', model, '--input', input, '--prefix', 'none']).embeddings;
+    console.error(`${name}: sentence-transformers ${st.versions['sentence-transformers']} and e5 embed in ${((Date.now() - t0) / 1000).toFixed(1)} s (tokens ${ours.map((e) => e.n_tokens)})`);
+    compare(`${name} e5 embed vs SentenceTransformer.encode`, ours.map((e) => e.embedding), st.embeddings, TOL.embedding);
+  }
+  const card = modelCard();
+  const ref = hfEmbed(model, modelCardTexts(), 'card', work, card.queries.length);
+  const sim = e5Json<{ scores: number[][] }>(['similarity', '--model', model, ...card.queries.flatMap((q) => ['--query', q]), ...card.passages.flatMap((p) => ['--passage', p])]);
+  compare('model-card e5 similarity vs the card\'s (q @ p.T) * 100', sim.scores, ref.scores!, TOL.scores);
+  console.log(`model-card scores x100 (transformers ${ref.versions.transformers}, the card's code): ${JSON.stringify(ref.scores!.map((r) => r.map((v) => +v.toFixed(4))))}`);
+  return rows;
+}
 
 function longBatch(): { input_ids: number[][]; attention_mask: number[][]; token_type_ids: number[][] } {
   const T = 512, short = 200;
@@ -41,7 +74,7 @@ async function main(): Promise<void> {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'parity-large-'));
   const m = await loadModel(o.model);
   const rows: Row[] = [];
-  let failed = false;
+  let failed = false, disposed = false, reference = '';
   try {
     const card = await modelCardIds();
     const cases = [
@@ -58,9 +91,10 @@ async function main(): Promise<void> {
       const idsFile = path.join(work, `${c.name}.json`), ref = path.join(work, `${c.name}.safetensors`);
       fs.writeFileSync(idsFile, JSON.stringify(c.ids));
       const t0 = Date.now();
-      execFileSync('/usr/bin/python3', [path.join(__dirname, 'reference.py'), '--model', o.model, '--ids', idsFile, '--output', ref, '--threads', o.threads], { stdio: ['ignore', 'inherit', 'inherit'] });
+      execFileSync(PYTHON, [path.join(__dirname, 'reference.py'), '--model', o.model, '--ids', idsFile, '--output', ref, '--threads', o.threads], { stdio: ['ignore', 'inherit', 'inherit'] });
       console.error(`${c.name}: PyTorch reference in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
       const f = SafetensorsFile.open(ref);
+      reference ||= `${f.metadata.impl}, torch ${f.metadata.torch_version}`;
       const check = (name: string, x: tf.Tensor, atol: number) => {
         const r = compareArrays(x.dataSync(), f.readF32(name), f.tensors.get(name)!.shape, { atol });
         rows.push({ name: `${c.name} ${name}`, result: r, atol });
@@ -87,12 +121,17 @@ async function main(): Promise<void> {
       out.dispose();
       f.close();
     }
-  } finally {
     m.dispose();
+    disposed = true;
+    const hf = huggingFaceRows(o.model, work);
+    rows.push(...hf);
+    failed ||= hf.some((r) => !r.result.pass);
+  } finally {
+    if (!disposed) m.dispose();
     if (!o.keep) fs.rmSync(work, { recursive: true, force: true });
     else console.error(`reference dumps kept in ${work}`);
   }
-  console.log(`backend ${backend.name} (${backend.threads} threads)\n`);
+  console.log(`backend ${backend.name} (${backend.threads} threads); reference ${reference}\n`);
   console.log('| tensor | shape | max abs diff | at | mean abs | cosine | atol | ok |');
   console.log('|---|---|---|---|---|---|---|---|');
   for (const { name, result: r, atol } of rows) {

@@ -126,36 +126,70 @@ def load_weights(model, sources, model_dir):
             st.read_into(key, p.numpy())  # state_dict tensors share storage with the parameters
 
 
+def resolve_impl(impl):
+    """auto -> transformers when importable (the stack researchers check against), else torch."""
+    if impl != "auto":
+        return impl
+    try:
+        import transformers  # noqa: F401
+        return "transformers"
+    except ImportError:
+        return "torch"
+
+
+def load_transformers(model_dir, has_pooler):
+    """transformers.BertModel.from_pretrained, as a user loads it: eager attention, float32, strict."""
+    try:
+        import transformers
+    except ImportError as e:
+        raise InputError(f"--impl transformers: {e}; use --impl torch") from None
+    transformers.logging.set_verbosity_error()  # no load report; problems are raised below
+    transformers.logging.disable_progress_bar()
+    model, info = transformers.BertModel.from_pretrained(
+        model_dir, attn_implementation="eager", dtype=torch.float32,
+        add_pooling_layer=has_pooler, output_loading_info=True)
+    problems = {k: sorted(v) for k, v in info.items() if v and k != "error_msgs"}
+    problems = {k: [n for n in v if n not in SKIPPED_KEYS] for k, v in problems.items()}
+    problems = {k: v for k, v in problems.items() if v}
+    if problems or info.get("error_msgs"):
+        raise InputError(f"{model_dir}: transformers could not load every weight: {problems} {info.get('error_msgs') or ''}")
+    return model
+
+
 def load_model(model_dir, impl):
     """-> (model, config, impl, impl_label, has_pooler); impl auto resolves to transformers|torch."""
+    impl = resolve_impl(impl)
     c = bert_torch.BertConfig.from_json(os.path.join(model_dir, "config.json"))
     sources = open_weights(model_dir)
     has_pooler = "pooler.dense.weight" in sources
-    if impl == "auto":
-        try:
-            import transformers  # noqa: F401
-            impl = "transformers"
-        except ImportError:
-            impl = "torch"
-    if impl == "transformers":
-        try:
-            import transformers
-        except ImportError as e:
-            raise InputError(f"--impl transformers: {e}; use --impl torch") from None
-        hf_config = transformers.BertConfig.from_json_file(os.path.join(model_dir, "config.json"))
-        hf_config._attn_implementation = "eager"  # the eager path returns attention probabilities
-        model = transformers.BertModel(hf_config, add_pooling_layer=has_pooler)
-        label = f"transformers {transformers.__version__}"
-    else:
-        with bert_torch.skip_init():  # load_weights overwrites every parameter
-            model = bert_torch.BertModel(c, add_pooling_layer=has_pooler)
-        label = "torch"
     try:
-        load_weights(model, sources, model_dir)
+        if impl == "transformers":
+            model = load_transformers(model_dir, has_pooler)
+        else:
+            with bert_torch.skip_init():  # load_weights overwrites every parameter
+                model = bert_torch.BertModel(c, add_pooling_layer=has_pooler)
+            load_weights(model, sources, model_dir)
     finally:
         for st in {id(s): s for s, _ in sources.values()}.values():
             st.close()
-    return model.eval(), c, impl, label, has_pooler
+    return model.eval(), c, impl, impl_label(impl), has_pooler
+
+
+def impl_label(impl):
+    """'transformers X.Y.Z' or 'torch': the dump's `impl` metadata."""
+    if impl != "transformers":
+        return "torch"
+    import transformers
+    return f"transformers {transformers.__version__}"
+
+
+def stack_versions(impl):
+    """The libraries that made a dump, for its metadata: {torch_version, numpy_version, transformers_version}."""
+    v = {"torch_version": torch.__version__, "numpy_version": np.__version__, "transformers_version": ""}
+    if impl == "transformers":
+        import transformers
+        v["transformers_version"] = transformers.__version__
+    return v
 
 
 # ---------------------------------------------------------------- run
@@ -219,21 +253,21 @@ def main(argv=None):
     if args.threads > 0:
         torch.set_num_threads(args.threads)
 
+    if resolve_impl(args.impl) == "torch" and args.impl == "auto":
+        print("reference.py: transformers not importable, using the plain torch implementation", file=sys.stderr)
     try:
         model, c, impl, label, has_pooler = load_model(args.model, args.impl)
         ids, mask, tt = read_ids(args.ids, c)
         ablate = H.parse_ablate(args.ablate, c)
     except (InputError, bert_torch.ConfigError, ValueError, OSError) as e:
         sys.exit(f"reference.py: {e}")
-    if impl == "torch" and args.impl == "auto":
-        print("reference.py: transformers not importable, using the plain torch implementation", file=sys.stderr)
+    versions = stack_versions(impl)
 
     B, T = ids.shape
     metadata = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "torch_version": torch.__version__,
-        "numpy_version": np.__version__,
+        **versions,
         "impl": label,
         "model": args.model,
         "hooks": args.hooks,

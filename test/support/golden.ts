@@ -36,7 +36,7 @@ export function loadGolden(name: string): Golden {
   const have = sha256File(path.join(modelDir, 'model.safetensors'));
   if (want !== have) {
     throw new Error(`golden '${name}' was made from a model with sha256 ${want}, but the generator now writes ${have}: ` +
-      `the generator changed — run 'make golden' (needs /usr/bin/python3 with torch) and commit test/golden/`);
+      `the generator changed — run 'make golden' (makes .cache/reference-env with transformers) and commit test/golden/`);
   }
   const f = SafetensorsFile.open(path.join(GOLDEN_DIR, `${name}.safetensors`));
   try {
