@@ -14,6 +14,7 @@ import { PoolingMode, readSentenceTransformersConfig, SentenceTransformersConfig
 import { backendInfo, BackendInfo } from './backend';
 import { filledTensor, prefaultWasmHeap, prepackLinear, releaseLinearWeight } from './heap';
 import { HookContext } from './hooks';
+import { checkEmbedArgs } from './embed_options';
 import { BertModel } from './model';
 import { packSequences } from './rows';
 
@@ -81,6 +82,7 @@ export interface EmbedResult {
 }
 
 export class EmbeddingModel {
+  private disposed = false;
   constructor(
     readonly bert: BertModel,
     readonly tokenizer: BertTokenizer,
@@ -114,7 +116,10 @@ export class EmbeddingModel {
     return texts.map((t) => p + t);
   }
 
-  async embed(texts: string[], opts: EmbedOptions = {}): Promise<EmbedResult> {
+  /** Embed `texts` (one string counts as a list of one); the options are checked first. */
+  async embed(textOrTexts: string | string[], opts: EmbedOptions = {}): Promise<EmbedResult> {
+    if (this.disposed) throw new Error(`embed(): the model ${this.info.name} has been disposed; load it again`);
+    const texts = checkEmbedArgs(textOrTexts, opts);
     const warnings: string[] = [];
     const warn = (m: string) => {
       warnings.push(m);
@@ -155,8 +160,16 @@ export class EmbeddingModel {
     };
   }
 
+  /** Free the weights; embed() then throws. Safe to call twice. */
   dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
     this.bert.dispose();
+  }
+
+  /** `using model = await loadModel(...)` disposes it at the end of the block. */
+  [Symbol.dispose](): void {
+    this.dispose();
   }
 }
 
