@@ -5,6 +5,7 @@ export { initBackend, backendInfo, BACKEND_NAMES } from './engine/backend';
 export type { BackendInfo, BackendName, BackendOptions } from './engine/backend';
 export { loadModel, EmbeddingModel, planBatches, looksLikeE5, PREFIXES } from './engine/load';
 export type { EmbedOptions, EmbedResult, LoadModelOptions, ModelInfo, Prefix } from './engine/load';
+export { checkFolderAgreement, FolderAgreementError } from './engine/folder_checks';
 export { BertModel, ActivationCache } from './engine/model';
 export type { ForwardOptions, ForwardOutput } from './engine/model';
 export {

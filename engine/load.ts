@@ -15,6 +15,7 @@ import { backendInfo, BackendInfo } from './backend';
 import { filledTensor, prefaultWasmHeap, prepackLinear, releaseLinearWeight } from './heap';
 import { HookContext } from './hooks';
 import { checkEmbedArgs } from './embed_options';
+import { checkFolderAgreement, sequenceLimit } from './folder_checks';
 import { BertModel } from './model';
 import { packSequences } from './rows';
 
@@ -96,8 +97,7 @@ export class EmbeddingModel {
   }
   /** Longest input in tokens: the tokenizer's, sentence-transformers' and the position table's minimum. */
   get maxLength(): number {
-    const limits = [this.tokenizer.modelMaxLength, this.config.maxPositionEmbeddings, this.info.sentenceTransformers.maxSeqLength];
-    return Math.min(...limits.filter((x): x is number => typeof x === 'number' && x > 0));
+    return sequenceLimit(this.config, this.tokenizer, this.info.sentenceTransformers);
   }
 
   /** Apply the prefix and collect e5's prefix warnings. */
@@ -219,10 +219,8 @@ export async function loadModel(nameOrDir: string, opts: LoadModelOptions = {}):
   const dir = resolved.dir;
   const config = readBertConfig(dir);
   const tokenizer = BertTokenizer.fromFolder(dir);
-  if (tokenizer.vocabSize > config.vocabSize) {
-    throw new Error(`${path.join(dir, 'config.json')}: vocab_size ${config.vocabSize} is smaller than the tokenizer's ${tokenizer.vocabSize} tokens`);
-  }
   const st = readSentenceTransformersConfig(dir);
+  checkFolderAgreement(dir, config, tokenizer, st);
   const t0 = performance.now();
   const ckpt = Checkpoint.open(dir);
   const release = opts.keepLinearWeights === false && backendInfo().name === 'wasm';
