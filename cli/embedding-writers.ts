@@ -8,12 +8,15 @@
  *   npy          an (N, dim) float32 matrix, row i = input i
  *   safetensors  tensor "embeddings" [N, dim] F32; run settings, ids, n_tokens in __metadata__
  */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
 import type { BackendInfo, EmbedResult } from '../index';
 import { writeSafetensors } from '../index';
 import { f32Array } from './format';
 import type { InputRecord } from './input';
 import { NpyRowWriter } from './npy';
-import { AtomicFile, textSink, TextSink } from './output';
+import { AtomicFile, tempPathFor, textSink, TextSink, trackTempFile, untrackTempFile, writeStdout } from './output';
 
 export type EmbedFormat = 'jsonl' | 'json' | 'npy' | 'safetensors';
 export const EMBED_FORMATS: readonly EmbedFormat[] = ['jsonl', 'json', 'npy', 'safetensors'];
@@ -39,13 +42,43 @@ export interface EmbeddingWriter {
   abort(): void;
 }
 
+/** A writer for `format` into `output`, or stdout when it is undefined. */
 export function embeddingWriter(format: EmbedFormat, output: string | undefined, settings: RunSettings): EmbeddingWriter {
   switch (format) {
     case 'jsonl': return new JsonlWriter(textSink(output));
     case 'json': return new JsonWriter(textSink(output), settings);
-    case 'npy': return new NpyWriter(output!, settings.dim);
-    case 'safetensors': return new SafetensorsWriter(output!, settings);
+    case 'npy': return output ? new NpyWriter(output, settings.dim) : viaSpoolFile('npy', (f) => new NpyWriter(f, settings.dim));
+    case 'safetensors': return output ? new SafetensorsWriter(output, settings) : viaSpoolFile('safetensors', (f) => new SafetensorsWriter(f, settings));
   }
+}
+
+/**
+ * Binary formats need their header patched (npy) or written (safetensors) once the row count is
+ * known, which a pipe cannot do: they are written to a temp file, copied to stdout when complete.
+ */
+function viaSpoolFile(ext: string, make: (file: string) => EmbeddingWriter): EmbeddingWriter {
+  const spool = tempPathFor(path.join(os.tmpdir(), `e5-embed.${ext}`));
+  trackTempFile(spool);
+  const inner = make(spool);
+  const remove = () => {
+    fs.rmSync(spool, { force: true });
+    untrackTempFile(spool);
+  };
+  return {
+    write: (records, res) => inner.write(records, res),
+    finish: async () => {
+      try {
+        await inner.finish();
+        for await (const chunk of fs.createReadStream(spool, { highWaterMark: 1 << 20 })) await writeStdout(chunk as Buffer);
+      } finally {
+        remove();
+      }
+    },
+    abort: () => {
+      inner.abort();
+      remove();
+    },
+  };
 }
 
 function itemJson(r: InputRecord, res: EmbedResult, i: number): string {

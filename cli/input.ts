@@ -33,6 +33,8 @@ export interface ReadOptions {
   onError: OnError;
   /** Called with each skipped line's message (`--on-error skip`). */
   onSkip?: (message: string) => void;
+  /** Called once when a line of `lines` input looks like a JSON object (the format was guessed, not given). */
+  onJsonLookingLine?: (message: string) => void;
 }
 
 /** The input format a file name suggests, when --input-format is not given. */
@@ -58,12 +60,27 @@ export async function* readRecords(file: string, opts: ReadOptions): AsyncGenera
     try {
       const text = decodeUtf8(bytes, offset, `${name}:${line}`);
       record = opts.format === 'lines' ? { text, line } : parseJsonlRecord(text, `${name}:${line}`, line, opts);
+      if (opts.format === 'lines' && opts.onJsonLookingLine && looksLikeJsonObject(text)) {
+        opts.onJsonLookingLine(`${name}:${line} looks like a JSON object, but input is read as plain lines and each line is embedded as it is; pass --input-format jsonl to read its "${opts.textField}" field`);
+        opts.onJsonLookingLine = undefined; // once per input
+      }
     } catch (e) {
       if (!(e instanceof InputDataError) || opts.onError === 'abort') throw e;
       opts.onSkip?.(e.message);
       continue;
     }
     if (record) yield { index: index++, ...record };
+  }
+}
+
+function looksLikeJsonObject(text: string): boolean {
+  const t = text.trim();
+  if (!t.startsWith('{') || !t.endsWith('}')) return false;
+  try {
+    const v = JSON.parse(t);
+    return typeof v === 'object' && v !== null && !Array.isArray(v);
+  } catch {
+    return false;
   }
 }
 

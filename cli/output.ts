@@ -15,6 +15,14 @@ export function removeTempFiles(): void {
   openTemps.clear();
 }
 
+/** A temp file of ours that is not an AtomicFile's (removed on failure or Ctrl-C like theirs). */
+export function trackTempFile(file: string): void {
+  openTemps.add(file);
+}
+export function untrackTempFile(file: string): void {
+  openTemps.delete(file);
+}
+
 /** A temp path next to `target` (same filesystem, so rename is atomic). */
 export function tempPathFor(target: string): string {
   return path.join(path.dirname(target), `.${path.basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);

@@ -110,6 +110,7 @@ function runInfo(m: EmbeddingModel, embedder: EngineEmbedder) {
 
 async function runEval(o: EvalOptions, cmd: Command): Promise<void> {
   const r = Reporter.from(o);
+  if (o.output === '-') o.output = undefined; // '-' is stdout
   const format = resolveFormat(o);
   if (o.output) {
     const conflict = outputConflict(o.output, !!o.force);

@@ -165,6 +165,7 @@ async function inspect(texts: string[], o: InspectOptions, cmd: Command): Promis
   checkOutputFiles(cmd, o, out);
   const source = o.ids === undefined && !pairs ? inputSource(cmd, texts, { ...o, onError: 'abort' }, r) : undefined;
   const ids = o.ids !== undefined ? readIdsFile(o.ids) : undefined;
+  await source?.ready();
 
   const m = await openModel(o);
   const L = m.config.numHiddenLayers;

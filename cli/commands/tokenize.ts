@@ -78,12 +78,14 @@ function encodingTable(e: Encoding, r: InputRecord): string {
 
 async function tokenize(texts: string[], o: TokenizeOptions, cmd: Command): Promise<void> {
   const r = Reporter.from(o);
+  if (o.output === '-') o.output = undefined; // '-' is stdout
   if (o.output) {
     const conflict = outputConflict(o.output, !!o.force);
     if (conflict) usageError(cmd, conflict);
     checkWritableFolder(o.output);
   }
   const source = inputSource(cmd, texts, o, r, o.pairField);
+  await source.ready();
   const tok = await openTokenizer(o);
   tok.warnings.forEach((w) => r.warn(w));
   const sink = textSink(o.output);

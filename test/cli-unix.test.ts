@@ -1,0 +1,84 @@
+/**
+ * `e5 embed` as a Unix filter: texts from stdin when no TEXT is given, `-o -` for stdout,
+ * binary formats written to a redirected stdout, and a warning when JSON Lines are read as
+ * plain lines. The expectations are the same texts embedded as TEXT arguments into files.
+ */
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { SafetensorsFile } from '../index';
+import { e5, jsonLines, tempDir } from './support/cli';
+import { cachedModel } from './support/generate-model';
+
+interface EmbedLine { index: number; embedding: number[] }
+
+describe('e5 embed as a Unix filter', function () {
+  this.timeout(120_000);
+  let M: string[];
+  let dir: string;
+  let expected: number[][];
+  const TEXTS = ['first text', 'the second one', 'третий'];
+
+  before(async () => {
+    M = ['--model', cachedModel({ preset: 'tiny' }), '--backend', 'cpu'];
+    dir = tempDir();
+    const r = await e5(['embed', ...M, ...TEXTS]);
+    assert.equal(r.code, 0, r.stderr);
+    expected = jsonLines<EmbedLine>(r.stdout).map((l) => l.embedding);
+  });
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('reads stdin when no TEXT is given and stdin is not a terminal', async () => {
+    const r = await e5(['embed', ...M], { input: TEXTS.join('\n') + '\n' });
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(jsonLines<EmbedLine>(r.stdout).map((l) => l.embedding), expected);
+  });
+
+  it('an empty stdin with no TEXT is still "nothing to do" (exit 2), before the model is opened', async () => {
+    const r = await e5(['embed', '--model', '/nonexistent/model'], { input: '' });
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /nothing to do: .*stdin was empty/);
+  });
+
+  it("-o - writes to stdout, not to a file named '-'", async () => {
+    const r = await e5(['embed', ...M, '-o', '-', ...TEXTS], { cwd: dir });
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(jsonLines<EmbedLine>(r.stdout).map((l) => l.embedding), expected);
+    assert.equal(fs.existsSync(path.join(dir, '-')), false);
+  });
+
+  it('npy and safetensors go to a redirected stdout, byte for byte what --output writes', async () => {
+    for (const format of ['npy', 'safetensors']) {
+      const file = path.join(dir, `out.${format}`);
+      const toFile = await e5(['embed', ...M, '-f', format, '-o', file, ...TEXTS]);
+      assert.equal(toFile.code, 0, toFile.stderr);
+      const toStdout = await e5(['embed', ...M, '-f', format, ...TEXTS]);
+      assert.equal(toStdout.code, 0, toStdout.stderr);
+      if (format === 'npy') assert.deepEqual(toStdout.raw, fs.readFileSync(file));
+      else {
+        // The metadata records timings-free settings only, so the two files must agree tensor for tensor.
+        const piped = path.join(dir, 'piped.safetensors');
+        fs.writeFileSync(piped, toStdout.raw);
+        const a = SafetensorsFile.open(file), b = SafetensorsFile.open(piped);
+        try {
+          assert.deepEqual(b.metadata, a.metadata);
+          assert.deepEqual(Array.from(b.readF32('embeddings')), Array.from(a.readF32('embeddings')));
+        } finally {
+          a.close();
+          b.close();
+        }
+      }
+    }
+    assert.deepEqual(fs.readdirSync(dir).filter((f) => f.endsWith('.tmp')), []);
+  });
+
+  it('JSON Lines read as plain lines get one warning naming the first such line', async () => {
+    const jsonl = TEXTS.map((text) => JSON.stringify({ text })).join('\n') + '\n';
+    const r = await e5(['embed', ...M, '-i', '-'], { input: jsonl });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stderr.match(/looks like a JSON object/g)?.length, 1, r.stderr);
+    assert.match(r.stderr, /<stdin>:1 looks like a JSON object.*--input-format jsonl/);
+    const explicit = await e5(['embed', ...M, '-i', '-', '--input-format', 'lines'], { input: jsonl });
+    assert.doesNotMatch(explicit.stderr, /looks like a JSON object/, 'an explicit --input-format lines is not second-guessed');
+  });
+});
