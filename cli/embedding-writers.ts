@@ -16,7 +16,7 @@ import { writeSafetensors } from '../index';
 import { f32Array } from './format';
 import type { InputRecord } from './input';
 import { NpyRowWriter } from './npy';
-import { AtomicFile, tempPathFor, textSink, TextSink, trackTempFile, untrackTempFile, writeStdout } from './output';
+import { AtomicFile, placeFile, tempPathFor, textSink, TextSink, trackTempFile, untrackTempFile, writeStdout } from './output';
 
 export type EmbedFormat = 'jsonl' | 'json' | 'npy' | 'safetensors';
 export const EMBED_FORMATS: readonly EmbedFormat[] = ['jsonl', 'json', 'npy', 'safetensors'];
@@ -43,12 +43,12 @@ export interface EmbeddingWriter {
 }
 
 /** A writer for `format` into `output`, or stdout when it is undefined. */
-export function embeddingWriter(format: EmbedFormat, output: string | undefined, settings: RunSettings): EmbeddingWriter {
+export function embeddingWriter(format: EmbedFormat, output: string | undefined, settings: RunSettings, opts: { replace: boolean }): EmbeddingWriter {
   switch (format) {
-    case 'jsonl': return new JsonlWriter(textSink(output));
-    case 'json': return new JsonWriter(textSink(output), settings);
-    case 'npy': return output ? new NpyWriter(output, settings.dim) : viaSpoolFile('npy', (f) => new NpyWriter(f, settings.dim));
-    case 'safetensors': return output ? new SafetensorsWriter(output, settings) : viaSpoolFile('safetensors', (f) => new SafetensorsWriter(f, settings));
+    case 'jsonl': return new JsonlWriter(textSink(output, opts));
+    case 'json': return new JsonWriter(textSink(output, opts), settings);
+    case 'npy': return output ? new NpyWriter(output, settings.dim, opts.replace) : viaSpoolFile('npy', (f) => new NpyWriter(f, settings.dim, true));
+    case 'safetensors': return output ? new SafetensorsWriter(output, settings, opts.replace) : viaSpoolFile('safetensors', (f) => new SafetensorsWriter(f, settings, true));
   }
 }
 
@@ -131,8 +131,8 @@ class JsonWriter implements EmbeddingWriter {
 class NpyWriter implements EmbeddingWriter {
   private readonly file: AtomicFile;
   private readonly matrix: NpyRowWriter;
-  constructor(target: string, dim: number) {
-    this.file = new AtomicFile(target);
+  constructor(target: string, dim: number, replace: boolean) {
+    this.file = new AtomicFile(target, { replace });
     this.matrix = new NpyRowWriter(this.file, dim);
   }
   async write(_records: InputRecord[], res: EmbedResult): Promise<void> {
@@ -152,7 +152,7 @@ class SafetensorsWriter implements EmbeddingWriter {
   private readonly ids: Array<string | number | null> = [];
   private readonly nTokens: number[] = [];
   private readonly truncated: boolean[] = [];
-  constructor(private readonly target: string, private readonly settings: RunSettings) {}
+  constructor(private readonly target: string, private readonly settings: RunSettings, private readonly replace: boolean) {}
   async write(records: InputRecord[], res: EmbedResult): Promise<void> {
     records.forEach((r, i) => {
       this.rows.push(res.embeddings[i]);
@@ -182,7 +182,16 @@ class SafetensorsWriter implements EmbeddingWriter {
       truncated: JSON.stringify(this.truncated),
       ...(this.ids.some((x) => x !== null) ? { ids: JSON.stringify(this.ids) } : {}),
     };
-    writeSafetensors(this.target, { embeddings: { dtype: 'F32', shape: [this.rows.length, D], data } }, metadata);
+    // writeSafetensors renames over its target: write a temp name of ours, then place it.
+    const tmp = tempPathFor(this.target);
+    trackTempFile(tmp);
+    try {
+      writeSafetensors(tmp, { embeddings: { dtype: 'F32', shape: [this.rows.length, D], data } }, metadata);
+      placeFile(tmp, this.target, this.replace);
+    } finally {
+      fs.rmSync(tmp, { force: true });
+      untrackTempFile(tmp);
+    }
   }
   abort(): void {}
 }

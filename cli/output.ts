@@ -51,13 +51,39 @@ export function checkWritableFolder(target: string): void {
   }
 }
 
-/** A file written to a temp name and renamed over `target` on commit(). */
+/**
+ * Put the complete temp file `tmp` at `target`. With `replace`, rename over whatever is there;
+ * without, link it into place, which fails if `target` exists — a file created there since the
+ * run started (another run, another program) is kept, never silently replaced.
+ */
+export function placeFile(tmp: string, target: string, replace: boolean): void {
+  if (replace) {
+    fs.renameSync(tmp, target);
+    return;
+  }
+  try {
+    fs.linkSync(tmp, target);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') {
+      fs.rmSync(tmp, { force: true });
+      throw new Error(`${target}: created by someone else while this run was writing; it was left as it is (pass --force to replace it)`);
+    }
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw e;
+    fs.copyFileSync(tmp, target, fs.constants.COPYFILE_EXCL); // a filesystem without hard links
+  }
+  fs.rmSync(tmp, { force: true });
+}
+
+/** A file written to a temp name and put at `target` on commit() (see placeFile for `replace`). */
 export class AtomicFile {
   private fd: number | undefined;
   readonly tmp: string;
   private written = 0;
+  private readonly replace: boolean;
 
-  constructor(readonly target: string) {
+  constructor(readonly target: string, opts: { replace?: boolean } = {}) {
+    this.replace = opts.replace ?? true;
     this.tmp = tempPathFor(target);
     try {
       this.fd = fs.openSync(this.tmp, 'wx');
@@ -93,8 +119,11 @@ export class AtomicFile {
     fs.fsyncSync(this.fd);
     fs.closeSync(this.fd);
     this.fd = undefined;
-    fs.renameSync(this.tmp, this.target);
-    openTemps.delete(this.tmp);
+    try {
+      placeFile(this.tmp, this.target, this.replace);
+    } finally {
+      openTemps.delete(this.tmp);
+    }
   }
 
   abort(): void {
@@ -112,7 +141,7 @@ export interface TextSink {
   abort(): void;
 }
 
-export function textSink(target: string | undefined): TextSink {
+export function textSink(target: string | undefined, opts: { replace?: boolean } = {}): TextSink {
   if (target === undefined) {
     return {
       write: (s) => writeStdout(s),
@@ -120,7 +149,7 @@ export function textSink(target: string | undefined): TextSink {
       abort: () => {},
     };
   }
-  const file = new AtomicFile(target);
+  const file = new AtomicFile(target, opts);
   return {
     write: async (s) => file.write(s),
     commit: async () => file.commit(),

@@ -4,10 +4,11 @@
  * plain lines. The expectations are the same texts embedded as TEXT arguments into files.
  */
 import * as assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { SafetensorsFile } from '../index';
-import { e5, jsonLines, tempDir } from './support/cli';
+import { BIN, cliEnv, e5, jsonLines, tempDir } from './support/cli';
 import { cachedModel } from './support/generate-model';
 
 interface EmbedLine { index: number; embedding: number[] }
@@ -80,5 +81,48 @@ describe('e5 embed as a Unix filter', function () {
     assert.match(r.stderr, /<stdin>:1 looks like a JSON object.*--input-format jsonl/);
     const explicit = await e5(['embed', ...M, '-i', '-', '--input-format', 'lines'], { input: jsonl });
     assert.doesNotMatch(explicit.stderr, /looks like a JSON object/, 'an explicit --input-format lines is not second-guessed');
+  });
+});
+
+describe('e5 embed --output without --force never replaces a file that appears during the run', function () {
+  this.timeout(120_000);
+  let dir: string;
+  before(() => {
+    dir = tempDir();
+  });
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  /** Start a run reading stdin, create `target` once its temp file exists, then let it finish. */
+  async function raceWithOtherWriter(target: string, extra: string[]): Promise<{ code: number; stderr: string }> {
+    const model = cachedModel({ preset: 'tiny' });
+    const child = spawn(process.execPath, [BIN, 'embed', '--model', model, '--backend', 'cpu', '-i', '-', '-o', target, ...extra], { env: cliEnv(), stdio: ['pipe', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    child.stdin.write('first line\n');
+    const deadline = Date.now() + 60_000;
+    while (!fs.readdirSync(dir).some((f) => f.endsWith('.tmp'))) {
+      if (Date.now() > deadline) throw new Error(`no temp file appeared; stderr: ${stderr}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    fs.writeFileSync(target, 'written by someone else\n');
+    child.stdin.end('second line\n');
+    const code = await new Promise<number>((resolve) => child.on('close', (c) => resolve(c ?? -1)));
+    return { code, stderr };
+  }
+
+  it('without --force: exit 1, the other file kept, no temp file left', async () => {
+    const target = path.join(dir, 'race.jsonl');
+    const r = await raceWithOtherWriter(target, []);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /race\.jsonl: created by someone else while this run was writing; it was left as it is/);
+    assert.equal(fs.readFileSync(target, 'utf8'), 'written by someone else\n');
+    assert.deepEqual(fs.readdirSync(dir).filter((f) => f.endsWith('.tmp')), []);
+  });
+
+  it('with --force: replaced by the complete output', async () => {
+    const target = path.join(dir, 'forced.jsonl');
+    const r = await raceWithOtherWriter(target, ['--force']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(jsonLines(fs.readFileSync(target, 'utf8')).length, 2);
   });
 });

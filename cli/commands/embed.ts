@@ -106,7 +106,7 @@ async function embed(texts: string[], o: EmbedOptions, cmd: Command): Promise<vo
     usageError(cmd, `--max-length ${o.maxLength} exceeds the model's ${m.config.maxPositionEmbeddings} positions`);
   }
   const settings = runSettings(m, o);
-  const writer = embeddingWriter(format, o.output, settings);
+  const writer = embeddingWriter(format, o.output, settings, { replace: !!o.force });
   const tally = new WarningTally();
   // Counting a file's lines costs a read of it: only when a bar may be shown.
   const mayShowBar = r.progressMode === 'on' || (r.progressMode === 'auto' && !!process.stderr.isTTY);

@@ -151,7 +151,7 @@ async function runEval(o: EvalOptions, cmd: Command): Promise<void> {
   const text = format === 'json'
     ? `${formatEvalJson(withRun)}\n`
     : `${formatEvalTable(o.output ? result : { ...result, warnings: [] })}\n`;
-  const sink = textSink(o.output);
+  const sink = textSink(o.output, { replace: !!o.force });
   try {
     await sink.write(text);
     await sink.commit();

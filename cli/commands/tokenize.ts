@@ -88,7 +88,7 @@ async function tokenize(texts: string[], o: TokenizeOptions, cmd: Command): Prom
   await source.ready();
   const tok = await openTokenizer(o);
   tok.warnings.forEach((w) => r.warn(w));
-  const sink = textSink(o.output);
+  const sink = textSink(o.output, { replace: !!o.force });
   let first = true, truncated = 0;
   try {
     if (o.format === 'json') await sink.write('[');
