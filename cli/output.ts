@@ -23,9 +23,48 @@ export function untrackTempFile(file: string): void {
   openTemps.delete(file);
 }
 
-/** A temp path next to `target` (same filesystem, so rename is atomic). */
+/**
+ * A temp path next to `target` (same filesystem, so rename is atomic):
+ * `.<name>.<pid>.<8 hex>.tmp`, so a later run can tell whose it is.
+ */
 export function tempPathFor(target: string): string {
   return path.join(path.dirname(target), `.${path.basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+}
+
+/**
+ * Remove the temp files a killed run (kill -9, power loss) left for `target`: those named by
+ * tempPathFor whose process no longer exists. A live run's files are never touched.
+ * Returns the names removed.
+ */
+export function removeStaleTempFiles(target: string): string[] {
+  const dir = path.dirname(path.resolve(target));
+  const prefix = `.${path.basename(target)}.`;
+  const removed: string[] = [];
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return removed; // a missing folder is reported by checkWritableFolder
+  }
+  for (const name of names) {
+    // Ours, or the one writeSafetensors makes next to ours (`.` + our name + its own suffix).
+    const rest = name.startsWith(prefix) ? name.slice(prefix.length) : name.startsWith(`.${prefix}`) ? name.slice(prefix.length + 1) : undefined;
+    const m = rest === undefined ? null : /^(\d+)\.[0-9a-f]{8}\.tmp(\.\d+\.[0-9a-f]{8}\.tmp)?$/.exec(rest);
+    if (!m || processAlive(Number(m[1]))) continue;
+    fs.rmSync(path.join(dir, name), { force: true, recursive: true });
+    removed.push(name);
+  }
+  return removed;
+}
+
+function processAlive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM'; // exists, owned by someone else
+  }
 }
 
 /**

@@ -4,7 +4,7 @@
  * plain lines. The expectations are the same texts embedded as TEXT arguments into files.
  */
 import * as assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { SafetensorsFile } from '../index';
@@ -124,5 +124,24 @@ describe('e5 embed --output without --force never replaces a file that appears d
     const r = await raceWithOtherWriter(target, ['--force']);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(jsonLines(fs.readFileSync(target, 'utf8')).length, 2);
+  });
+});
+
+describe('temp files left by a killed run', function () {
+  this.timeout(120_000);
+  it('are removed by the next run to the same output; a live run\'s and unrelated files are kept', async () => {
+    const dir = tempDir();
+    try {
+      const dead = spawnSync(process.execPath, ['-e', '0']).pid!; // a process that has exited
+      const stale = [`.out.npy.${dead}.0badc0de.tmp`, `..out.npy.${dead}.0badc0de.tmp.${dead}.12345678.tmp`];
+      const keep = [`.out.npy.${process.pid}.0badc0de.tmp`, '.out.npy.notes', `.other.npy.${dead}.0badc0de.tmp`];
+      for (const f of [...stale, ...keep]) fs.writeFileSync(path.join(dir, f), 'partial');
+      const r = await e5(['embed', '--model', cachedModel({ preset: 'tiny' }), '--backend', 'cpu', '-o', path.join(dir, 'out.npy'), 'hello']);
+      assert.equal(r.code, 0, r.stderr);
+      for (const f of stale) assert.match(r.stderr, new RegExp(`removed ${f.replace(/\./g, '\\.')}, left by a run that was killed`));
+      assert.deepEqual(fs.readdirSync(dir).sort(), [...keep, 'out.npy'].sort());
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -14,7 +14,7 @@ import {
 import { EMBED_FORMATS, EmbedFormat, embeddingWriter, RunSettings } from '../embedding-writers';
 import { toolVersion } from '../format';
 import { chunked } from '../input';
-import { checkWritableFolder, outputConflict } from '../output';
+import { checkWritableFolder, outputConflict, removeStaleTempFiles } from '../output';
 import { addInputOptions, inputSource, InputOptions } from '../sources';
 import { WarningTally } from '../warnings';
 
@@ -96,6 +96,7 @@ async function embed(texts: string[], o: EmbedOptions, cmd: Command): Promise<vo
     const conflict = outputConflict(o.output, !!o.force);
     if (conflict) usageError(cmd, conflict);
     checkWritableFolder(o.output);
+    removeStaleTempFiles(o.output).forEach((f) => r.note(`removed ${f}, left by a run that was killed`));
   }
   const source = inputSource(cmd, texts, o, r);
   await source.ready();

@@ -19,7 +19,7 @@ import {
   ModelOptions, modelLabel, openModel, Reporter, usageError,
 } from '../common';
 import { toolVersion } from '../format';
-import { checkWritableFolder, outputConflict, textSink } from '../output';
+import { checkWritableFolder, outputConflict, removeStaleTempFiles, textSink } from '../output';
 import { WarningTally } from '../warnings';
 
 type EvalFormat = 'table' | 'json';
@@ -116,6 +116,7 @@ async function runEval(o: EvalOptions, cmd: Command): Promise<void> {
     const conflict = outputConflict(o.output, !!o.force);
     if (conflict) usageError(cmd, conflict);
     checkWritableFolder(o.output);
+    removeStaleTempFiles(o.output).forEach((f) => r.note(`removed ${f}, left by a run that was killed`));
   }
   const cacheDir = o.cache === false ? undefined : path.resolve(o.cache ?? defaultEvalCacheDir());
 

@@ -9,7 +9,7 @@ import { BertTokenizer, Encoding, resolveModel } from '../../index';
 import { addGeneralOptions, addModelOptions, downloadProgress, GeneralOptions, intArg, ModelOptions, Reporter, usageError } from '../common';
 import { renderTable } from '../format';
 import { chunked, InputRecord } from '../input';
-import { checkWritableFolder, outputConflict, textSink } from '../output';
+import { checkWritableFolder, outputConflict, removeStaleTempFiles, textSink } from '../output';
 import { addInputOptions, inputSource, InputOptions } from '../sources';
 
 interface TokenizeOptions extends ModelOptions, GeneralOptions, InputOptions {
@@ -83,6 +83,7 @@ async function tokenize(texts: string[], o: TokenizeOptions, cmd: Command): Prom
     const conflict = outputConflict(o.output, !!o.force);
     if (conflict) usageError(cmd, conflict);
     checkWritableFolder(o.output);
+    removeStaleTempFiles(o.output).forEach((f) => r.note(`removed ${f}, left by a run that was killed`));
   }
   const source = inputSource(cmd, texts, o, r, o.pairField);
   await source.ready();
