@@ -7,7 +7,7 @@ import * as assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { SafetensorsFile } from '../index';
+import { BertTokenizer, SafetensorsFile } from '../index';
 import { BIN, cliEnv, e5, jsonLines, tempDir } from './support/cli';
 import { cachedModel } from './support/generate-model';
 
@@ -143,5 +143,30 @@ describe('temp files left by a killed run', function () {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('e5 inspect --hooks', function () {
+  this.timeout(120_000);
+  let M: string[];
+  let T: number;
+  before(() => {
+    const model = cachedModel({ preset: 'tiny' });
+    M = ['--model', model, '--backend', 'cpu'];
+    T = BertTokenizer.fromFolder(model).encode('summit define').nTokens;
+  });
+
+  it('does not swallow the TEXT after it; comma-separated and repeated forms add up', async () => {
+    const r = await e5(['inspect', ...M, '--hooks', 'blocks.0.attn.hook_pattern,hook_pooled', '--hooks', 'hook_embedding', 'summit define']);
+    assert.equal(r.code, 0, r.stderr);
+    const rows = r.stdout.trim().split('\n').slice(1).map((l) => l.split(/\s{2,}/));
+    assert.deepEqual(rows.map((c) => c[0]), ['blocks.0.attn.hook_pattern', 'hook_pooled', 'hook_embedding']);
+    assert.equal(rows[0][1], `[1, 4, ${T}, ${T}]`, 'one text, 4 heads');
+  });
+
+  it("a bare hook name suggests '*.name'", async () => {
+    const r = await e5(['inspect', ...M, '--hooks', 'hook_pattern', 'summit define']);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /--hooks 'hook_pattern' matches no hook point .*did you mean '\*\.hook_pattern'\?/);
   });
 });
