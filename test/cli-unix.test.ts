@@ -170,3 +170,20 @@ describe('e5 inspect --hooks', function () {
     assert.match(r.stderr, /--hooks 'hook_pattern' matches no hook point .*did you mean '\*\.hook_pattern'\?/);
   });
 });
+
+describe('one error format', function () {
+  this.timeout(60_000);
+  it("usage errors begin 'e5 COMMAND: ' like runtime errors (commander's own and ours)", async () => {
+    const cases: Array<[string[], string]> = [
+      [['embed', '--bogus', 'x'], "e5 embed: unknown option '--bogus'"],
+      [['embed', '--batch-size', '0', 'x'], "e5 embed: option '--batch-size <n>' argument '0' is invalid"],
+      [['tokenize', '--input', 'f.txt', 'x'], 'e5 tokenize: give TEXT arguments or --input FILE, not both'],
+      [['frobnicate'], "e5: unknown command 'frobnicate'"],
+    ];
+    for (const [args, first] of cases) {
+      const r = await e5(args);
+      assert.equal(r.code, 2, r.stderr);
+      assert.ok(r.stderr.startsWith(first), `e5 ${args.join(' ')}: ${r.stderr}`);
+    }
+  });
+});
