@@ -1,7 +1,12 @@
 /** The input options shared by embed, tokenize and inspect, and the record stream they select. */
 import { Command, Option } from 'commander';
 import { usageError, Reporter } from './common';
-import { countLines, displayName, guessFormat, InputFormat, InputRecord, OnError, readRecords, recordsFromArgs } from './input';
+import { countLines, displayName, guessFormat, InputFormat, InputNotice, InputRecord, OnError, readRecords, recordsFromArgs } from './input';
+
+const NOTICES: Record<InputNotice, string> = {
+  lone_surrogate: 'a lone UTF-16 surrogate (a \\ud800-\\udfff escape without its pair), which is not a character; the tokenizer drops it',
+  bare_cr: 'a carriage return not followed by a newline (old Mac line endings?): it is not a line break here, the text around it is one input',
+};
 
 export interface InputOptions {
   input?: string;
@@ -72,6 +77,7 @@ export function inputSource(cmd: Command, texts: string[], o: InputOptions, r: R
   }
   const file = o.input ?? '-';
   let skipped = 0;
+  const notices = new Map<InputNotice, { first: string; count: number }>();
   const read = withFirstPulled(readRecords(file, {
     format: o.inputFormat ?? guessFormat(file),
     textField: o.textField,
@@ -83,6 +89,11 @@ export function inputSource(cmd: Command, texts: string[], o: InputOptions, r: R
       r.warn(`skipped ${message}`);
     },
     onJsonLookingLine: o.inputFormat === undefined ? (message) => r.warn(message) : undefined,
+    onNotice: (kind, where) => {
+      const n = notices.get(kind);
+      if (n) n.count++;
+      else notices.set(kind, { first: where, count: 1 });
+    },
   }));
   return {
     records: read.records,
@@ -93,6 +104,9 @@ export function inputSource(cmd: Command, texts: string[], o: InputOptions, r: R
     total: () => countLines(file).catch(() => undefined),
     skipped: () => skipped,
     reportSkips: () => {
+      for (const [kind, n] of notices) {
+        r.warn(`${n.count} line${n.count === 1 ? '' : 's'} of ${displayName(file)} (first: ${n.first}) contain${n.count === 1 ? 's' : ''} ${NOTICES[kind]}`);
+      }
       if (skipped) process.stderr.write(`e5 ${cmd.name()}: skipped ${skipped} malformed line${skipped === 1 ? '' : 's'} of ${displayName(file)} (--on-error skip)\n`);
     },
   };

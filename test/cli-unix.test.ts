@@ -187,3 +187,60 @@ describe('one error format', function () {
     }
   });
 });
+
+describe('e5 embed --on-error skip and suspicious input', function () {
+  this.timeout(120_000);
+  let M: string[];
+  let dir: string;
+  before(() => {
+    M = ['--model', cachedModel({ preset: 'tiny' }), '--backend', 'cpu'];
+    dir = tempDir();
+  });
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('each row keeps its input line number ("line"; safetensors "lines")', async () => {
+    const input = path.join(dir, 'mixed.jsonl');
+    // Lines 1, 4 and 6 are good; 2 is bad JSON, 3 lacks the field, 5 is blank (no record).
+    fs.writeFileSync(input, ['{"text":"a"}', '{oops', '{"body":"b"}', '{"text":"c"}', '', '{"text":"d"}'].join('\n') + '\n');
+    const r = await e5(['embed', ...M, '-i', input, '--on-error', 'skip']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(jsonLines<{ index: number; line: number }>(r.stdout).map((l) => [l.index, l.line]), [[0, 1], [1, 4], [2, 6]]);
+    const st = path.join(dir, 'mixed.safetensors');
+    const s = await e5(['embed', ...M, '-i', input, '--on-error', 'skip', '-o', st]);
+    assert.equal(s.code, 0, s.stderr);
+    const f = SafetensorsFile.open(st);
+    try {
+      assert.deepEqual(JSON.parse(f.metadata.lines), [1, 4, 6]);
+    } finally {
+      f.close();
+    }
+  });
+
+  it('a run that skipped every line exits 1 and writes nothing', async () => {
+    const input = path.join(dir, 'allbad.jsonl');
+    fs.writeFileSync(input, '{oops\n[1]\n');
+    const out = path.join(dir, 'allbad.out.jsonl');
+    const r = await e5(['embed', ...M, '-i', input, '--on-error', 'skip', '-o', out]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /skipped 2 malformed lines/);
+    assert.match(r.stderr, /e5 embed: nothing embedded: every input line was skipped/);
+    assert.equal(fs.existsSync(out), false);
+  });
+
+  it('lone surrogates and bare carriage returns get a warning naming the first line and the count', async () => {
+    const jsonl = path.join(dir, 'surrogates.jsonl');
+    fs.writeFileSync(jsonl, ['{"text":"fine"}', '{"text":"a\\ud800b"}', '{"text":"\\udc00"}', '{"text":"\\ud83d\\ude00 a pair is fine"}'].join('\n') + '\n');
+    const a = await e5(['embed', ...M, '-i', jsonl]);
+    assert.equal(a.code, 0, a.stderr);
+    assert.match(a.stderr, /warning: 2 lines of .*surrogates\.jsonl \(first: .*surrogates\.jsonl:2\) contain a lone UTF-16 surrogate/);
+    const mac = path.join(dir, 'mac.txt');
+    fs.writeFileSync(mac, 'one\rtwo\rthree\r');
+    const b = await e5(['embed', ...M, '-i', mac]);
+    assert.equal(b.code, 0, b.stderr);
+    assert.match(b.stderr, /warning: 1 line of .*mac\.txt \(first: .*mac\.txt:1\) contains a carriage return not followed by a newline/);
+    const crlf = path.join(dir, 'crlf.txt');
+    fs.writeFileSync(crlf, 'one\r\ntwo\r\n');
+    const c = await e5(['embed', ...M, '-i', crlf]);
+    assert.doesNotMatch(c.stderr, /carriage return/, 'CRLF line endings are normal');
+  });
+});

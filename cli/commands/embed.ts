@@ -53,7 +53,8 @@ export function register(program: Command): Command {
   addGeneralOptions(cmd);
   cmd.addHelpText('after', `
 Output (jsonl, one line per input): {"index": 0, "id": "...", "n_tokens": 12, "truncated": false, "embedding": [...]}
-  "id" is copied from --id-field of JSONL input when present. Without TEXT or --input, texts are
+  "id" is copied from --id-field of JSONL input when present; with --on-error skip, "line" is
+  the input line number (safetensors: "lines" in __metadata__; npy has no place for it). Without TEXT or --input, texts are
   read from stdin when it is not a terminal. npy: an (N, dim) float32 matrix;
   safetensors: tensor "embeddings" [N, dim] with the run settings, ids and n_tokens in __metadata__.
 
@@ -107,7 +108,7 @@ async function embed(texts: string[], o: EmbedOptions, cmd: Command): Promise<vo
     usageError(cmd, `--max-length ${o.maxLength} exceeds the model's ${m.config.maxPositionEmbeddings} positions`);
   }
   const settings = runSettings(m, o);
-  const writer = embeddingWriter(format, o.output, settings, { replace: !!o.force });
+  const writer = embeddingWriter(format, o.output, settings, { replace: !!o.force, lines: o.onError === 'skip' });
   const tally = new WarningTally();
   // Counting a file's lines costs a read of it: only when a bar may be shown.
   const mayShowBar = r.progressMode === 'on' || (r.progressMode === 'auto' && !!process.stderr.isTTY);
@@ -128,6 +129,10 @@ async function embed(texts: string[], o: EmbedOptions, cmd: Command): Promise<vo
       tally.countInputs(chunk.length);
       await writer.write(chunk, res);
       done += chunk.length;
+    }
+    if (done === 0 && source.skipped() > 0) {
+      source.reportSkips();
+      throw new Error(`nothing embedded: every input line was skipped (--on-error skip); no output written`);
     }
     await writer.finish();
   } catch (e) {
