@@ -7,6 +7,8 @@ import * as assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import stringWidth from 'string-width';
+import { renderTable, truncateLabel } from '../cli/format';
 import { BertTokenizer, SafetensorsFile } from '../index';
 import { BIN, cliEnv, e5, jsonLines, tempDir } from './support/cli';
 import { cachedModel } from './support/generate-model';
@@ -242,5 +244,24 @@ describe('e5 embed --on-error skip and suspicious input', function () {
     fs.writeFileSync(crlf, 'one\r\ntwo\r\n');
     const c = await e5(['embed', ...M, '-i', crlf]);
     assert.doesNotMatch(c.stderr, /carriage return/, 'CRLF line endings are normal');
+  });
+});
+
+describe('tables align by display width', function () {
+  this.timeout(60_000);
+  it('renderTable and truncateLabel count terminal columns (CJK and emoji take two)', () => {
+    const t = renderTable(['a', 'b'], [['日本', '1'], ['x', '22']], new Set([1]));
+    assert.equal(t, 'a      b\n日本   1\nx     22\n');
+    assert.equal(truncateLabel('日本語のテキスト', 7), '日本語…');
+    assert.equal(truncateLabel('abc', 3), 'abc');
+  });
+
+  it('e5 similarity: every row of the table has the same display width with CJK labels', async () => {
+    const r = await e5(['similarity', '--model', cachedModel({ preset: 'tiny' }), '--backend', 'cpu',
+      '--query', '日本語の質問はここに', '--query', 'plain question', '--passage', '中文段落', '--passage', 'p']);
+    assert.equal(r.code, 0, r.stderr);
+    const rows = r.stdout.trimEnd().split('\n').filter((l) => /\d\s*$/.test(l));
+    assert.equal(rows.length, 2, r.stdout);
+    assert.equal(stringWidth(rows[0]), stringWidth(rows[1]), r.stdout);
   });
 });
