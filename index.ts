@@ -6,6 +6,7 @@ export type { BackendInfo, BackendName, BackendOptions, Runtime } from './engine
 export type { Ops, AttentionInput } from './engine/ops';
 export { loadModel, EmbeddingModel, planBatches, looksLikeE5, PREFIXES } from './e5/model';
 export type { EmbedOptions, EmbedResult, LoadModelOptions, ModelInfo, Prefix } from './e5/model';
+export { checkFolderAgreement, FolderAgreementError } from './e5/folder_checks';
 export { BertModel, ActivationCache } from './engine/model';
 export type { ForwardOptions, ForwardOutput } from './engine/model';
 export {

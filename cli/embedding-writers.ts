@@ -8,12 +8,15 @@
  *   npy          an (N, dim) float32 matrix, row i = input i
  *   safetensors  tensor "embeddings" [N, dim] F32; run settings, ids, n_tokens in __metadata__
  */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
 import type { BackendInfo, EmbedResult } from '../index';
 import { writeSafetensors } from '../index';
 import { f32Array } from './format';
 import type { InputRecord } from './input';
 import { NpyRowWriter } from './npy';
-import { AtomicFile, textSink, TextSink } from './output';
+import { AtomicFile, placeFile, tempPathFor, textSink, TextSink, trackTempFile, untrackTempFile, writeStdout } from './output';
 
 export type EmbedFormat = 'jsonl' | 'json' | 'npy' | 'safetensors';
 export const EMBED_FORMATS: readonly EmbedFormat[] = ['jsonl', 'json', 'npy', 'safetensors'];
@@ -39,24 +42,62 @@ export interface EmbeddingWriter {
   abort(): void;
 }
 
-export function embeddingWriter(format: EmbedFormat, output: string | undefined, settings: RunSettings): EmbeddingWriter {
+/** A writer for `format` into `output`, or stdout when it is undefined. */
+export interface WriterOptions {
+  /** Replace an existing output file (--force); else fail if one appears (see placeFile). */
+  replace: boolean;
+  /** Record each row's input line number ("line"; safetensors: `lines`), when rows may have been skipped. */
+  lines: boolean;
+}
+
+export function embeddingWriter(format: EmbedFormat, output: string | undefined, settings: RunSettings, opts: WriterOptions): EmbeddingWriter {
   switch (format) {
-    case 'jsonl': return new JsonlWriter(textSink(output));
-    case 'json': return new JsonWriter(textSink(output), settings);
-    case 'npy': return new NpyWriter(output!, settings.dim);
-    case 'safetensors': return new SafetensorsWriter(output!, settings);
+    case 'jsonl': return new JsonlWriter(textSink(output, opts), opts.lines);
+    case 'json': return new JsonWriter(textSink(output, opts), settings, opts.lines);
+    case 'npy': return output ? new NpyWriter(output, settings.dim, opts.replace) : viaSpoolFile('npy', (f) => new NpyWriter(f, settings.dim, true));
+    case 'safetensors': return output ? new SafetensorsWriter(output, settings, opts) : viaSpoolFile('safetensors', (f) => new SafetensorsWriter(f, settings, { ...opts, replace: true }));
   }
 }
 
-function itemJson(r: InputRecord, res: EmbedResult, i: number): string {
+/**
+ * Binary formats need their header patched (npy) or written (safetensors) once the row count is
+ * known, which a pipe cannot do: they are written to a temp file, copied to stdout when complete.
+ */
+function viaSpoolFile(ext: string, make: (file: string) => EmbeddingWriter): EmbeddingWriter {
+  const spool = tempPathFor(path.join(os.tmpdir(), `e5-embed.${ext}`));
+  trackTempFile(spool);
+  const inner = make(spool);
+  const remove = () => {
+    fs.rmSync(spool, { force: true });
+    untrackTempFile(spool);
+  };
+  return {
+    write: (records, res) => inner.write(records, res),
+    finish: async () => {
+      try {
+        await inner.finish();
+        for await (const chunk of fs.createReadStream(spool, { highWaterMark: 1 << 20 })) await writeStdout(chunk as Buffer);
+      } finally {
+        remove();
+      }
+    },
+    abort: () => {
+      inner.abort();
+      remove();
+    },
+  };
+}
+
+function itemJson(r: InputRecord, res: EmbedResult, i: number, withLine: boolean): string {
   const id = r.id === undefined ? '' : `"id":${JSON.stringify(r.id)},`;
-  return `{"index":${r.index},${id}"n_tokens":${res.nTokens[i]},"truncated":${res.truncated[i]},"embedding":${f32Array(res.embeddings[i])}}`;
+  const line = withLine ? `"line":${r.line},` : '';
+  return `{"index":${r.index},${line}${id}"n_tokens":${res.nTokens[i]},"truncated":${res.truncated[i]},"embedding":${f32Array(res.embeddings[i])}}`;
 }
 
 class JsonlWriter implements EmbeddingWriter {
-  constructor(private readonly sink: TextSink) {}
+  constructor(private readonly sink: TextSink, private readonly withLine: boolean) {}
   async write(records: InputRecord[], res: EmbedResult): Promise<void> {
-    await this.sink.write(records.map((r, i) => itemJson(r, res, i) + '\n').join(''));
+    await this.sink.write(records.map((r, i) => itemJson(r, res, i, this.withLine) + '\n').join(''));
   }
   finish(): Promise<void> {
     return this.sink.commit();
@@ -69,7 +110,7 @@ class JsonlWriter implements EmbeddingWriter {
 class JsonWriter implements EmbeddingWriter {
   private first = true;
   private started = false;
-  constructor(private readonly sink: TextSink, private readonly settings: RunSettings) {}
+  constructor(private readonly sink: TextSink, private readonly settings: RunSettings, private readonly withLine: boolean) {}
   private async start(): Promise<void> {
     if (this.started) return;
     this.started = true;
@@ -80,7 +121,7 @@ class JsonWriter implements EmbeddingWriter {
     await this.start();
     let s = '';
     records.forEach((r, i) => {
-      s += (this.first ? '\n' : ',\n') + itemJson(r, res, i);
+      s += (this.first ? '\n' : ',\n') + itemJson(r, res, i, this.withLine);
       this.first = false;
     });
     await this.sink.write(s);
@@ -98,8 +139,8 @@ class JsonWriter implements EmbeddingWriter {
 class NpyWriter implements EmbeddingWriter {
   private readonly file: AtomicFile;
   private readonly matrix: NpyRowWriter;
-  constructor(target: string, dim: number) {
-    this.file = new AtomicFile(target);
+  constructor(target: string, dim: number, replace: boolean) {
+    this.file = new AtomicFile(target, { replace });
     this.matrix = new NpyRowWriter(this.file, dim);
   }
   async write(_records: InputRecord[], res: EmbedResult): Promise<void> {
@@ -119,13 +160,15 @@ class SafetensorsWriter implements EmbeddingWriter {
   private readonly ids: Array<string | number | null> = [];
   private readonly nTokens: number[] = [];
   private readonly truncated: boolean[] = [];
-  constructor(private readonly target: string, private readonly settings: RunSettings) {}
+  private readonly lines: number[] = [];
+  constructor(private readonly target: string, private readonly settings: RunSettings, private readonly opts: WriterOptions) {}
   async write(records: InputRecord[], res: EmbedResult): Promise<void> {
     records.forEach((r, i) => {
       this.rows.push(res.embeddings[i]);
       this.ids.push(r.id ?? null);
       this.nTokens.push(res.nTokens[i]);
       this.truncated.push(res.truncated[i]);
+      this.lines.push(r.line);
     });
   }
   async finish(): Promise<void> {
@@ -148,8 +191,18 @@ class SafetensorsWriter implements EmbeddingWriter {
       n_tokens: JSON.stringify(this.nTokens),
       truncated: JSON.stringify(this.truncated),
       ...(this.ids.some((x) => x !== null) ? { ids: JSON.stringify(this.ids) } : {}),
+      ...(this.opts.lines ? { lines: JSON.stringify(this.lines) } : {}),
     };
-    writeSafetensors(this.target, { embeddings: { dtype: 'F32', shape: [this.rows.length, D], data } }, metadata);
+    // writeSafetensors renames over its target: write a temp name of ours, then place it.
+    const tmp = tempPathFor(this.target);
+    trackTempFile(tmp);
+    try {
+      writeSafetensors(tmp, { embeddings: { dtype: 'F32', shape: [this.rows.length, D], data } }, metadata);
+      placeFile(tmp, this.target, this.opts.replace);
+    } finally {
+      fs.rmSync(tmp, { force: true });
+      untrackTempFile(tmp);
+    }
   }
   abort(): void {}
 }

@@ -1,6 +1,7 @@
 /** Text formatting for the CLI's reports: aligned tables, short labels, float32 numbers in JSON. */
 import * as fs from 'fs';
 import * as path from 'path';
+import stringWidth from 'string-width';
 
 /** `e5-tfjs 0.1.0`, read from the package.json above this file (works from cli/ and dist/cli/). */
 export function toolVersion(): string {
@@ -14,19 +15,25 @@ export function toolVersion(): string {
   }
 }
 
-/** At most `width` characters (code points), with an ellipsis when cut; newlines shown as spaces. */
+/** At most `width` terminal columns, with an ellipsis when cut; newlines shown as spaces. */
 export function truncateLabel(s: string, width: number): string {
   const flat = s.replace(/\s+/g, ' ');
-  const chars = [...flat];
-  return chars.length <= width ? flat : chars.slice(0, Math.max(1, width - 1)).join('') + '…';
+  if (stringWidth(flat) <= width) return flat;
+  let out = '';
+  for (const ch of flat) {
+    if (out && stringWidth(out + ch) > width - 1) break; // room for the '…'
+    out += ch;
+  }
+  return `${out}…`;
 }
 
 /**
  * Rows under a header, columns padded to their widest cell; columns listed in `right` are
- * right-aligned (numbers). Width counts code points, which is right for the text we print.
+ * right-aligned (numbers). Widths are terminal columns (string-width): a CJK character or an
+ * emoji takes two, a combining accent none.
  */
 export function renderTable(header: string[], rows: string[][], right: ReadonlySet<number> = new Set()): string {
-  const len = (s: string) => [...s].length;
+  const len = stringWidth;
   const widths = header.map((h, c) => Math.max(len(h), ...rows.map((r) => len(r[c] ?? ''))));
   const line = (cells: string[]) => cells
     .map((cell, c) => (right.has(c) ? ' '.repeat(widths[c] - len(cell)) + cell : cell + ' '.repeat(widths[c] - len(cell))))

@@ -33,7 +33,19 @@ export interface ReadOptions {
   onError: OnError;
   /** Called with each skipped line's message (`--on-error skip`). */
   onSkip?: (message: string) => void;
+  /** Called once when a line of `lines` input looks like a JSON object (the format was guessed, not given). */
+  onJsonLookingLine?: (message: string) => void;
+  /** Called for each line with text the user likely did not mean (see InputNotice). */
+  onNotice?: (kind: InputNotice, where: string) => void;
 }
+
+/**
+ * Text that is read, but probably not as meant: a lone UTF-16 surrogate (from a JSON escape;
+ * not a character, the tokenizer drops it) or a carriage return not followed by a newline (old
+ * Mac line endings: the whole file reads as one line).
+ */
+export type InputNotice = 'lone_surrogate' | 'bare_cr';
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
 /** The input format a file name suggests, when --input-format is not given. */
 export function guessFormat(file: string | undefined): InputFormat {
@@ -58,12 +70,31 @@ export async function* readRecords(file: string, opts: ReadOptions): AsyncGenera
     try {
       const text = decodeUtf8(bytes, offset, `${name}:${line}`);
       record = opts.format === 'lines' ? { text, line } : parseJsonlRecord(text, `${name}:${line}`, line, opts);
+      if (bytes.includes(0x0d)) opts.onNotice?.('bare_cr', `${name}:${line}`);
+      if (record && (LONE_SURROGATE.test(record.text) || (record.pair !== undefined && LONE_SURROGATE.test(record.pair)))) {
+        opts.onNotice?.('lone_surrogate', `${name}:${line}`);
+      }
+      if (opts.format === 'lines' && opts.onJsonLookingLine && looksLikeJsonObject(text)) {
+        opts.onJsonLookingLine(`${name}:${line} looks like a JSON object, but input is read as plain lines and each line is embedded as it is; pass --input-format jsonl to read its "${opts.textField}" field`);
+        opts.onJsonLookingLine = undefined; // once per input
+      }
     } catch (e) {
       if (!(e instanceof InputDataError) || opts.onError === 'abort') throw e;
       opts.onSkip?.(e.message);
       continue;
     }
     if (record) yield { index: index++, ...record };
+  }
+}
+
+function looksLikeJsonObject(text: string): boolean {
+  const t = text.trim();
+  if (!t.startsWith('{') || !t.endsWith('}')) return false;
+  try {
+    const v = JSON.parse(t);
+    return typeof v === 'object' && v !== null && !Array.isArray(v);
+  } catch {
+    return false;
   }
 }
 

@@ -14,7 +14,7 @@ export function buildProgram(): Command {
     .version(toolVersion(), '-V, --version')
     .exitOverride()
     .showSuggestionAfterError()
-    .configureOutput({ writeOut: (s) => process.stdout.write(s), writeErr: (s) => process.stderr.write(s) })
+    .configureOutput({ writeOut: (s) => process.stdout.write(s), writeErr: (s) => process.stderr.write(s), outputError: errorLine('e5') })
     .addHelpText('after', `
 Examples:
   $ e5 similarity --query "how much protein should a female eat" --query "summit define" \\
@@ -23,13 +23,21 @@ Examples:
   $ e5 embed --prefix passage --input docs.jsonl --output docs.npy
   $ e5 verify --model ./my-e5-folder
 
-Exit codes: 0 ok, 1 runtime failure (model, I/O, input data), 2 bad usage, 3 parity/verify check failed.`);
+Exit codes: 0 ok, 1 runtime failure (model, I/O, input data), 2 bad usage, 3 parity/verify check failed.
+Errors are one line, 'e5 COMMAND: message'; a trailing [code] (e.g. [non_finite]) is the error's
+machine-readable code, the same as the library error's .code.`);
   for (const c of COMMANDS) c.register(program);
   // Usage errors name the command's usage line (commander prints `error: ...` first).
   for (const cmd of program.commands) {
+    cmd.configureOutput({ ...cmd.configureOutput(), outputError: errorLine(`e5 ${cmd.name()}`) });
     cmd.showHelpAfterError(`usage: e5 ${cmd.name()} ${cmd.usage()}\n(run 'e5 ${cmd.name()} --help' for the options and an example)`);
   }
   return program;
+}
+
+/** Commander's own errors (`error: unknown option ...`) in the format of every other error: `e5 CMD: ...`. */
+function errorLine(name: string): (s: string, write: (s: string) => void) => void {
+  return (s, write) => write(s.replace(/^error: /, `${name}: `));
 }
 
 /** Run the CLI on `argv` and return the exit code (never throws). */

@@ -15,9 +15,56 @@ export function removeTempFiles(): void {
   openTemps.clear();
 }
 
-/** A temp path next to `target` (same filesystem, so rename is atomic). */
+/** A temp file of ours that is not an AtomicFile's (removed on failure or Ctrl-C like theirs). */
+export function trackTempFile(file: string): void {
+  openTemps.add(file);
+}
+export function untrackTempFile(file: string): void {
+  openTemps.delete(file);
+}
+
+/**
+ * A temp path next to `target` (same filesystem, so rename is atomic):
+ * `.<name>.<pid>.<8 hex>.tmp`, so a later run can tell whose it is.
+ */
 export function tempPathFor(target: string): string {
   return path.join(path.dirname(target), `.${path.basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+}
+
+/**
+ * Remove the temp files a killed run (kill -9, power loss) left for `target`: those named by
+ * tempPathFor whose process no longer exists. A live run's files are never touched.
+ * Returns the names removed.
+ */
+export function removeStaleTempFiles(target: string): string[] {
+  const dir = path.dirname(path.resolve(target));
+  const prefix = `.${path.basename(target)}.`;
+  const removed: string[] = [];
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return removed; // a missing folder is reported by checkWritableFolder
+  }
+  for (const name of names) {
+    // Ours, or the one writeSafetensors makes next to ours (`.` + our name + its own suffix).
+    const rest = name.startsWith(prefix) ? name.slice(prefix.length) : name.startsWith(`.${prefix}`) ? name.slice(prefix.length + 1) : undefined;
+    const m = rest === undefined ? null : /^(\d+)\.[0-9a-f]{8}\.tmp(\.\d+\.[0-9a-f]{8}\.tmp)?$/.exec(rest);
+    if (!m || processAlive(Number(m[1]))) continue;
+    fs.rmSync(path.join(dir, name), { force: true, recursive: true });
+    removed.push(name);
+  }
+  return removed;
+}
+
+function processAlive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM'; // exists, owned by someone else
+  }
 }
 
 /**
@@ -43,13 +90,39 @@ export function checkWritableFolder(target: string): void {
   }
 }
 
-/** A file written to a temp name and renamed over `target` on commit(). */
+/**
+ * Put the complete temp file `tmp` at `target`. With `replace`, rename over whatever is there;
+ * without, link it into place, which fails if `target` exists — a file created there since the
+ * run started (another run, another program) is kept, never silently replaced.
+ */
+export function placeFile(tmp: string, target: string, replace: boolean): void {
+  if (replace) {
+    fs.renameSync(tmp, target);
+    return;
+  }
+  try {
+    fs.linkSync(tmp, target);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') {
+      fs.rmSync(tmp, { force: true });
+      throw new Error(`${target}: created by someone else while this run was writing; it was left as it is (pass --force to replace it)`);
+    }
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw e;
+    fs.copyFileSync(tmp, target, fs.constants.COPYFILE_EXCL); // a filesystem without hard links
+  }
+  fs.rmSync(tmp, { force: true });
+}
+
+/** A file written to a temp name and put at `target` on commit() (see placeFile for `replace`). */
 export class AtomicFile {
   private fd: number | undefined;
   readonly tmp: string;
   private written = 0;
+  private readonly replace: boolean;
 
-  constructor(readonly target: string) {
+  constructor(readonly target: string, opts: { replace?: boolean } = {}) {
+    this.replace = opts.replace ?? true;
     this.tmp = tempPathFor(target);
     try {
       this.fd = fs.openSync(this.tmp, 'wx');
@@ -85,8 +158,11 @@ export class AtomicFile {
     fs.fsyncSync(this.fd);
     fs.closeSync(this.fd);
     this.fd = undefined;
-    fs.renameSync(this.tmp, this.target);
-    openTemps.delete(this.tmp);
+    try {
+      placeFile(this.tmp, this.target, this.replace);
+    } finally {
+      openTemps.delete(this.tmp);
+    }
   }
 
   abort(): void {
@@ -104,7 +180,7 @@ export interface TextSink {
   abort(): void;
 }
 
-export function textSink(target: string | undefined): TextSink {
+export function textSink(target: string | undefined, opts: { replace?: boolean } = {}): TextSink {
   if (target === undefined) {
     return {
       write: (s) => writeStdout(s),
@@ -112,7 +188,7 @@ export function textSink(target: string | undefined): TextSink {
       abort: () => {},
     };
   }
-  const file = new AtomicFile(target);
+  const file = new AtomicFile(target, opts);
   return {
     write: async (s) => file.write(s),
     commit: async () => file.commit(),

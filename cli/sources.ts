@@ -1,7 +1,12 @@
 /** The input options shared by embed, tokenize and inspect, and the record stream they select. */
 import { Command, Option } from 'commander';
 import { usageError, Reporter } from './common';
-import { countLines, displayName, guessFormat, InputFormat, InputRecord, OnError, readRecords, recordsFromArgs } from './input';
+import { countLines, displayName, guessFormat, InputFormat, InputNotice, InputRecord, OnError, readRecords, recordsFromArgs } from './input';
+
+const NOTICES: Record<InputNotice, string> = {
+  lone_surrogate: 'a lone UTF-16 surrogate (a \\ud800-\\udfff escape without its pair), which is not a character; the tokenizer drops it',
+  bare_cr: 'a carriage return not followed by a newline (old Mac line endings?): it is not a line break here, the text around it is one input',
+};
 
 export interface InputOptions {
   input?: string;
@@ -35,18 +40,45 @@ export interface Source {
   skipped(): number;
   /** Print the skip count (always: skipped lines are lost data, even under -q). */
   reportSkips(): void;
+  /**
+   * Wait for the first record before any slow work (loading a model). Stdin read because it is
+   * not a terminal and no TEXT was given is a usage error when it turns out empty.
+   */
+  ready(): Promise<void>;
 }
 
-/** TEXT arguments xor --input; `pairField` adds tokenize's optional second text. */
-export function inputSource(cmd: Command, texts: string[], o: InputOptions, r: Reporter, pairField?: string): Source {
-  if (texts.length && o.input !== undefined) usageError(cmd, 'give TEXT arguments or --input FILE, not both');
-  if (!texts.length && o.input === undefined) usageError(cmd, "nothing to do: give TEXT arguments or --input FILE ('-' for stdin)");
-  if (o.input === undefined) {
-    return { records: recordsFromArgs(texts), total: async () => texts.length, skipped: () => 0, reportSkips: () => {} };
+/** The records, with the first one pulled ahead (so a source can be found empty early). */
+function withFirstPulled(records: AsyncIterable<InputRecord>): { records: AsyncIterable<InputRecord>; first: () => Promise<boolean> } {
+  const it = records[Symbol.asyncIterator]();
+  let head: Promise<IteratorResult<InputRecord>> | undefined;
+  const first = () => (head ??= it.next());
+  async function* all(): AsyncGenerator<InputRecord> {
+    let r = await first();
+    while (!r.done) {
+      yield r.value;
+      r = await it.next();
+    }
   }
-  const file = o.input;
+  return { records: all(), first: async () => !(await first()).done };
+}
+
+const NOTHING_TO_DO = "nothing to do: give TEXT arguments or --input FILE ('-' for stdin)";
+
+/**
+ * TEXT arguments xor --input; `pairField` adds tokenize's optional second text. With neither,
+ * texts are read from stdin when it is not a terminal (`echo hi | e5 embed`).
+ */
+export function inputSource(cmd: Command, texts: string[], o: InputOptions, r: Reporter, pairField?: string, stdin: { isTTY?: boolean } = process.stdin): Source {
+  if (texts.length && o.input !== undefined) usageError(cmd, 'give TEXT arguments or --input FILE, not both');
+  const implicitStdin = !texts.length && o.input === undefined && !stdin.isTTY;
+  if (!texts.length && o.input === undefined && !implicitStdin) usageError(cmd, NOTHING_TO_DO);
+  if (o.input === undefined && !implicitStdin) {
+    return { records: recordsFromArgs(texts), total: async () => texts.length, skipped: () => 0, reportSkips: () => {}, ready: async () => {} };
+  }
+  const file = o.input ?? '-';
   let skipped = 0;
-  const records = readRecords(file, {
+  const notices = new Map<InputNotice, { first: string; count: number }>();
+  const read = withFirstPulled(readRecords(file, {
     format: o.inputFormat ?? guessFormat(file),
     textField: o.textField,
     idField: o.idField,
@@ -56,13 +88,25 @@ export function inputSource(cmd: Command, texts: string[], o: InputOptions, r: R
       skipped++;
       r.warn(`skipped ${message}`);
     },
-  });
+    onJsonLookingLine: o.inputFormat === undefined ? (message) => r.warn(message) : undefined,
+    onNotice: (kind, where) => {
+      const n = notices.get(kind);
+      if (n) n.count++;
+      else notices.set(kind, { first: where, count: 1 });
+    },
+  }));
   return {
-    records,
+    records: read.records,
+    ready: async () => {
+      if (!(await read.first()) && implicitStdin) usageError(cmd, `${NOTHING_TO_DO}; stdin was empty`);
+    },
     file,
     total: () => countLines(file).catch(() => undefined),
     skipped: () => skipped,
     reportSkips: () => {
+      for (const [kind, n] of notices) {
+        r.warn(`${n.count} line${n.count === 1 ? '' : 's'} of ${displayName(file)} (first: ${n.first}) contain${n.count === 1 ? 's' : ''} ${NOTICES[kind]}`);
+      }
       if (skipped) process.stderr.write(`e5 ${cmd.name()}: skipped ${skipped} malformed line${skipped === 1 ? '' : 's'} of ${displayName(file)} (--on-error skip)\n`);
     },
   };

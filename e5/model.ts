@@ -16,6 +16,8 @@ import { BackendInfo, currentRuntime, Runtime } from '../engine/backend';
 import { HookContext } from '../engine/hooks';
 import { BertModel } from '../engine/model';
 import { packSequences } from '../engine/rows';
+import { checkEmbedArgs } from './embed_options';
+import { checkFolderAgreement, sequenceLimit } from './folder_checks';
 
 export type Prefix = 'query' | 'passage' | 'none';
 export const PREFIXES: Record<Exclude<Prefix, 'none'>, string> = { query: 'query: ', passage: 'passage: ' };
@@ -83,6 +85,7 @@ export interface EmbedResult {
 }
 
 export class EmbeddingModel {
+  private disposed = false;
   constructor(
     readonly bert: BertModel,
     readonly tokenizer: BertTokenizer,
@@ -96,8 +99,7 @@ export class EmbeddingModel {
   }
   /** Longest input in tokens: the tokenizer's, sentence-transformers' and the position table's minimum. */
   get maxLength(): number {
-    const limits = [this.tokenizer.modelMaxLength, this.config.maxPositionEmbeddings, this.info.sentenceTransformers.maxSeqLength];
-    return Math.min(...limits.filter((x): x is number => typeof x === 'number' && x > 0));
+    return sequenceLimit(this.config, this.tokenizer, this.info.sentenceTransformers);
   }
 
   /** Apply the prefix and collect e5's prefix warnings. */
@@ -116,7 +118,10 @@ export class EmbeddingModel {
     return texts.map((t) => p + t);
   }
 
-  async embed(texts: string[], opts: EmbedOptions = {}): Promise<EmbedResult> {
+  /** Embed `texts` (one string counts as a list of one); the options are checked first. */
+  async embed(textOrTexts: string | string[], opts: EmbedOptions = {}): Promise<EmbedResult> {
+    if (this.disposed) throw new Error(`embed(): the model ${this.info.name} has been disposed; load it again`);
+    const texts = checkEmbedArgs(textOrTexts, opts);
     const warnings: string[] = [];
     const warn = (m: string) => {
       warnings.push(m);
@@ -157,8 +162,16 @@ export class EmbeddingModel {
     };
   }
 
+  /** Free the weights; embed() then throws. Safe to call twice. */
   dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
     this.bert.dispose();
+  }
+
+  /** `using model = await loadModel(...)` disposes it at the end of the block. */
+  [Symbol.dispose](): void {
+    this.dispose();
   }
 }
 
@@ -196,10 +209,8 @@ export async function loadModel(nameOrDir: string, opts: LoadModelOptions = {}):
   const dir = resolved.dir;
   const config = readBertConfig(dir);
   const tokenizer = BertTokenizer.fromFolder(dir);
-  if (tokenizer.vocabSize > config.vocabSize) {
-    throw new Error(`${path.join(dir, 'config.json')}: vocab_size ${config.vocabSize} is smaller than the tokenizer's ${tokenizer.vocabSize} tokens`);
-  }
   const st = readSentenceTransformersConfig(dir);
+  checkFolderAgreement(dir, config, tokenizer, st);
   const t0 = performance.now();
   const ckpt = Checkpoint.open(dir);
   const runtime = opts.runtime ?? currentRuntime();

@@ -12,7 +12,8 @@
  *
  * Shards are written by writeSafetensors (temp file, fsync, rename): a shard exists completely or not
  * at all. Each carries its own metadata (key hash, index, start, count, dim, sha256 of its texts) and
- * is re-verified on resume; one that fails to open or to match is recomputed, with a warning.
+ * is re-verified on resume — its data against the sha256 it carries too, so bytes damaged on disk
+ * (a zeroed block) are not reused — and one that fails to open or to match is recomputed, with a warning.
  */
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -20,7 +21,8 @@ import * as path from 'node:path';
 import { SafetensorsError, SafetensorsFile, writeSafetensors } from '../weights/safetensors';
 import { EvalError } from './errors';
 
-export const CACHE_FORMAT = 'e5-eval-corpus-embeddings/1';
+/** /2: each shard carries the sha256 of its data bytes (data_sha256), checked on reuse. */
+export const CACHE_FORMAT = 'e5-eval-corpus-embeddings/2';
 
 export interface CorpusCacheKey {
   format: typeof CACHE_FORMAT;
@@ -116,9 +118,12 @@ export class CorpusEmbeddingCache {
       const why = this.mismatch(st, index, meta);
       if (why) return { status: 'invalid', reason: why };
       const dim = Number(st.metadata.dim);
+      const data = st.readF32('embeddings');
+      const sha = dataSha256(data);
+      if (sha !== st.metadata.data_sha256) return { status: 'invalid', reason: `its data does not match its checksum (sha256 ${sha}, recorded ${st.metadata.data_sha256})` };
       return {
         status: 'hit',
-        shard: { data: st.readF32('embeddings'), dim, nTruncated: Number(st.metadata.n_truncated), nTokens: Number(st.metadata.n_tokens) },
+        shard: { data, dim, nTruncated: Number(st.metadata.n_truncated), nTokens: Number(st.metadata.n_tokens) },
       };
     } catch (e) {
       if (e instanceof SafetensorsError) return { status: 'invalid', reason: e.message };
@@ -137,6 +142,7 @@ export class CorpusEmbeddingCache {
     for (const [k, v] of Object.entries(want)) {
       if (m[k] !== v) return `metadata ${k} is ${JSON.stringify(m[k])}, expected ${JSON.stringify(v)}`;
     }
+    if (!/^[0-9a-f]{64}$/.test(m.data_sha256 ?? '')) return `metadata data_sha256 is ${JSON.stringify(m.data_sha256)}, expected a sha256`;
     for (const k of ['dim', 'n_truncated', 'n_tokens']) {
       if (!/^(0|[1-9][0-9]*)$/.test(m[k] ?? '')) return `metadata ${k} is ${JSON.stringify(m[k])}, expected an integer`;
     }
@@ -157,7 +163,7 @@ export class CorpusEmbeddingCache {
       {
         format: CACHE_FORMAT, key_sha256: this.keySha256, shard: String(index), start: String(meta.start),
         count: String(meta.count), dim: String(shard.dim), texts_sha256: meta.textsSha256,
-        n_truncated: String(shard.nTruncated), n_tokens: String(shard.nTokens),
+        n_truncated: String(shard.nTruncated), n_tokens: String(shard.nTokens), data_sha256: dataSha256(shard.data),
       },
     );
   }
@@ -169,6 +175,11 @@ export class CorpusEmbeddingCache {
       if (m && !processAlive(Number(m[1]))) fs.rmSync(path.join(this.dir, name), { force: true });
     }
   }
+}
+
+/** sha256 of float32 data as stored (little-endian bytes). */
+function dataSha256(data: Float32Array): string {
+  return createHash('sha256').update(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)).digest('hex');
 }
 
 function processAlive(pid: number): boolean {

@@ -36,7 +36,8 @@ export function formatEvalTable(result: EvalResult, opts: TableOptions = {}): st
   out.push('');
   const trunc = counts.passagesTruncated || counts.queriesTruncated
     ? `; truncated to ${settings.maxLength ?? 'the model limit'} tokens: ${counts.passagesTruncated} passages, ${counts.queriesTruncated} queries` : '';
-  out.push(`cache: ${cache.dir ?? 'off'} (${cache.shards} shards: ${cache.reused} reused, ${cache.computed} computed${cache.rejected ? `, ${cache.rejected} rejected` : ''})${trunc}`);
+  if (cache.dir) out.push(`cache: ${cache.dir} (${cache.shards} shards: ${cache.reused} reused, ${cache.computed} computed${cache.rejected ? `, ${cache.rejected} rejected` : ''})${trunc}`);
+  else if (trunc) out.push(trunc.slice(2));
   const rate = timing.passagesPerSecond === null ? '' : `, ${timing.passagesPerSecond.toFixed(1)} passages/s`;
   out.push(`time: ${timing.totalSeconds.toFixed(1)} s (queries ${timing.queryEmbedSeconds.toFixed(1)} s, corpus ${timing.corpusEmbedSeconds.toFixed(1)} s${rate}, search ${timing.searchSeconds.toFixed(1)} s)`);
   for (const w of result.warnings) out.push(`warning: ${w}`);
@@ -60,12 +61,23 @@ export function formatEvalJson(result: EvalResult, opts: JsonOptions = {}): stri
   return JSON.stringify(doc, null, opts.indent ?? 2);
 }
 
-/** TREC run lines `qid Q0 docid rank score run` for queries evaluated with `keepHits`. */
+/**
+ * TREC run lines `qid Q0 docid rank score run` (trec_eval, pytrec_eval, ranx) for queries evaluated
+ * with `keepHits`. The format is whitespace-separated: an id or run name holding whitespace is refused.
+ */
 export function formatTrecRun(result: EvalResult, runName = 'e5-tfjs'): string {
+  const plain = (what: string, s: string) => {
+    if (s === '' || /\s/.test(s)) throw new Error(`${what} ${JSON.stringify(s)} ${s === '' ? 'is empty' : 'holds whitespace'}: a TREC run file cannot hold it`);
+  };
+  plain('run name', runName);
   const lines: string[] = [];
   for (const q of result.perQuery) {
     if (!q.hits) throw new Error('formatTrecRun needs per-query hits: call evaluate() with keepHits');
-    q.hits.forEach((h, i) => lines.push(`${q.queryId} Q0 ${h.id} ${i + 1} ${h.score} ${runName}`));
+    plain('query id', q.queryId);
+    q.hits.forEach((h, i) => {
+      plain('document id', h.id);
+      lines.push(`${q.queryId} Q0 ${h.id} ${i + 1} ${h.score} ${runName}`);
+    });
   }
   return lines.length ? `${lines.join('\n')}\n` : '';
 }

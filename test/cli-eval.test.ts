@@ -131,6 +131,47 @@ describe('e5 eval: the library numbers', () => {
     assert.deepEqual(b.means, lib.means);
   });
 
+  it('--save-run FILE: a TREC run whose recall@k, computed here from it and the qrels, is the library\'s', async () => {
+    const run = path.join(tmp, 'tiny.run');
+    const r = await e5(evalArgs(data, '--no-cache', '--save-run', run, '--format', 'json'));
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual((JSON.parse(r.stdout) as EvalResult).perQuery, lib.perQuery, 'the JSON report is unchanged');
+    const ranked = new Map<string, string[]>();
+    for (const line of fs.readFileSync(run, 'utf8').trimEnd().split('\n')) {
+      const [qid, q0, doc, rank, score, tag] = line.split(' ');
+      assert.equal(q0, 'Q0');
+      assert.ok(Number.isFinite(Number(score)) && tag.length > 0, line);
+      const docs = ranked.get(qid) ?? [];
+      assert.equal(Number(rank), docs.length + 1, `ranks of ${qid} count from 1`);
+      ranked.set(qid, [...docs, doc]);
+    }
+    const relevant = new Map<string, Set<string>>();
+    for (const line of fs.readFileSync(path.join(data, 'qrels', 'test.tsv'), 'utf8').trim().split('\n').slice(1)) {
+      const [qid, doc, rel] = line.split('\t');
+      if (Number(rel) >= 1) relevant.set(qid, (relevant.get(qid) ?? new Set()).add(doc));
+    }
+    assert.equal(ranked.size, lib.counts.queriesEvaluated);
+    K.forEach((k, i) => {
+      let sum = 0;
+      for (const [qid, docs] of ranked) {
+        const rel = relevant.get(qid);
+        if (rel) sum += docs.slice(0, k).filter((d) => rel.has(d)).length / rel.size;
+      }
+      assert.ok(Math.abs(sum / ranked.size - lib.means.recall[i]) < 1e-12, `recall@${k}: ${sum / ranked.size} vs ${lib.means.recall[i]}`);
+    });
+  });
+
+  it('the cache follows $XDG_CACHE_HOME when $E5_CACHE is unset; --no-cache prints no cache line', async () => {
+    const xdg = path.join(tmp, 'xdg');
+    const r = await e5(evalArgs(data, '--format', 'json', '-q'), { env: { E5_CACHE: '', XDG_CACHE_HOME: xdg } });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(path.dirname((JSON.parse(r.stdout) as EvalResult).cache.dir!), path.join(xdg, 'e5-tfjs', 'eval'));
+    const off = await e5(evalArgs(data, '--no-cache'));
+    assert.equal(off.code, 0, off.stderr);
+    assert.doesNotMatch(off.stdout, /^cache:/m);
+    assert.doesNotMatch(off.stderr, /\((no cache|cache \d)/);
+  });
+
   it('--progress on: a corpus bar on stderr', async () => {
     const r = await e5(evalArgs(data, '--no-cache', '--progress', 'on', '--format', 'json'));
     assert.equal(r.code, 0, r.stderr);

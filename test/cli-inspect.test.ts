@@ -101,7 +101,7 @@ describe('e5 inspect', () => {
 
   it('--output DIR/: one .npy per tensor plus metadata.json; --hooks globs and --layers select', async () => {
     const out = path.join(dir, 'npy') + '/';
-    const r = await e5(['inspect', ...M, '--ids', idsFile, '--output', out, '--hooks', 'blocks.*.attn.hook_*', 'hook_pooled', '--layers', '1']);
+    const r = await e5(['inspect', ...M, '--ids', idsFile, '--output', out, '--hooks', 'blocks.*.attn.hook_*,hook_pooled', '--layers', '1']);
     assert.equal(r.code, 0, r.stderr);
     const want = ['blocks.1.attn.hook_q', 'blocks.1.attn.hook_k', 'blocks.1.attn.hook_v', 'blocks.1.attn.hook_attn_scores',
       'blocks.1.attn.hook_pattern', 'blocks.1.attn.hook_z', 'hook_pooled'];

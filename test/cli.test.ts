@@ -110,7 +110,6 @@ describe('e5 CLI: usage and help', () => {
       [['embed'], /nothing to do: give TEXT arguments or --input/],
       [['embed', '--input', 'f.txt', 'text'], /TEXT arguments or --input FILE, not both/],
       [['embed', '--batch-size', '0', 'x'], /--batch-size.*must be at least 1/],
-      [['embed', '--format', 'npy', 'x'], /--format npy is binary: give --output FILE/],
       [['similarity', '--query', 'q'], /required option '--passage <text...>' not specified/],
       [['inspect', '--layers', '3-1', 'x'], /range '3-1' runs backwards/],
       [['parity'], /required option '--ref <file>'/],

@@ -220,6 +220,21 @@ describe('eval: evaluate() on a generated BEIR set', () => {
     assert.deepEqual(r.means, base.means);
   });
 
+  it('recomputes a shard whose data bytes were zeroed on disk (its checksum no longer matches)', async () => {
+    const cacheDir = freshDir('cache');
+    const first = await evaluate(new HashingEmbedder(100), data, { k: ks, shardSize: 16, cacheDir, progress: false });
+    const file = path.join(first.cache.dir!, 'shard-00001.safetensors');
+    const bytes = fs.readFileSync(file);
+    const dataStart = 8 + Number(bytes.readBigUInt64LE(0));
+    bytes.fill(0, dataStart); // the header is intact: only the checksum can tell
+    fs.writeFileSync(file, bytes);
+    const model = new HashingEmbedder(100);
+    const r = await evaluate(model, data, { k: ks, shardSize: 16, cacheDir, progress: false });
+    assert.deepEqual([r.cache.reused, r.cache.computed, r.cache.rejected], [3, 1, 1]);
+    assert.match(r.warnings.join('\n'), /shard-00001\.safetensors is unusable and is recomputed: its data does not match its checksum/);
+    assert.deepEqual(r.means, base.means);
+  });
+
   it('uses a new cache directory when the corpus or the settings change', async () => {
     const cacheDir = freshDir('cache');
     const a = await evaluate(new HashingEmbedder(100), data, { k: ks, shardSize: 16, cacheDir, progress: false });

@@ -72,7 +72,7 @@ describe('e5 inspect --ablate', () => {
     it(`--ablate 0.1,1.3 --ablate-mode ${mode}: the dump differs from the clean one and equals ablateHeads() in-process`, async () => {
       const out = path.join(dir, `ablate-${mode}.safetensors`);
       const clean = path.join(dir, `clean-${mode}.safetensors`);
-      const hooks = ['--hooks', 'hook_embedding', 'hook_pooled', 'blocks.*.attn.hook_z'];
+      const hooks = ['--hooks', 'hook_embedding,hook_pooled', '--hooks', 'blocks.*.attn.hook_z'];
       const r = await e5(['inspect', ...M, '--ids', idsFile, ...hooks, '--output', out, '--ablate', '0.1,1.3', '--ablate-mode', mode]);
       assert.equal(r.code, 0, r.stderr);
       const c = await e5(['inspect', ...M, '--ids', idsFile, ...hooks, '--output', clean]);

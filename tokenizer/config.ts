@@ -4,9 +4,9 @@
 //   vocab_files.ts     vocab.txt + tokenizer_config.json + special_tokens_map.json (the "slow" files)
 //   folder.ts          a model folder: picks one, cross-checks it against the other
 
-import * as fs from 'fs';
 import { AddedToken } from './added_tokens';
 import { TokenizerError } from './errors';
+import { ModelFileError, readModelJson } from './model_file';
 import { BertNormalizerConfig } from './normalizer';
 import { TemplateProcessing } from './post_processor';
 import { WordPieceConfig } from './wordpiece';
@@ -82,16 +82,16 @@ export function requireCount(o: Json, key: string, file: string, prefix: string)
 }
 
 export function readJsonFile(file: string): unknown {
-  let text: string;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    return readModelJson(file);
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new TokenizerError(code === 'ENOENT' ? 'not_found' : 'io_error', `cannot read (${code ?? String(e)})`, { file });
+    throw asTokenizerError(e);
   }
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new TokenizerError('bad_json', `not valid JSON (${(e as Error).message})`, { file });
-  }
+}
+
+/** A model_file.ts error as a TokenizerError (same message); anything else unchanged. */
+export function asTokenizerError(e: unknown): unknown {
+  if (!(e instanceof ModelFileError)) return e;
+  const code = e.code === 'not_found' ? 'not_found' : e.code === 'bad_json' || e.code === 'not_utf8' ? 'bad_json' : 'io_error';
+  return new TokenizerError(code, e.detail, { file: e.file });
 }

@@ -4,7 +4,8 @@
 
 import * as fs from 'fs';
 import * as path from 'path';
-import { Json, TokenizerSpec, bad, isObject, readJsonFile } from './config';
+import { Json, TokenizerSpec, asTokenizerError, bad, isObject, readJsonFile } from './config';
+import { readModelText } from './model_file';
 import { TokenizerError } from './errors';
 import { parseTokenizerJson, templateClsSep } from './tokenizer_json';
 import { declaredSpecialTokens, parseVocabTxt, specFromVocab } from './vocab_files';
@@ -84,9 +85,9 @@ export function loadFolderSpec(dir: string): TokenizerSpec {
   const readVocab = () => {
     let text: string;
     try {
-      text = fs.readFileSync(f.vocab, 'utf8');
+      text = readModelText(f.vocab);
     } catch (e) {
-      throw new TokenizerError('io_error', `cannot read (${(e as NodeJS.ErrnoException).code ?? String(e)})`, { file: f.vocab });
+      throw asTokenizerError(e);
     }
     return parseVocabTxt(text, f.vocab);
   };

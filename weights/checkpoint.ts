@@ -124,7 +124,9 @@ function readIndex(indexPath: string): Map<string, string> {
   };
   let bytes: Buffer;
   try {
-    if (fs.statSync(indexPath).size > MAX_INDEX_BYTES) fail(`index is larger than ${MAX_INDEX_BYTES} bytes`);
+    const st = fs.statSync(indexPath);
+    if (!st.isFile()) fail('index is not a regular file'); // a FIFO would block the read forever
+    if (st.size > MAX_INDEX_BYTES) fail(`index is larger than ${MAX_INDEX_BYTES} bytes`);
     bytes = fs.readFileSync(indexPath);
   } catch (e) {
     if (e instanceof SafetensorsError) throw e;

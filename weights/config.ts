@@ -2,8 +2,8 @@
  * config.json → a typed BertConfig. Unknown activations and inconsistent shapes are errors at
  * load time, never surprises in the middle of a forward pass.
  */
-import * as fs from 'fs';
 import * as path from 'path';
+import { ModelFileError, readModelJson } from '../tokenizer/model_file';
 
 /** `gelu` is the exact erf form (HF ACT2FN["gelu"]); the tanh approximation has its own names. */
 export type HiddenAct = 'gelu' | 'gelu_new' | 'gelu_pytorch_tanh' | 'relu';
@@ -45,12 +45,12 @@ export class ConfigError extends Error {
 
 export function readBertConfig(dir: string): BertConfig {
   const file = path.join(dir, 'config.json');
-  if (!fs.existsSync(file)) throw new ConfigError(file, undefined, 'missing (a Hugging Face model folder needs config.json)');
   let raw: unknown;
   try {
-    raw = JSON.parse(fs.readFileSync(file, 'utf8'));
+    raw = readModelJson(file);
   } catch (e) {
-    throw new ConfigError(file, undefined, `not valid JSON (${(e as Error).message})`);
+    if (!(e instanceof ModelFileError)) throw e;
+    throw new ConfigError(file, undefined, e.code === 'not_found' ? 'missing (a Hugging Face model folder needs config.json)' : e.detail);
   }
   return parseBertConfig(raw, file);
 }

@@ -9,6 +9,7 @@
 import { existsSync, promises as fs, readdirSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { ModelFileError, pathExists, requireRegularFile } from '../tokenizer/model_file';
 import {
   DEFAULT_ENDPOINT,
   DEFAULT_REVISION,
@@ -92,8 +93,23 @@ async function checkLocalFolder(dir: string): Promise<void> {
   const stat = await fs.stat(dir).catch(() => undefined);
   if (!stat) throw new ModelFolderError(`model folder not found: ${dir}`, 'not_found', dir);
   if (!stat.isDirectory()) throw new ModelFolderError(`model path is not a directory: ${dir}`, 'not_a_directory', dir);
+  checkNotSpecialFiles(dir);
   const missing = await missingModelFiles(dir);
   if (missing.length) throw incompleteError(dir, missing);
+}
+
+/** A model file that exists but is a FIFO, device or folder is named as such, not reported "missing". */
+function checkNotSpecialFiles(dir: string): void {
+  for (const f of ['config.json', WEIGHTS_FILE, WEIGHTS_INDEX_FILE, ...TOKENIZER_FILES]) {
+    const file = path.join(dir, f);
+    if (!pathExists(file)) continue;
+    try {
+      requireRegularFile(file);
+    } catch (e) {
+      if (!(e instanceof ModelFileError)) throw e;
+      throw new ModelFolderError(e.message, 'invalid', file, [], { cause: e });
+    }
+  }
 }
 
 async function resolveHubModel(repoId: string, opts: ResolveOptions): Promise<ResolvedModel> {

@@ -3,8 +3,8 @@
  * `1_Pooling/config.json` (pooling mode) and `sentence_bert_config.json` (max_seq_length).
  * e5-large-unsupervised ships none of them on the Hub as far as we know; then pooling is mean.
  */
-import * as fs from 'fs';
 import * as path from 'path';
+import { ModelFileError, pathExists, readModelJson } from '../tokenizer/model_file';
 
 export type PoolingMode = 'mean' | 'cls' | 'max';
 export const POOLING_MODES: readonly PoolingMode[] = ['mean', 'cls', 'max'];
@@ -28,12 +28,13 @@ export class SentenceTransformersError extends Error {
 }
 
 function readJson(file: string): Record<string, unknown> | undefined {
-  if (!fs.existsSync(file)) return undefined;
+  if (!pathExists(file)) return undefined;
   let v: unknown;
   try {
-    v = JSON.parse(fs.readFileSync(file, 'utf8'));
+    v = readModelJson(file);
   } catch (e) {
-    throw new SentenceTransformersError(file, `not valid JSON (${(e as Error).message})`);
+    if (!(e instanceof ModelFileError)) throw e;
+    throw new SentenceTransformersError(file, e.detail);
   }
   if (typeof v !== 'object' || v === null) throw new SentenceTransformersError(file, 'must be a JSON object or array');
   return v as Record<string, unknown>;
@@ -81,6 +82,11 @@ function poolingFromConfig(o: Record<string, unknown>, file: string): PoolingMod
     ['pooling_mode_cls_token', 'cls'],
     ['pooling_mode_max_tokens', 'max'],
   ];
+  for (const [k, v] of Object.entries(o)) {
+    if (k.startsWith('pooling_mode_') && typeof v !== 'boolean') {
+      throw new SentenceTransformersError(file, `'${k}' must be true or false, got ${v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v === 'object' ? 'an object' : JSON.stringify(v)}`);
+    }
+  }
   const on = modes.filter(([k]) => o[k] === true).map(([, m]) => m);
   const unsupported = Object.keys(o).filter((k) => k.startsWith('pooling_mode_') && o[k] === true && !modes.some(([m]) => m === k));
   if (unsupported.length) throw new SentenceTransformersError(file, `unsupported pooling mode ${unsupported.join(', ')}`);

@@ -14,7 +14,7 @@ import {
 import { EMBED_FORMATS, EmbedFormat, embeddingWriter, RunSettings } from '../embedding-writers';
 import { toolVersion } from '../format';
 import { chunked } from '../input';
-import { checkWritableFolder, outputConflict } from '../output';
+import { checkWritableFolder, outputConflict, removeStaleTempFiles } from '../output';
 import { addInputOptions, inputSource, InputOptions } from '../sources';
 import { WarningTally } from '../warnings';
 
@@ -45,7 +45,7 @@ export function register(program: Command): Command {
     .addOption(new Option('--max-length <n>', "truncate each input to N tokens incl. [CLS] and [SEP] (default: the model's limit, 512)").argParser(intArg(2)))
     .addOption(new Option('--batch-size <n>', 'rows per forward pass').argParser(intArg(1)).default(32))
     .addOption(new Option('-f, --format <fmt>', 'output format (default: from the --output extension, else jsonl)').choices([...EMBED_FORMATS]))
-    .option('-o, --output <file>', 'write to FILE (via a temp file, renamed when complete) instead of stdout')
+    .option('-o, --output <file>', "write to FILE (via a temp file, renamed when complete) instead of stdout ('-' = stdout)")
     .option('--force', 'replace an existing --output file')
     .addOption(new Option('--chunk-size <n>', 'inputs per library call').argParser(intArg(1)).default(256).hideHelp());
   addModelOptions(cmd);
@@ -53,13 +53,15 @@ export function register(program: Command): Command {
   addGeneralOptions(cmd);
   cmd.addHelpText('after', `
 Output (jsonl, one line per input): {"index": 0, "id": "...", "n_tokens": 12, "truncated": false, "embedding": [...]}
-  "id" is copied from --id-field of JSONL input when present. npy: an (N, dim) float32 matrix;
+  "id" is copied from --id-field of JSONL input when present; with --on-error skip, "line" is
+  the input line number (safetensors: "lines" in __metadata__; npy has no place for it). Without TEXT or --input, texts are
+  read from stdin when it is not a terminal. npy: an (N, dim) float32 matrix;
   safetensors: tensor "embeddings" [N, dim] with the run settings, ids and n_tokens in __metadata__.
 
 Examples:
   $ e5 embed --prefix query "how much protein should a female eat"
   $ e5 embed --prefix passage --input passages.jsonl --id-field doc_id --output passages.jsonl
-  $ cat texts.txt | e5 embed --input - --prefix passage --format npy --output texts.npy`);
+  $ cat texts.txt | e5 embed --prefix passage --format npy > texts.npy`);
   return cmd.action((texts: string[], o: EmbedOptions, c: Command) => embed(texts, o, c));
 }
 
@@ -86,14 +88,19 @@ function runSettings(m: EmbeddingModel, o: EmbedOptions): RunSettings {
 
 async function embed(texts: string[], o: EmbedOptions, cmd: Command): Promise<void> {
   const r = Reporter.from(o);
+  if (o.output === '-') o.output = undefined; // '-' is stdout
   const format = resolveFormat(o);
-  if ((format === 'npy' || format === 'safetensors') && !o.output) usageError(cmd, `--format ${format} is binary: give --output FILE`);
+  if ((format === 'npy' || format === 'safetensors') && !o.output && process.stdout.isTTY) {
+    usageError(cmd, `--format ${format} is binary: give --output FILE, or redirect stdout`);
+  }
   if (o.output) {
     const conflict = outputConflict(o.output, !!o.force);
     if (conflict) usageError(cmd, conflict);
     checkWritableFolder(o.output);
+    removeStaleTempFiles(o.output).forEach((f) => r.note(`removed ${f}, left by a run that was killed`));
   }
   const source = inputSource(cmd, texts, o, r);
+  await source.ready();
 
   const t0 = performance.now();
   const m = await openModel(o, { embeddingOnly: true });
@@ -101,7 +108,7 @@ async function embed(texts: string[], o: EmbedOptions, cmd: Command): Promise<vo
     usageError(cmd, `--max-length ${o.maxLength} exceeds the model's ${m.config.maxPositionEmbeddings} positions`);
   }
   const settings = runSettings(m, o);
-  const writer = embeddingWriter(format, o.output, settings);
+  const writer = embeddingWriter(format, o.output, settings, { replace: !!o.force, lines: o.onError === 'skip' });
   const tally = new WarningTally();
   // Counting a file's lines costs a read of it: only when a bar may be shown.
   const mayShowBar = r.progressMode === 'on' || (r.progressMode === 'auto' && !!process.stderr.isTTY);
@@ -122,6 +129,10 @@ async function embed(texts: string[], o: EmbedOptions, cmd: Command): Promise<vo
       tally.countInputs(chunk.length);
       await writer.write(chunk, res);
       done += chunk.length;
+    }
+    if (done === 0 && source.skipped() > 0) {
+      source.reportSkips();
+      throw new Error(`nothing embedded: every input line was skipped (--on-error skip); no output written`);
     }
     await writer.finish();
   } catch (e) {

@@ -11,7 +11,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { backendInfo } from '../../index';
 import type { EmbeddingModel } from '../../index';
 import {
-  DEFAULT_K, DEFAULT_SHARD_SIZE, EngineEmbedder, evaluate, EvalError, formatEvalJson, formatEvalTable, loadBeir, parseKList,
+  DEFAULT_K, DEFAULT_SHARD_SIZE, EngineEmbedder, evaluate, EvalError, formatEvalJson, formatEvalTable, formatTrecRun, loadBeir, parseKList,
 } from '../../eval';
 import type { EvalResult } from '../../eval';
 import {
@@ -19,7 +19,7 @@ import {
   ModelOptions, modelLabel, openModel, Reporter, usageError,
 } from '../common';
 import { toolVersion } from '../format';
-import { checkWritableFolder, outputConflict, textSink } from '../output';
+import { checkWritableFolder, outputConflict, removeStaleTempFiles, textSink } from '../output';
 import { WarningTally } from '../warnings';
 
 type EvalFormat = 'table' | 'json';
@@ -36,12 +36,14 @@ interface EvalOptions extends ModelOptions, BackendOptions, GeneralOptions {
   format?: EvalFormat;
   output?: string;
   force?: boolean;
+  saveRun?: string;
   shardSize: number;
 }
 
-/** $E5_CACHE/eval, else ~/.cache/e5-tfjs/eval. */
+/** $E5_CACHE/eval, else $XDG_CACHE_HOME/e5-tfjs/eval (as the Hugging Face cache), else ~/.cache/e5-tfjs/eval. */
 export function defaultEvalCacheDir(env: NodeJS.ProcessEnv = process.env): string {
-  return env.E5_CACHE ? path.join(env.E5_CACHE, 'eval') : path.join(os.homedir(), '.cache', 'e5-tfjs', 'eval');
+  if (env.E5_CACHE) return path.join(env.E5_CACHE, 'eval');
+  return path.join(env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'e5-tfjs', 'eval');
 }
 
 /** --k parser: eval's own check, reported by commander as a bad option value (exit 2). */
@@ -67,7 +69,8 @@ export function register(program: Command): Command {
     .option('--doc-as-query', "embed documents as 'query: ' + text (e5's setting for Quora)")
     .addOption(new Option('-f, --format <fmt>', 'report format (default: json for an --output ending in .json, else table)').choices(['table', 'json']))
     .option('-o, --output <file>', 'write the report to FILE (via a temp file, renamed when complete) instead of stdout')
-    .option('--force', 'replace an existing --output file')
+    .option('--save-run <file>', 'also write the ranking (top max(k) per query) as a TREC run file, for trec_eval, pytrec_eval or ranx')
+    .option('--force', 'replace an existing --output or --save-run file')
     .addOption(new Option('--shard-size <n>', 'passages per cache shard (part of the cache key)').argParser(intArg(1)).default(DEFAULT_SHARD_SIZE).hideHelp());
   addModelOptions(cmd);
   addBackendOptions(cmd);
@@ -84,7 +87,8 @@ json: the full result, with per-query metrics and the run environment ("run").
 
 Examples:
   $ e5 eval --model intfloat/e5-large-unsupervised --data ./scifact --split test --k 10,100
-  $ e5 eval --model ./my-e5-folder --data ./nfcorpus --k 10 --batch-size 16 --output nfcorpus.json`);
+  $ e5 eval --model ./my-e5-folder --data ./nfcorpus --k 10 --batch-size 16 --output nfcorpus.json
+  $ e5 eval --model ./my-e5-folder --data ./scifact --k 10,100 --save-run scifact.run && trec_eval -m ndcg_cut.10 scifact/qrels/test.trec scifact.run`);
   return cmd.action((o: EvalOptions, c: Command) => runEval(o, c));
 }
 
@@ -110,11 +114,19 @@ function runInfo(m: EmbeddingModel, embedder: EngineEmbedder) {
 
 async function runEval(o: EvalOptions, cmd: Command): Promise<void> {
   const r = Reporter.from(o);
+  if (o.output === '-') o.output = undefined; // '-' is stdout
   const format = resolveFormat(o);
   if (o.output) {
     const conflict = outputConflict(o.output, !!o.force);
     if (conflict) usageError(cmd, conflict);
     checkWritableFolder(o.output);
+    removeStaleTempFiles(o.output).forEach((f) => r.note(`removed ${f}, left by a run that was killed`));
+  }
+  if (o.saveRun) {
+    const conflict = outputConflict(o.saveRun, !!o.force);
+    if (conflict) usageError(cmd, conflict.replace('--output', '--save-run'));
+    checkWritableFolder(o.saveRun);
+    removeStaleTempFiles(o.saveRun).forEach((f) => r.note(`removed ${f}, left by a run that was killed`));
   }
   const cacheDir = o.cache === false ? undefined : path.resolve(o.cache ?? defaultEvalCacheDir());
 
@@ -139,6 +151,7 @@ async function runEval(o: EvalOptions, cmd: Command): Promise<void> {
       progress: o.progress === 'on' ? true : o.progress === 'off' || o.quiet ? false : 'auto',
       progressStream: process.stderr,
       onWarning: (w) => r.warn(w),
+      keepHits: !!o.saveRun,
     });
   } finally {
     m.dispose();
@@ -146,11 +159,22 @@ async function runEval(o: EvalOptions, cmd: Command): Promise<void> {
   tally.messages().forEach((w) => r.warn(w));
 
   // Warnings went to stderr as they happened; a report file keeps them too.
-  const withRun = { ...result, run: runInfo(m, embedder) };
+  const withRun = { ...result, perQuery: result.perQuery.map(({ hits: _, ...q }) => q), run: runInfo(m, embedder) };
   const text = format === 'json'
     ? `${formatEvalJson(withRun)}\n`
     : `${formatEvalTable(o.output ? result : { ...result, warnings: [] })}\n`;
-  const sink = textSink(o.output);
+  await writeText(o.output, text, !!o.force);
+  if (o.saveRun) await writeText(o.saveRun, formatTrecRun(result, modelLabel(m).replace(/\s+/g, '_')), !!o.force);
+  const seconds = (performance.now() - t0) / 1000;
+  const { cache } = result;
+  const cacheNote = cache.dir ? ` (cache ${cache.reused}/${cache.shards} shards reused)` : '';
+  const files = [o.output, o.saveRun].filter(Boolean).join(', ');
+  r.note(`evaluated ${result.counts.queriesEvaluated} queries against ${result.dataset.corpusSize} passages with ${modelLabel(m)} on ${describeBackend(backendInfo())} in ${seconds.toFixed(1)} s${cacheNote}${files ? ` → ${files}` : ''}`);
+}
+
+/** `text` to stdout (no file) or written whole to `file` (temp file, then put in place). */
+async function writeText(file: string | undefined, text: string, replace: boolean): Promise<void> {
+  const sink = textSink(file, { replace });
   try {
     await sink.write(text);
     await sink.commit();
@@ -158,8 +182,4 @@ async function runEval(o: EvalOptions, cmd: Command): Promise<void> {
     sink.abort();
     throw e;
   }
-  const seconds = (performance.now() - t0) / 1000;
-  const { cache } = result;
-  const cacheNote = cache.dir ? `cache ${cache.reused}/${cache.shards} shards reused` : 'no cache';
-  r.note(`evaluated ${result.counts.queriesEvaluated} queries against ${result.dataset.corpusSize} passages with ${modelLabel(m)} on ${describeBackend(backendInfo())} in ${seconds.toFixed(1)} s (${cacheNote})${o.output ? ` → ${o.output}` : ''}`);
 }

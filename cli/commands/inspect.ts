@@ -85,7 +85,7 @@ export function register(program: Command): Command {
   addInputOptions(cmd, { ids: false, onError: false });
   cmd
     .option('--ids <file>', 'token ids instead of texts: JSON {"input_ids": [[...]], "attention_mask": [[...]], "token_type_ids": [[...]]}')
-    .option('--hooks <pattern...>', "hook names or globs, e.g. 'blocks.*.attn.hook_pattern' ('*' = all; default: hidden states, attention patterns, hook_pooled, hook_embedding)")
+    .option('--hooks <patterns>', "hook names or globs, comma-separated or the option repeated, e.g. 'blocks.*.attn.hook_pattern,hook_pooled' ('*' = all; default: hidden states, attention patterns, hook_pooled, hook_embedding)", hookListArg)
     .addOption(new Option('--layers <list>', 'only these layers for blocks.* hooks: 0,5,23 or ranges 0-3').argParser(parseLayers))
     .option('-o, --output <path>', 'FILE.safetensors, or a directory for one .npy per tensor (default: a summary table on stdout)')
     .option('--force', 'replace existing output files')
@@ -165,6 +165,7 @@ async function inspect(texts: string[], o: InspectOptions, cmd: Command): Promis
   checkOutputFiles(cmd, o, out);
   const source = o.ids === undefined && !pairs ? inputSource(cmd, texts, { ...o, onError: 'abort' }, r) : undefined;
   const ids = o.ids !== undefined ? readIdsFile(o.ids) : undefined;
+  await source?.ready();
 
   const m = await openModel(o);
   const L = m.config.numHiddenLayers;
@@ -256,13 +257,20 @@ function layerwiseTable(lw: LayerwiseSimilarity): string {
   return renderTable(header, rows, right) + '\n' + legend.join('\n') + '\n';
 }
 
+/** --hooks: comma-separated, and repeatable (a variadic option would swallow the TEXT after it). */
+function hookListArg(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), ...value.split(',').map((s) => s.trim()).filter(Boolean)];
+}
+
 /** The hooks to capture: --hooks globs (each must match something) or the default set, then --layers. */
 function selectHooks(cmd: Command, L: number, patterns: string[] | undefined, layers: number[] | undefined): HookName[] {
   const all = allHookNames(L);
   let names: HookName[];
   if (patterns) {
     for (const p of patterns) {
-      if (!all.some(hookMatcher(p))) usageError(cmd, `--hooks '${p}' matches no hook point of this ${L}-layer model (e.g. hook_full_embed, blocks.0.attn.hook_pattern, blocks.*.hook_resid_post)`);
+      if (all.some(hookMatcher(p))) continue;
+      const hint = all.some(hookMatcher(`*.${p}`)) ? `did you mean '*.${p}'?` : 'e.g. hook_full_embed, blocks.0.attn.hook_pattern, blocks.*.hook_resid_post';
+      usageError(cmd, `--hooks '${p}' matches no hook point of this ${L}-layer model (${hint})`);
     }
     names = all.filter(hookMatcher(patterns));
   } else {

@@ -9,7 +9,7 @@ import { BertTokenizer, Encoding, resolveModel } from '../../index';
 import { addGeneralOptions, addModelOptions, downloadProgress, GeneralOptions, intArg, ModelOptions, Reporter, usageError } from '../common';
 import { renderTable } from '../format';
 import { chunked, InputRecord } from '../input';
-import { checkWritableFolder, outputConflict, textSink } from '../output';
+import { checkWritableFolder, outputConflict, removeStaleTempFiles, textSink } from '../output';
 import { addInputOptions, inputSource, InputOptions } from '../sources';
 
 interface TokenizeOptions extends ModelOptions, GeneralOptions, InputOptions {
@@ -78,15 +78,18 @@ function encodingTable(e: Encoding, r: InputRecord): string {
 
 async function tokenize(texts: string[], o: TokenizeOptions, cmd: Command): Promise<void> {
   const r = Reporter.from(o);
+  if (o.output === '-') o.output = undefined; // '-' is stdout
   if (o.output) {
     const conflict = outputConflict(o.output, !!o.force);
     if (conflict) usageError(cmd, conflict);
     checkWritableFolder(o.output);
+    removeStaleTempFiles(o.output).forEach((f) => r.note(`removed ${f}, left by a run that was killed`));
   }
   const source = inputSource(cmd, texts, o, r, o.pairField);
+  await source.ready();
   const tok = await openTokenizer(o);
   tok.warnings.forEach((w) => r.warn(w));
-  const sink = textSink(o.output);
+  const sink = textSink(o.output, { replace: !!o.force });
   let first = true, truncated = 0;
   try {
     if (o.format === 'json') await sink.write('[');

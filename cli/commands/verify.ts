@@ -10,7 +10,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Command } from 'commander';
 import {
-  BertTokenizer, Checkpoint, installedBackends, ModelFolderError, planParams, readBertConfig, readSentenceTransformersConfig, resolveModel, SafetensorsError,
+  BertTokenizer, Checkpoint, checkFolderAgreement, installedBackends, ModelFolderError, planParams, readBertConfig, readSentenceTransformersConfig, resolveModel, SafetensorsError,
 } from '../../index';
 import { addGeneralOptions, addModelOptions, downloadProgress, GeneralOptions, ModelOptions, Reporter } from '../common';
 import { CheckFailed } from '../errors';
@@ -18,7 +18,7 @@ import { CheckFailed } from '../errors';
 type VerifyOptions = ModelOptions & GeneralOptions;
 
 /** Errors that mean "the files are wrong", as opposed to "the files could not be read". */
-const CHECK_ERRORS = new Set(['ConfigError', 'ParamsError', 'TokenizerError', 'SentenceTransformersError']);
+const CHECK_ERRORS = new Set(['FolderAgreementError', 'ConfigError', 'ParamsError', 'TokenizerError', 'SentenceTransformersError']);
 const IO_CODES = new Set(['not_found', 'not_a_file', 'io_error', 'closed', 'big_endian_host']);
 
 export function register(program: Command): Command {
@@ -64,10 +64,8 @@ function check(dir: string, r: Reporter): string[][] {
   const config = readBertConfig(dir);
   const tokenizer = BertTokenizer.fromFolder(dir);
   tokenizer.warnings.forEach((w) => r.warn(w));
-  if (tokenizer.vocabSize > config.vocabSize) {
-    throw new CheckFailed(`${path.join(dir, 'config.json')}: vocab_size ${config.vocabSize} is smaller than the tokenizer's ${tokenizer.vocabSize} tokens`);
-  }
   const st = readSentenceTransformersConfig(dir);
+  checkFolderAgreement(dir, config, tokenizer, st);
   const ckpt = Checkpoint.open(dir);
   let plan;
   try {

@@ -22,6 +22,11 @@ export interface ReadF32Options {
   into?: Float32Array;
 }
 
+function describeFileKind(st: fs.Stats): string {
+  return st.isDirectory() ? 'a directory' : st.isFIFO() ? 'a FIFO' : st.isCharacterDevice() ? 'a character device'
+    : st.isBlockDevice() ? 'a block device' : st.isSocket() ? 'a socket' : 'not a file';
+}
+
 export class SafetensorsFile {
   private fd: number | undefined;
 
@@ -40,8 +45,12 @@ export class SafetensorsFile {
     assertLittleEndianHost(path);
     let fd: number;
     try {
-      fd = fs.openSync(path, 'r');
+      // A FIFO would block open() until a writer came, a link to /dev/zero read forever: stat first.
+      const pre = fs.statSync(path);
+      if (!pre.isFile()) throw new SafetensorsError('not_a_file', path, `is not a regular file (${describeFileKind(pre)})`);
+      fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
     } catch (e) {
+      if (e instanceof SafetensorsError) throw e;
       throw ioError(path, e, 'open');
     }
     try {
