@@ -36,5 +36,5 @@ export type {
   AblationMode, AttentionViewData, AttentionViewOptions, BertvizJson, HeadRef, LayerwiseOptions, LayerwiseSimilarity, ModelShape,
   PatchingEffectOptions, PatchingReport, PatchingResult, PatchSpec, PatternsForView,
 } from './inspect';
-export { evaluate, formatEvalTable, formatEvalJson, loadBeir, parseKList, EngineEmbedder, BeirFormatError, EvalError } from './eval';
-export type { EvalResult, EvaluateOptions, BeirDataset, Embedder } from './eval';
+export { evaluate, precomputeCorpus, formatEvalTable, formatEvalJson, loadBeir, parseKList, EngineEmbedder, BeirFormatError, EvalError } from './eval';
+export type { EvalResult, EvaluateOptions, PrecomputeOptions, PrecomputeResult, BeirDataset, Embedder } from './eval';
