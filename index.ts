@@ -36,5 +36,7 @@ export type {
   AblationMode, AttentionViewData, AttentionViewOptions, BertvizJson, HeadRef, LayerwiseOptions, LayerwiseSimilarity, ModelShape,
   PatchingEffectOptions, PatchingReport, PatchingResult, PatchSpec, PatternsForView,
 } from './inspect';
-export { evaluate, precomputeCorpus, formatEvalTable, formatEvalJson, loadBeir, parseKList, EngineEmbedder, BeirFormatError, EvalError } from './eval';
+export {
+  evaluate, precomputeCorpus, formatEvalTable, formatEvalJson, loadBeir, parseKList, EngineEmbedder, modelFingerprint, BeirFormatError, EvalError,
+} from './eval';
 export type { EvalResult, EvaluateOptions, PrecomputeOptions, PrecomputeResult, BeirDataset, Embedder } from './eval';

@@ -15,10 +15,12 @@ import { EMBED_FORMATS, EmbedFormat, embeddingWriter, RunSettings } from '../emb
 import { toolVersion } from '../format';
 import { chunked } from '../input';
 import { checkWritableFolder, outputConflict } from '../output';
+import { addShardOptions, shardLabel, ShardOptions } from '../shard';
+import { EmbedShard } from '../shard-embed';
 import { addInputOptions, inputSource, InputOptions } from '../sources';
 import { WarningTally } from '../warnings';
 
-interface EmbedOptions extends ModelOptions, BackendOptions, GeneralOptions, InputOptions {
+interface EmbedOptions extends ModelOptions, BackendOptions, GeneralOptions, InputOptions, ShardOptions {
   prefix: Prefix;
   pooling?: PoolingMode;
   normalize: boolean;
@@ -47,7 +49,8 @@ export function register(program: Command): Command {
     .addOption(new Option('-f, --format <fmt>', 'output format (default: from the --output extension, else jsonl)').choices([...EMBED_FORMATS]))
     .option('-o, --output <file>', 'write to FILE (via a temp file, renamed when complete) instead of stdout')
     .option('--force', 'replace an existing --output file')
-    .addOption(new Option('--chunk-size <n>', 'inputs per library call').argParser(intArg(1)).default(256).hideHelp());
+    .addOption(new Option('--chunk-size <n>', 'inputs per library call (and per --shard block)').argParser(intArg(1)).default(256).hideHelp());
+  addShardOptions(cmd);
   addModelOptions(cmd);
   addBackendOptions(cmd);
   addGeneralOptions(cmd);
@@ -55,6 +58,10 @@ export function register(program: Command): Command {
 Output (jsonl, one line per input): {"index": 0, "id": "...", "n_tokens": 12, "truncated": false, "embedding": [...]}
   "id" is copied from --id-field of JSONL input when present. npy: an (N, dim) float32 matrix;
   safetensors: tensor "embeddings" [N, dim] with the run settings, ids and n_tokens in __metadata__.
+
+Scale-out: with --shard I/N (or inside a Slurm job array / Kubernetes Indexed Job) only blocks
+b = I, I+N, I+2N... of 256 inputs are embedded, into --output (jsonl, npy or safetensors) plus a
+sidecar FILE.shard.json; 'e5 merge --output ALL SHARD_FILES...' joins them in input order.
 
 Examples:
   $ e5 embed --prefix query "how much protein should a female eat"
@@ -93,6 +100,7 @@ async function embed(texts: string[], o: EmbedOptions, cmd: Command): Promise<vo
     if (conflict) usageError(cmd, conflict);
     checkWritableFolder(o.output);
   }
+  const shard = EmbedShard.resolve(cmd, o, format);
   const source = inputSource(cmd, texts, o, r);
 
   const t0 = performance.now();
@@ -101,15 +109,17 @@ async function embed(texts: string[], o: EmbedOptions, cmd: Command): Promise<vo
     usageError(cmd, `--max-length ${o.maxLength} exceeds the model's ${m.config.maxPositionEmbeddings} positions`);
   }
   const settings = runSettings(m, o);
+  shard?.start();
   const writer = embeddingWriter(format, o.output, settings);
   const tally = new WarningTally();
   // Counting a file's lines costs a read of it: only when a bar may be shown.
   const mayShowBar = r.progressMode === 'on' || (r.progressMode === 'auto' && !!process.stderr.isTTY);
-  const total = mayShowBar ? await source.total() : undefined;
+  const all = mayShowBar ? await source.total() : undefined;
+  const total = shard ? shard.owned(all) : all;
   const bar = r.progress('embed', total, total === undefined ? undefined : Math.ceil(total / o.batchSize));
   let done = 0;
   try {
-    for await (const chunk of chunked(source.records, o.chunkSize)) {
+    for await (const chunk of chunked(shard ? shard.records(source.records) : source.records, o.chunkSize)) {
       const res = await m.embed(chunk.map((x) => x.text), {
         prefix: o.prefix,
         pooling: o.pooling,
@@ -124,6 +134,7 @@ async function embed(texts: string[], o: EmbedOptions, cmd: Command): Promise<vo
       done += chunk.length;
     }
     await writer.finish();
+    shard?.finish(m, settings, done);
   } catch (e) {
     writer.abort();
     throw e;
@@ -133,5 +144,6 @@ async function embed(texts: string[], o: EmbedOptions, cmd: Command): Promise<vo
   tally.messages().forEach((w) => r.warn(w));
   source.reportSkips();
   const seconds = (performance.now() - t0) / 1000;
-  r.note(`embedded ${done} input${done === 1 ? '' : 's'} (dim ${settings.dim}) with ${settings.model} on ${describeBackend(settings.backend)} in ${seconds.toFixed(1)} s${o.output ? ` → ${o.output}` : ''}`);
+  const part = shard ? ` (shard ${shardLabel(shard.spec)}, ${shard.spec.source})` : '';
+  r.note(`embedded ${done} input${done === 1 ? '' : 's'}${part} (dim ${settings.dim}) with ${settings.model} on ${describeBackend(settings.backend)} in ${seconds.toFixed(1)} s${o.output ? ` → ${o.output}` : ''}`);
 }
