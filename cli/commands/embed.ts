@@ -144,6 +144,6 @@ async function embed(texts: string[], o: EmbedOptions, cmd: Command): Promise<vo
   tally.messages().forEach((w) => r.warn(w));
   source.reportSkips();
   const seconds = (performance.now() - t0) / 1000;
-  const part = shard ? ` (shard ${shardLabel(shard.spec)}, ${shard.spec.source})` : '';
+  const part = shard ? ` as shard ${shardLabel(shard.spec)} (${shard.spec.source})` : '';
   r.note(`embedded ${done} input${done === 1 ? '' : 's'}${part} (dim ${settings.dim}) with ${settings.model} on ${describeBackend(settings.backend)} in ${seconds.toFixed(1)} s${o.output ? ` → ${o.output}` : ''}`);
 }
