@@ -16,7 +16,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseShard, resolveShard, ShardUsageError } from '../cli/shard';
-import { CACHE_FORMAT, CorpusEmbeddingCache } from '../eval/cache';
+import { CACHE_FORMAT, CorpusCacheKey, CorpusEmbeddingCache } from '../eval/cache';
 import type { EvalResult } from '../eval/evaluate';
 import { BIN, cliBuild, cliEnv, e5 as runE5, REPO_ROOT, tempDir } from './support/cli';
 import { writeTinyBeir } from './support/eval-child';
@@ -33,11 +33,11 @@ before(function () {
   this.timeout(120_000);
   tmp = tempDir('e5-cli-shard-');
   modelDir = cachedModel({ preset: 'tiny' });
-  // 400 texts of 1-24 words: 13 blocks of 32, the last one partial.
+  // 232 texts of 1-24 words: 15 blocks of 16, the last one partial.
   const words = 'the quick brown fox jumps over a lazy dog while protein summit river mountain apple'.split(' ');
   let seed = 12345;
   const rand = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
-  const lines = Array.from({ length: 400 }, () => Array.from({ length: 1 + Math.floor(rand() * 24) }, () => words[Math.floor(rand() * words.length)]).join(' '));
+  const lines = Array.from({ length: 232 }, () => Array.from({ length: 1 + Math.floor(rand() * 24) }, () => words[Math.floor(rand() * words.length)]).join(' '));
   textsFile = path.join(tmp, 'texts.txt');
   fs.writeFileSync(textsFile, `${lines.join('\n')}\n`);
   cliBuild();
@@ -47,10 +47,12 @@ after(() => {
 });
 
 const e5 = (args: string[], env: Record<string, string> = {}) => runE5(args, { env: { E5_CACHE: path.join(tmp, 'e5-cache'), ...env }, timeoutMs: 120_000 });
-const embedArgs = (out: string, ...more: string[]) => ['embed', '-q', '--model', modelDir, '--input', textsFile, '--chunk-size', '32', ...EMBED_BACKEND, '--output', out, ...more];
+const embedArgs = (out: string, ...more: string[]) => ['embed', '-q', '--model', modelDir, '--input', textsFile, '--chunk-size', '16', ...EMBED_BACKEND, '--output', out, ...more];
 const sha = (file: string) => fs.readFileSync(file);
 
 describe('e5 embed --shard + e5 merge', () => {
+  // safetensors records the backend with its thread count: equal here, as every run uses the same
+  const FORMATS = ['npy', 'jsonl', 'safetensors'];
   const dir = () => path.join(tmp, 'embed');
 
   before(async function () {
@@ -58,25 +60,23 @@ describe('e5 embed --shard + e5 merge', () => {
     fs.mkdirSync(dir(), { recursive: true });
     // the single-process reference and the three workers, all at once, into one folder
     const runs = await Promise.all([
-      e5(embedArgs(path.join(dir(), 'all.npy'))),
-      e5(embedArgs(path.join(dir(), 'all.jsonl'))),
-      ...[0, 1, 2].map((i) => e5(embedArgs(path.join(dir(), `part-${i}.npy`), '--shard', `${i}/3`))),
-      ...[0, 1, 2].map((i) => e5(embedArgs(path.join(dir(), `part-${i}.jsonl`), '--shard', `${i}/3`))),
+      ...FORMATS.map((ext) => e5(embedArgs(path.join(dir(), `all.${ext}`)))),
+      ...FORMATS.flatMap((ext) => [0, 1, 2].map((i) => e5(embedArgs(path.join(dir(), `part-${i}.${ext}`), '--shard', `${i}/3`)))),
     ]);
     runs.forEach((r) => assert.equal(r.code, 0, r.stderr));
   });
 
-  it('3 parallel workers, merged: the npy and JSONL files of one process, byte for byte', async function () {
+  it('3 parallel workers, merged: the npy, JSONL and safetensors files of one process, byte for byte', async function () {
     this.timeout(60_000);
-    for (const ext of ['npy', 'jsonl']) {
+    for (const ext of FORMATS) {
       const parts = [2, 0, 1].map((i) => path.join(dir(), `part-${i}.${ext}`)); // any order
       const r = await e5(['merge', '--output', path.join(dir(), `merged.${ext}`), ...parts]);
       assert.equal(r.code, 0, r.stderr);
       assert.ok(sha(path.join(dir(), `merged.${ext}`)).equals(sha(path.join(dir(), `all.${ext}`))), `merged.${ext} differs from the single run`);
     }
-    // each worker embedded only its blocks: rows of inputs 32-63, 128-159, 224-255, 320-351 for shard 1
+    // each worker embedded only its blocks: rows of inputs 16-31, 64-79, 112-127, 160-175, 208-223 for shard 1
     const rows = fs.readFileSync(path.join(dir(), 'part-1.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { index: number }).index);
-    const expected = [[32, 64], [128, 160], [224, 256], [320, 352]].flatMap(([a, b]) => Array.from({ length: b - a }, (_, k) => a + k));
+    const expected = [[16, 32], [64, 80], [112, 128], [160, 176], [208, 224]].flatMap(([a, b]) => Array.from({ length: b - a }, (_, k) => a + k));
     assert.deepEqual(rows, expected);
   });
 
@@ -85,7 +85,7 @@ describe('e5 embed --shard + e5 merge', () => {
     const out = path.join(dir(), 'refused.npy');
     const missing = await e5(['merge', '--output', out, part(0), part(2)]);
     assert.equal(missing.code, 1);
-    assert.match(missing.stderr, /missing shard 1\/3 \(inputs from 32, 128, \.\.\.\)/);
+    assert.match(missing.stderr, /missing shard 1\/3 \(inputs from 16, 64, \.\.\.\)/);
     fs.copyFileSync(part(2), path.join(dir(), 'copy-2.npy'));
     fs.copyFileSync(`${part(2)}.shard.json`, path.join(dir(), 'copy-2.npy.shard.json'));
     const twice = await e5(['merge', '--output', out, part(0), part(1), part(2), path.join(dir(), 'copy-2.npy')]);
@@ -123,7 +123,7 @@ describe('e5 embed --shard + e5 merge', () => {
       assert.equal(runs[k].code, 0, runs[k].stderr);
       assert.ok(sha(path.join(dir(), `${name}.npy`)).equals(want), `${name}: not shard 1/3`);
       const m = JSON.parse(fs.readFileSync(path.join(dir(), `${name}.npy.shard.json`), 'utf8')) as { shard: unknown };
-      assert.deepEqual(m.shard, { index: 1, count: 3, block_size: 32 });
+      assert.deepEqual(m.shard, { index: 1, count: 3, block_size: 16 });
     });
     // --shard wins over the environment; --no-shard ignores it
     const explicit = await e5(embedArgs(path.join(dir(), 'explicit.npy'), '--shard', '1/3'), { SLURM_ARRAY_TASK_ID: '0', SLURM_ARRAY_TASK_COUNT: '5' });
@@ -256,7 +256,7 @@ describe('corpus cache on a directory shared between machines', () => {
   it("removes a dead writer's temp files of this host only, never another host's", () => {
     const dir = tempDir('e5-cache-hosts-');
     try {
-      const key = { format: CACHE_FORMAT, embedder: 'm', engine: null, pooling: null, prefix: 'passage' as const, maxLength: null, shardSize: 10, nDocs: 1, corpusSha256: 'x' };
+      const key: CorpusCacheKey = { format: CACHE_FORMAT, embedder: 'm', engine: null, pooling: null, prefix: 'passage', maxLength: null, shardSize: 10, nDocs: 1, corpusSha256: 'x' };
       const cache = CorpusEmbeddingCache.open(dir, key);
       const dead = 2 ** 22 + 12345; // above Linux's default pid_max: no such process here
       const host = os.hostname().replace(/[^A-Za-z0-9-]/g, '-');
