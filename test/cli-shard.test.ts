@@ -93,6 +93,9 @@ describe('e5 embed --shard + e5 merge', () => {
     assert.match(twice.stderr, /shard 2\/3 given twice: .*part-2\.npy and .*copy-2\.npy/);
     assert.equal(fs.existsSync(out), false);
     assert.deepEqual(fs.readdirSync(dir()).filter((f) => f.startsWith('.refused')), [], 'no temp file left');
+    const onto = await e5(['merge', '--force', '--output', part(0), part(0), part(1), part(2)]);
+    assert.equal(onto.code, 2);
+    assert.match(onto.stderr, /--output .*part-0\.npy is one of the shards/);
   });
 
   it('merge refuses shards of different settings, and a file cut short', async () => {

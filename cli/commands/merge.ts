@@ -47,7 +47,9 @@ async function merge(files: string[], o: MergeOptions, cmd: Command): Promise<vo
   const conflict = outputConflict(o.output, !!o.force);
   if (conflict) usageError(cmd, conflict);
   checkWritableFolder(o.output);
-  const byIndex = checkedParts(files.map((f) => f.replace(/\.shard\.json$/, '')));
+  const inputs = files.map((f) => f.replace(/\.shard\.json$/, ''));
+  if (inputs.some((f) => path.resolve(f) === path.resolve(o.output))) usageError(cmd, `--output ${o.output} is one of the shards`);
+  const byIndex = checkedParts(inputs);
   const first = byIndex[0].m;
   const ext = path.extname(o.output).toLowerCase();
   const known = Object.entries(EXTENSIONS).find(([, exts]) => exts.includes(ext));
