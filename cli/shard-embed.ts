@@ -33,7 +33,7 @@ export class EmbedShard {
     }
     if (!spec) return undefined;
     const why = `shard ${shardLabel(spec)} (${spec.source})`;
-    if (!o.output) usageError(cmd, `${why} writes a file for 'e5 merge': give --output FILE`);
+    if (!o.output || o.output === '-') usageError(cmd, `${why} writes a file for 'e5 merge': give --output FILE (not stdout)`);
     if (!(SHARDED_FORMATS as readonly string[]).includes(format)) usageError(cmd, `${why}: --format ${format} cannot be merged; use ${SHARDED_FORMATS.join(', ')}`);
     return new EmbedShard(spec, o.output, format as ShardedFormat, o.chunkSize);
   }
