@@ -6,6 +6,7 @@
  */
 import type { Command } from 'commander';
 import { backendInfo, EngineEmbedder, loadBeir, precomputeCorpus } from '../index';
+import type { PrecomputeResult } from '../index';
 import { describeBackend, modelLabel, openModel, Reporter, usageError } from './common';
 import type { EvalOptions } from './commands/eval';
 import { resolveShard, shardLabel, ShardSpec, ShardUsageError } from './shard';
@@ -35,7 +36,7 @@ export async function runEvalShard(o: EvalOptions, shard: ShardSpec, cacheDir: s
   dataset.warnings.forEach((w) => r.warn(w));
   const m = await openModel(o, { embeddingOnly: true });
   const tally = new WarningTally();
-  let res;
+  let res: PrecomputeResult;
   try {
     const embedder = new EngineEmbedder(m, { onWarning: (w) => tally.add(w) });
     res = await precomputeCorpus(embedder, dataset, {
