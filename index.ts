@@ -40,5 +40,7 @@ export type {
 } from './inspect';
 export { compareArrays, describeMismatch } from './engine/compare';
 export type { CompareOptions, CompareResult, Mismatch } from './engine/compare';
-export { evaluate, formatEvalTable, formatEvalJson, loadBeir, parseKList, EngineEmbedder, BeirFormatError, EvalError } from './eval';
-export type { EvalResult, EvaluateOptions, BeirDataset, Embedder } from './eval';
+export {
+  evaluate, precomputeCorpus, formatEvalTable, formatEvalJson, loadBeir, parseKList, EngineEmbedder, modelFingerprint, BeirFormatError, EvalError,
+} from './eval';
+export type { EvalResult, EvaluateOptions, PrecomputeOptions, PrecomputeResult, BeirDataset, Embedder } from './eval';

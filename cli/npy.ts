@@ -6,6 +6,7 @@
  * either only parse .npy or build the whole array in memory; a streamed embedding matrix needs
  * its row count patched in at the end, so this small writer is ours.
  */
+import * as fs from 'fs';
 import { AtomicFile } from './output';
 
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
@@ -66,5 +67,26 @@ export class NpyRowWriter {
 
   finish(): void {
     this.file.writeAt(npyHeader([this.rows, this.cols], STREAM_HEADER_BYTES), 0);
+  }
+}
+
+/** The shape and data offset of a float32 C-order .npy file (the kind this module writes); errors name the file. */
+export function readNpyHeader(file: string): { shape: number[]; dataOffset: number } {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const head = new Uint8Array(10);
+    const bad = (why: string) => new Error(`${file}: not a float32 .npy matrix (${why})`);
+    if (fs.readSync(fd, head, 0, 10, 0) !== 10 || !MAGIC.every((b, i) => head[i] === b)) throw bad('no \\x93NUMPY magic');
+    if (head[6] !== 1) throw bad(`format version ${head[6]}.${head[7]}, expected 1.0`);
+    const length = new DataView(head.buffer).getUint16(8, true);
+    const dict = Buffer.alloc(length);
+    if (fs.readSync(fd, dict, 0, length, 10) !== length) throw bad('header cut short');
+    const text = dict.toString('latin1');
+    if (!/'descr': '<f4'/.test(text) || !/'fortran_order': False/.test(text)) throw bad(`header ${text.trim()}`);
+    const shape = /'shape': \(([0-9, ]*)\)/.exec(text)?.[1].split(',').map((x) => x.trim()).filter(Boolean).map(Number);
+    if (!shape) throw bad(`header ${text.trim()}`);
+    return { shape, dataOffset: 10 + length };
+  } finally {
+    fs.closeSync(fd);
   }
 }

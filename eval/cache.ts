@@ -14,9 +14,15 @@
  * at all. Each carries its own metadata (key hash, index, start, count, dim, sha256 of its texts) and
  * is re-verified on resume — its data against the sha256 it carries too, so bytes damaged on disk
  * (a zeroed block) are not reused — and one that fails to open or to match is recomputed, with a warning.
+ *
+ * Several processes, on several machines, may share one cache directory (NFS): temp names carry the
+ * writer's pid and host (`.shard-00003.safetensors.<pid>@<host>.<hex>.tmp`), and a temp file is
+ * only removed as stale by a process on the same host that finds its pid gone — never one of
+ * another machine's live writers, whose pid this host cannot see.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { SafetensorsError, SafetensorsFile, writeSafetensors } from '../weights/safetensors';
 import { EvalError } from './errors';
@@ -157,8 +163,12 @@ export class CorpusEmbeddingCache {
 
   /** Writes a finished shard (temp file + rename: readers see all of it or nothing). */
   save(index: number, meta: ShardMeta, shard: LoadedShard): void {
+    // writeSafetensors writes the file whole under a temp name of its own and renames it to `tmp`;
+    // `tmp` names this host, so another machine sharing the directory never takes it for stale.
+    const target = this.shardPath(index);
+    const tmp = tempName(target);
     writeSafetensors(
-      this.shardPath(index),
+      tmp,
       { embeddings: { dtype: 'F32', shape: [meta.count, shard.dim], data: shard.data } },
       {
         format: CACHE_FORMAT, key_sha256: this.keySha256, shard: String(index), start: String(meta.start),
@@ -166,15 +176,36 @@ export class CorpusEmbeddingCache {
         n_truncated: String(shard.nTruncated), n_tokens: String(shard.nTokens), data_sha256: dataSha256(shard.data),
       },
     );
-  }
-
-  /** Deletes temp files left by a killed writer (their pid no longer runs); never a live writer's. */
-  private removeStaleTempFiles(): void {
-    for (const name of fs.readdirSync(this.dir)) {
-      const m = /^\..+\.(\d+)\.[0-9a-f]+\.tmp$/.exec(name);
-      if (m && !processAlive(Number(m[1]))) fs.rmSync(path.join(this.dir, name), { force: true });
+    try {
+      fs.renameSync(tmp, target);
+    } catch (e) {
+      fs.rmSync(tmp, { force: true });
+      throw e;
     }
   }
+
+  /**
+   * Deletes temp files left by a killed writer of this host (their pid no longer runs); never a live
+   * writer's, nor any other host's. writeSafetensors' own temp file inside ours (`..<ours>.<pid>.<hex>.tmp`)
+   * is named after ours, so it goes with it.
+   */
+  private removeStaleTempFiles(): void {
+    const host = hostLabel();
+    for (const name of fs.readdirSync(this.dir)) {
+      const m = /^\.\.?[^.].*?\.(\d+)@([A-Za-z0-9-]+)\.[0-9a-f]+\.tmp(\.\d+\.[0-9a-f]+\.tmp)?$/.exec(name);
+      if (m && m[2] === host && !processAlive(Number(m[1]))) fs.rmSync(path.join(this.dir, name), { force: true });
+    }
+  }
+}
+
+/** This machine's name as temp names carry it: letters, digits and '-'. */
+function hostLabel(): string {
+  return os.hostname().replace(/[^A-Za-z0-9-]/g, '-') || 'localhost';
+}
+
+/** `.<name>.<pid>@<host>.<random hex>.tmp` beside `file`: unique across processes and machines. */
+function tempName(file: string): string {
+  return path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}@${hostLabel()}.${randomBytes(6).toString('hex')}.tmp`);
 }
 
 /** sha256 of float32 data as stored (little-endian bytes). */
@@ -193,7 +224,7 @@ function processAlive(pid: number): boolean {
 }
 
 function writeFileAtomic(file: string, text: string): void {
-  const tmp = `${path.join(path.dirname(file), `.${path.basename(file)}`)}.${process.pid}.${Date.now().toString(16)}.tmp`;
+  const tmp = tempName(file);
   const fd = fs.openSync(tmp, 'wx');
   try {
     fs.writeSync(fd, text);

@@ -24,6 +24,13 @@ export const DEFAULT_K: readonly number[] = [1, 3, 5, 10, 100, 1000];
 export const DEFAULT_SHARD_SIZE = 1024;
 export const TIE_BREAK = 'score descending, then doc id descending (trec_eval comp_sim_docno)';
 
+export interface CheckedEmbeddings {
+  data: Float32Array; // [n, dim]
+  dim: number;
+  nTruncated: number;
+  nTokens: number;
+}
+
 export interface EvaluateOptions {
   /** qrels/<split>.tsv (default 'test'). Ignored when a loaded dataset is passed, except as a check. */
   split?: string;
@@ -143,10 +150,7 @@ export async function evaluate(model: Embedder, dataset: string | BeirDataset, o
   const excludeDoc = new Int32Array(queryIds.map((q) => (ignoreIdenticalIds ? docIndex.get(q) ?? -1 : -1)));
   const search = new ExactTopK(qOut.data, queryIds.length, dim, idRanks(corpus.ids), { k: ks[ks.length - 1], excludeDoc });
 
-  const key: CorpusCacheKey = {
-    format: CACHE_FORMAT, embedder: model.id, engine: model.engine ?? null, pooling: model.pooling ?? null, prefix: inputs.prefix,
-    maxLength: opts.maxLength ?? null, shardSize, nDocs: corpus.ids.length, corpusSha256: hashTexts(corpus.ids, inputs.texts),
-  };
+  const key = corpusCacheKey(model, corpus.ids, inputs, opts.maxLength, shardSize);
   const cache = opts.cacheDir === undefined ? undefined : CorpusEmbeddingCache.open(opts.cacheDir, key);
   const shards = planShards(corpus.ids, inputs.texts, shardSize);
   const bar = makeProgress('corpus', progressOn, opts.progressStream);
@@ -217,8 +221,22 @@ function queryResults(
   });
 }
 
+/** Everything the corpus vectors depend on (see cache.ts): the cache directory's key. */
+export function corpusCacheKey(
+  model: Embedder,
+  ids: readonly string[],
+  inputs: { prefix: 'query' | 'passage'; texts: string[] },
+  maxLength: number | undefined,
+  shardSize: number,
+): CorpusCacheKey {
+  return {
+    format: CACHE_FORMAT, embedder: model.id, engine: model.engine ?? null, pooling: model.pooling ?? null, prefix: inputs.prefix,
+    maxLength: maxLength ?? null, shardSize, nDocs: ids.length, corpusSha256: hashTexts(ids, inputs.texts),
+  };
+}
+
 /** Consecutive runs of `shardSize` passages, each with the hash of its (id, text) pairs. */
-function planShards(ids: readonly string[], texts: readonly string[], shardSize: number): ShardMeta[] {
+export function planShards(ids: readonly string[], texts: readonly string[], shardSize: number): ShardMeta[] {
   const metas: ShardMeta[] = [];
   for (let start = 0; start < ids.length; start += shardSize) {
     const count = Math.min(shardSize, ids.length - start);
@@ -294,15 +312,8 @@ async function scoreCorpus(args: {
   return stats;
 }
 
-interface CheckedEmbeddings {
-  data: Float32Array; // [n, dim]
-  dim: number;
-  nTruncated: number;
-  nTokens: number;
-}
-
 /** Calls the embedder and checks what it returns: count, one dimension, finite values. */
-async function embedChecked(
+export async function embedChecked(
   model: Embedder,
   texts: string[],
   prefix: EmbedPrefix,
@@ -345,7 +356,7 @@ function checkKs(ks: number[]): number[] {
   return sorted;
 }
 
-function checkPositiveInt(name: string, v: number): number {
+export function checkPositiveInt(name: string, v: number): number {
   if (!Number.isSafeInteger(v) || v < 1) throw new EvalError('bad_option', `${name} must be a positive integer, got ${v}`);
   return v;
 }

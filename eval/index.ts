@@ -6,6 +6,8 @@
  */
 export { evaluate, beirScores, parseKList, DEFAULT_K, DEFAULT_SHARD_SIZE, TIE_BREAK } from './evaluate';
 export type { EvaluateOptions, EvalResult, QueryResult } from './evaluate';
+export { precomputeCorpus } from './precompute';
+export type { PrecomputeOptions, PrecomputeResult } from './precompute';
 export { formatEvalTable, formatEvalJson, formatTrecRun } from './report';
 export type { TableOptions, JsonOptions } from './report';
 export { loadBeir, assembleDataset, readCorpus, readQueries, readQrels } from './beir';

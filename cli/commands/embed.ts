@@ -15,10 +15,12 @@ import { EMBED_FORMATS, EmbedFormat, embeddingWriter, RunSettings } from '../emb
 import { toolVersion } from '../format';
 import { chunked } from '../input';
 import { checkWritableFolder, outputConflict, removeStaleTempFiles } from '../output';
+import { addShardOptions, shardLabel, ShardOptions } from '../shard';
+import { EmbedShard } from '../shard-embed';
 import { addInputOptions, inputSource, InputOptions } from '../sources';
 import { WarningTally } from '../warnings';
 
-interface EmbedOptions extends ModelOptions, BackendOptions, GeneralOptions, InputOptions {
+interface EmbedOptions extends ModelOptions, BackendOptions, GeneralOptions, InputOptions, ShardOptions {
   prefix: Prefix;
   pooling?: PoolingMode;
   normalize: boolean;
@@ -47,7 +49,8 @@ export function register(program: Command): Command {
     .addOption(new Option('-f, --format <fmt>', 'output format (default: from the --output extension, else jsonl)').choices([...EMBED_FORMATS]))
     .option('-o, --output <file>', "write to FILE (via a temp file, renamed when complete) instead of stdout ('-' = stdout)")
     .option('--force', 'replace an existing --output file')
-    .addOption(new Option('--chunk-size <n>', 'inputs per library call').argParser(intArg(1)).default(256).hideHelp());
+    .addOption(new Option('--chunk-size <n>', 'inputs per library call (and per --shard block)').argParser(intArg(1)).default(256).hideHelp());
+  addShardOptions(cmd);
   addModelOptions(cmd);
   addBackendOptions(cmd);
   addGeneralOptions(cmd);
@@ -57,6 +60,10 @@ Output (jsonl, one line per input): {"index": 0, "id": "...", "n_tokens": 12, "t
   the input line number (safetensors: "lines" in __metadata__; npy has no place for it). Without TEXT or --input, texts are
   read from stdin when it is not a terminal. npy: an (N, dim) float32 matrix;
   safetensors: tensor "embeddings" [N, dim] with the run settings, ids and n_tokens in __metadata__.
+
+Scale-out: with --shard I/N (or inside a Slurm job array / Kubernetes Indexed Job) only blocks
+b = I, I+N, I+2N... of 256 inputs are embedded, into --output (jsonl, npy or safetensors) plus a
+sidecar FILE.shard.json; 'e5 merge --output ALL SHARD_FILES...' joins them in input order.
 
 Examples:
   $ e5 embed --prefix query "how much protein should a female eat"
@@ -99,6 +106,7 @@ async function embed(texts: string[], o: EmbedOptions, cmd: Command): Promise<vo
     checkWritableFolder(o.output);
     removeStaleTempFiles(o.output).forEach((f) => r.note(`removed ${f}, left by a run that was killed`));
   }
+  const shard = EmbedShard.resolve(cmd, o, format);
   const source = inputSource(cmd, texts, o, r);
   await source.ready();
 
@@ -108,15 +116,17 @@ async function embed(texts: string[], o: EmbedOptions, cmd: Command): Promise<vo
     usageError(cmd, `--max-length ${o.maxLength} exceeds the model's ${m.config.maxPositionEmbeddings} positions`);
   }
   const settings = runSettings(m, o);
+  shard?.start();
   const writer = embeddingWriter(format, o.output, settings, { replace: !!o.force, lines: o.onError === 'skip' });
   const tally = new WarningTally();
   // Counting a file's lines costs a read of it: only when a bar may be shown.
   const mayShowBar = r.progressMode === 'on' || (r.progressMode === 'auto' && !!process.stderr.isTTY);
-  const total = mayShowBar ? await source.total() : undefined;
+  const all = mayShowBar ? await source.total() : undefined;
+  const total = shard ? shard.owned(all) : all;
   const bar = r.progress('embed', total, total === undefined ? undefined : Math.ceil(total / o.batchSize));
   let done = 0;
   try {
-    for await (const chunk of chunked(source.records, o.chunkSize)) {
+    for await (const chunk of chunked(shard ? shard.records(source.records) : source.records, o.chunkSize)) {
       const res = await m.embed(chunk.map((x) => x.text), {
         prefix: o.prefix,
         pooling: o.pooling,
@@ -135,6 +145,7 @@ async function embed(texts: string[], o: EmbedOptions, cmd: Command): Promise<vo
       throw new Error(`nothing embedded: every input line was skipped (--on-error skip); no output written`);
     }
     await writer.finish();
+    shard?.finish(m, settings, done);
   } catch (e) {
     writer.abort();
     throw e;
@@ -144,5 +155,6 @@ async function embed(texts: string[], o: EmbedOptions, cmd: Command): Promise<vo
   tally.messages().forEach((w) => r.warn(w));
   source.reportSkips();
   const seconds = (performance.now() - t0) / 1000;
-  r.note(`embedded ${done} input${done === 1 ? '' : 's'} (dim ${settings.dim}) with ${settings.model} on ${describeBackend(settings.backend)} in ${seconds.toFixed(1)} s${o.output ? ` → ${o.output}` : ''}`);
+  const part = shard ? ` as shard ${shardLabel(shard.spec)} (${shard.spec.source})` : '';
+  r.note(`embedded ${done} input${done === 1 ? '' : 's'}${part} (dim ${settings.dim}) with ${settings.model} on ${describeBackend(settings.backend)} in ${seconds.toFixed(1)} s${o.output ? ` → ${o.output}` : ''}`);
 }

@@ -20,11 +20,13 @@ import {
 } from '../common';
 import { toolVersion } from '../format';
 import { checkWritableFolder, outputConflict, removeStaleTempFiles, textSink } from '../output';
+import { addShardOptions, ShardOptions } from '../shard';
+import { evalShardCheck, runEvalShard } from '../shard-eval';
 import { WarningTally } from '../warnings';
 
 type EvalFormat = 'table' | 'json';
 
-interface EvalOptions extends ModelOptions, BackendOptions, GeneralOptions {
+export interface EvalOptions extends ModelOptions, BackendOptions, GeneralOptions, ShardOptions {
   data: string;
   split: string;
   k: number[];
@@ -72,6 +74,7 @@ export function register(program: Command): Command {
     .option('--save-run <file>', 'also write the ranking (top max(k) per query) as a TREC run file, for trec_eval, pytrec_eval or ranx')
     .option('--force', 'replace an existing --output or --save-run file')
     .addOption(new Option('--shard-size <n>', 'passages per cache shard (part of the cache key)').argParser(intArg(1)).default(DEFAULT_SHARD_SIZE).hideHelp());
+  addShardOptions(cmd);
   addModelOptions(cmd);
   addBackendOptions(cmd);
   addGeneralOptions(cmd);
@@ -81,6 +84,10 @@ Queries are embedded as 'query: ' + text, passages as 'passage: ' + strip(title 
 (unilm/e5 mteb_beir_eval.py); a document whose id equals the query's is never returned (BEIR).
 Corpus embeddings are cached in shards of ${DEFAULT_SHARD_SIZE} passages keyed by model, weights
 fingerprint, settings and corpus: interrupt a run (Ctrl-C, crash) and run it again to resume.
+
+Scale-out: with --shard I/N (or inside a Slurm job array / Kubernetes Indexed Job) this process
+only embeds its share of the corpus cache shards (shard s goes to worker s mod N) into the cache and
+prints one summary line; a final run without --shard on the same --cache reuses them and reports.
 
 Output: a table of the means (BEIR rounds to 5 decimals) with counts, cache use and timing;
 json: the full result, with per-query metrics and the run environment ("run").
@@ -113,6 +120,8 @@ function runInfo(m: EmbeddingModel, embedder: EngineEmbedder) {
 }
 
 async function runEval(o: EvalOptions, cmd: Command): Promise<void> {
+  const shard = evalShardCheck(o, cmd);
+  if (shard) return runEvalShard(o, shard, path.resolve(o.cache || defaultEvalCacheDir()));
   const r = Reporter.from(o);
   if (o.output === '-') o.output = undefined; // '-' is stdout
   const format = resolveFormat(o);

@@ -1,0 +1,136 @@
+/**
+ * The record `e5 embed --shard I/N` leaves beside its output, and `e5 merge` checks: a sidecar
+ * `<output>.shard.json` saying which inputs the file holds and what made them.
+ *
+ *   {"format": "e5-tfjs-embedding-shard/1",
+ *    "shard": {"index": 1, "count": 3, "block_size": 256},     inputs in blocks of block_size, block b → shard b mod count
+ *    "input": {"count": 1000, "sha256": "..."},                 every input (not only this shard's), in order
+ *    "rows": 256, "ranges": [[256, 512]],                       the global input indexes of the rows, in file order
+ *    "output": {"file": "part-1.npy", "format": "npy", "bytes": 262272},
+ *    "model_sha256": "...", "settings": {...the run settings of JSON/safetensors outputs}}
+ *
+ * Order of writing: an old sidecar is removed first, then the data file is committed (temp +
+ * rename), then the sidecar. A worker killed at any point leaves either no sidecar (merge refuses
+ * the file: rerun the worker) or a sidecar that describes the data file beside it.
+ */
+import { createHash, Hash } from 'crypto';
+import * as fs from 'fs';
+import * as path from 'path';
+import type { RunSettings } from './embedding-writers';
+import type { InputRecord } from './input';
+import { AtomicFile } from './output';
+import { ownsBlock, ShardSpec } from './shard';
+
+export const SHARD_FORMAT = 'e5-tfjs-embedding-shard/1';
+export type ShardedFormat = 'jsonl' | 'npy' | 'safetensors';
+export const SHARDED_FORMATS: readonly ShardedFormat[] = ['jsonl', 'npy', 'safetensors'];
+
+export interface ShardManifest {
+  format: typeof SHARD_FORMAT;
+  shard: { index: number; count: number; block_size: number };
+  input: { count: number; sha256: string };
+  rows: number;
+  ranges: Array<[number, number]>;
+  output: { file: string; format: ShardedFormat; bytes: number };
+  model_sha256: string;
+  settings: RunSettings;
+}
+
+export function manifestPath(dataFile: string): string {
+  return `${dataFile}.shard.json`;
+}
+
+/** sha256 over every input's `JSON.stringify([id, text])` line, in input order. */
+export class InputFingerprint {
+  private readonly h: Hash = createHash('sha256');
+  count = 0;
+  add(r: InputRecord): void {
+    this.h.update(`${JSON.stringify([r.id ?? null, r.text])}\n`);
+    this.count++;
+  }
+  digest(): string {
+    return this.h.digest('hex');
+  }
+}
+
+/** The records of `records` that shard `s` owns (blocks of `blockSize`), fingerprinting all of them. */
+export async function* shardRecords(records: AsyncIterable<InputRecord>, s: ShardSpec, blockSize: number, fp: InputFingerprint): AsyncGenerator<InputRecord> {
+  for await (const r of records) {
+    fp.add(r);
+    if (ownsBlock(s, Math.floor(r.index / blockSize))) yield r;
+  }
+}
+
+/** [start, end) of each block shard `s` owns among `total` inputs. */
+export function shardRanges(s: ShardSpec, total: number, blockSize: number): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  for (let b = s.index; b * blockSize < total; b += s.count) out.push([b * blockSize, Math.min((b + 1) * blockSize, total)]);
+  return out;
+}
+
+/** Before a sharded run writes `dataFile`: no sidecar may outlive the data it described. */
+export function removeManifest(dataFile: string): void {
+  fs.rmSync(manifestPath(dataFile), { force: true });
+}
+
+export function writeManifest(dataFile: string, m: ShardManifest): void {
+  const file = new AtomicFile(manifestPath(dataFile));
+  try {
+    // One top-level field per line, each value compact (ranges can run to thousands of pairs).
+    file.write(`{\n${Object.entries(m).map(([k, v]) => ` ${JSON.stringify(k)}: ${JSON.stringify(v)}`).join(',\n')}\n}\n`);
+    file.commit();
+  } catch (e) {
+    file.abort();
+    throw e;
+  }
+}
+
+/** A shard's sidecar, checked for shape and against its data file; errors name the file. */
+export function readManifest(dataFile: string): ShardManifest {
+  const mf = manifestPath(dataFile);
+  if (!fs.existsSync(dataFile)) throw new Error(`${dataFile}: no such file`);
+  if (!fs.existsSync(mf)) throw new Error(`${dataFile}: no ${path.basename(mf)} beside it: not a finished 'e5 embed --shard' output (rerun that worker)`);
+  let m: ShardManifest;
+  try {
+    m = JSON.parse(fs.readFileSync(mf, 'utf8')) as ShardManifest;
+  } catch (e) {
+    throw new Error(`${mf}: not JSON (${(e as Error).message})`);
+  }
+  const bad = (what: string) => new Error(`${mf}: ${what}`);
+  if (m?.format !== SHARD_FORMAT) throw bad(`format is ${JSON.stringify(m?.format)}, expected ${JSON.stringify(SHARD_FORMAT)}`);
+  const int = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
+  if (!int(m.shard?.index) || !int(m.shard?.count) || !(m.shard.index < m.shard.count) || !(m.shard.block_size >= 1)) throw bad('shard: expected {index < count, count, block_size >= 1}');
+  if (!int(m.input?.count) || typeof m.input.sha256 !== 'string') throw bad('input: expected {count, sha256}');
+  if (!SHARDED_FORMATS.includes(m.output?.format)) throw bad(`output.format is ${JSON.stringify(m.output?.format)}`);
+  const spec = { index: m.shard.index, count: m.shard.count, source: mf };
+  if (JSON.stringify(m.ranges) !== JSON.stringify(shardRanges(spec, m.input.count, m.shard.block_size))) {
+    throw bad(`ranges do not match shard ${m.shard.index}/${m.shard.count} of ${m.input.count} inputs in blocks of ${m.shard.block_size}`);
+  }
+  if (m.rows !== m.ranges.reduce((n, [a, b]) => n + b - a, 0)) throw bad(`rows ${m.rows} is not the size of its ranges`);
+  const bytes = fs.statSync(dataFile).size;
+  if (bytes !== m.output.bytes) throw new Error(`${dataFile}: ${bytes} bytes, its sidecar says ${m.output.bytes}: the file was replaced or cut; rerun its worker`);
+  return m;
+}
+
+/** Why two shards cannot be joined (undefined when they can): the first differing field. */
+export function manifestMismatch(a: ShardManifest, b: ShardManifest): string | undefined {
+  const fields: Array<[string, (m: ShardManifest) => unknown]> = [
+    ['model weights (sha256)', (m) => m.model_sha256],
+    ['input (sha256 of every text and id)', (m) => m.input.sha256],
+    ['input count', (m) => m.input.count],
+    ['shard count', (m) => m.shard.count],
+    ['block size (--chunk-size)', (m) => m.shard.block_size],
+    ['output format', (m) => m.output.format],
+    ['prefix', (m) => m.settings.prefix],
+    ['pooling', (m) => m.settings.pooling],
+    ['normalize', (m) => m.settings.normalize],
+    ['max length', (m) => m.settings.max_length],
+    ['dimension', (m) => m.settings.dim],
+    ['backend', (m) => m.settings.backend?.name],
+    ['tool version', (m) => m.settings.tool],
+  ];
+  for (const [name, get] of fields) {
+    if (get(a) !== get(b)) return `${name}: ${JSON.stringify(get(a))} vs ${JSON.stringify(get(b))}`;
+  }
+  return undefined;
+}
