@@ -36,8 +36,8 @@ async function main() {
   if (!(maxDiff < 1e-5)) {
     throw new Error(`tfjs-node loads but a ${M}×${K}·${K}×${N} matMul + softmax differs from float64 by ${maxDiff}`);
   }
-  const versions = tf.version;
-  console.log(`make native: @tensorflow/tfjs-node ${versions['tfjs-node']} works on TensorFlow ${versions.tensorflow ?? '(version unknown)'}` +
+  const tfVersion = tf.backend().binding?.TF_Version ?? '(version unknown)';
+  console.log(`make native: @tensorflow/tfjs-node ${tf.version['tfjs-node']} works on TensorFlow ${tfVersion}` +
     ` (backend 'tensorflow'; matMul + softmax vs float64: max |Δ| ${maxDiff.toExponential(1)})`);
 }
 

@@ -16,7 +16,7 @@ import { loadModel } from '../e5/model';
 import { linearLayers, paramTensors } from '../weights/params';
 import { attentionByHand } from './support/attention';
 import { testBackend } from './support/backend';
-import { BIN, cliEnv, tempDir } from './support/cli';
+import { BIN, cliEnv, e5, tempDir } from './support/cli';
 import { cachedModel } from '../devtools/generate-model';
 import { mulberry32 } from '../devtools/rng';
 
@@ -101,9 +101,9 @@ describe('tensorflow backend (tfjs-node)', () => {
     assert.match(runtime.nativeVersion ?? '', /^\d+\.\d+/);
   });
 
-  // stderr as a terminal, a shell pipe or a file is re-opened while TensorFlow loads (a socket,
-  // which Node's own 'pipe' stdio is, cannot be: engine/backends/tensorflow/quiet.ts), so a file here.
-  it("keeps TensorFlow's load-time log lines off the CLI's stderr unless --debug", () => {
+  // stderr as a file here, and as a socket (Node's 'pipe' stdio) below: the socket needs the dup()
+  // addon `make native` builds (engine/backends/tensorflow/quiet.ts).
+  it("keeps TensorFlow's load-time log lines off the CLI's stderr unless --debug", async () => {
     const model = cachedModel({ preset: 'tiny' });
     const run = (extra: string[]) => {
       const file = path.join(tempDir(), 'stderr.txt'), fd = fs.openSync(file, 'w');
@@ -118,5 +118,8 @@ describe('tensorflow backend (tfjs-node)', () => {
     const debug = run(['--debug']);
     assert.equal(debug.code, 0, debug.stderr);
     assert.match(debug.stderr, /oneDNN|absl|I0000/);
+    const overSocket = await e5(['embed', '--backend', 'tensorflow', '--model', model, 'query: hello']);
+    assert.equal(overSocket.code, 0, overSocket.stderr);
+    assert.doesNotMatch(overSocket.stderr, /oneDNN|absl|I0000|cpu_feature_guard/, 'stderr as a socket (is make native\'s e5-tfjs-fd there?)');
   });
 });

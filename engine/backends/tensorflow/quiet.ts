@@ -1,11 +1,45 @@
 /**
  * Run `fn` with file descriptor 2 pointed at /dev/null, then give it back. For TensorFlow's
- * load-time log lines, which it writes to fd 2 itself (no setting reaches them). Node has no
- * dup(), so stderr is re-opened through /proc/self/fd: Linux only, and only where that works — a
- * terminal, a pipe, a file. Elsewhere, or when stderr is a socket (Node's own 'pipe' stdio for a
- * child), `fn` runs with stderr as it is and the lines show.
+ * load-time log lines, which it writes to fd 2 itself (no setting reaches them).
+ *
+ * Node has no dup(): `make native` builds one (scripts/fd-addon, installed as e5-tfjs-fd), which
+ * works whatever stderr is. Without it, stderr is re-opened through /proc/self/fd (Linux), which
+ * works for a terminal, a pipe or a file but not a socket (Node's own 'pipe' stdio for a child):
+ * there, or elsewhere, `fn` runs with stderr as it is and the lines show.
  */
 import * as fs from 'fs';
+
+interface FdOps {
+  dup(fd: number): number;
+  dup2(from: number, to: number): number;
+}
+
+function fdOps(): FdOps | undefined {
+  try {
+    return require('e5-tfjs-fd') as FdOps;
+  } catch {
+    return undefined;
+  }
+}
+
+export function withStderrSilenced<T>(fn: () => T): T {
+  const ops = fdOps();
+  return ops ? withDup(ops, fn) : withReopen(fn);
+}
+
+function withDup<T>(ops: FdOps, fn: () => T): T {
+  const saved = ops.dup(2);
+  if (saved < 0) return fn();
+  const devNull = fs.openSync('/dev/null', 'a');
+  try {
+    ops.dup2(devNull, 2);
+    return fn();
+  } finally {
+    ops.dup2(saved, 2);
+    fs.closeSync(saved);
+    fs.closeSync(devNull);
+  }
+}
 
 /** Open /dev/null until it lands on descriptor 2 (0 and 1 may be closed too); the extras to close after. */
 function devNullOnStderr(): number[] {
@@ -21,7 +55,7 @@ function devNullOnStderr(): number[] {
   }
 }
 
-export function withStderrSilenced<T>(fn: () => T): T {
+function withReopen<T>(fn: () => T): T {
   let saved: number;
   try {
     saved = fs.openSync('/proc/self/fd/2', 'a');

@@ -1,0 +1,1 @@
+{ "targets": [{ "target_name": "e5_fd", "sources": ["fd.c"] }] }
