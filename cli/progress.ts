@@ -79,13 +79,18 @@ export function progressBar(label: string, stream: NodeJS.WriteStream = process.
 
 /**
  * The hub's progress callback for a model download: a bar on `stream` from the first byte count,
- * closed when every planned byte has arrived.
+ * closed when every planned byte has arrived (a last file reported twice draws nothing more).
  */
 export function downloadBar(label: string, stream: NodeJS.WriteStream = process.stderr): (p: DownloadProgress) => void {
   const bar = progressBar(label, stream);
+  let finished = false;
   return (p) => {
+    if (finished) return;
     bar.update(p);
-    if (p.bytes >= p.total) bar.stop();
+    if (p.bytes >= p.total) {
+      finished = true;
+      bar.stop();
+    }
   };
 }
 

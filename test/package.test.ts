@@ -63,21 +63,8 @@ function copyCheckout(to: string): void {
   fs.symlinkSync(path.join(REPO_ROOT, 'node_modules'), path.join(to, 'node_modules'), 'dir');
 }
 
-const CJS_SCRIPT = `
-const { initBackend, loadModel } = require('e5-tfjs');
-(async () => {
-  // TODO(lead): drop "backend: 'wasm', threads: 1" (use the default backend) once a script on the
-  // default threaded wasm backend exits on its own.
-  await initBackend({ backend: 'wasm', threads: 1 });
-  const model = await loadModel(process.argv[2]);
-  const r = await model.embed(JSON.parse(process.argv[3]));
-  model.dispose();
-  process.stdout.write(JSON.stringify(r.embeddings.map((e) => Array.from(e))));
-})();
-`;
-
-const ESM_SCRIPT = `
-import { initBackend, loadModel } from 'e5-tfjs';
+/** What both consumer scripts do once they have the package: embed argv[3]'s texts, print them as JSON. */
+const EMBED = `
 // TODO(lead): drop "backend: 'wasm', threads: 1" (use the default backend) once a script on the
 // default threaded wasm backend exits on its own.
 await initBackend({ backend: 'wasm', threads: 1 });
@@ -86,6 +73,8 @@ const r = await model.embed(JSON.parse(process.argv[3]));
 model.dispose();
 process.stdout.write(JSON.stringify(r.embeddings.map((e) => Array.from(e))));
 `;
+const CJS_SCRIPT = `const { initBackend, loadModel } = require('e5-tfjs');\n(async () => {${EMBED}})();\n`;
+const ESM_SCRIPT = `import { initBackend, loadModel } from 'e5-tfjs';\n${EMBED}`;
 
 /** A strict TypeScript consumer: the shipped types must be real (a misspelt backend must not compile). */
 const TS_CONSUMER = `
