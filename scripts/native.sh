@@ -24,7 +24,7 @@ CACHE=.cache/native
 say() { echo "make native: $*"; }
 fail() { echo "make native: $*" >&2; echo "make native: the project keeps working on the wasm backend" >&2; exit 1; }
 
-check() { node scripts/native-check.js; }
+check() { node scripts/native-check.js 2>"$CACHE/check.log" || { cat "$CACHE/check.log" >&2; return 1; }; }
 
 # dup()/dup2() for Node (scripts/fd-addon): lets the tensorflow backend keep TensorFlow's load-time
 # log lines off stderr whatever stderr is. Optional: without a compiler the lines may show.
