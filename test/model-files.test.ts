@@ -11,7 +11,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { loadModel } from '../e5/model';
 import { firstInvalidUtf8 as cliFirstInvalidUtf8 } from '../cli/input';
-import { firstInvalidUtf8, readModelText, tooDeepAt } from '../tokenizer/model_file';
+import { firstInvalidUtf8, readModelText, tooDeepAt } from '../util/model_file';
 import { testBackend } from './support/backend';
 import { e5 } from './support/cli';
 import { cachedModel, Rng } from '../devtools/generate-model';

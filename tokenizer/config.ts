@@ -6,7 +6,7 @@
 
 import { AddedToken } from './added_tokens';
 import { TokenizerError } from './errors';
-import { ModelFileError, readModelJson } from './model_file';
+import { ModelFileError, readModelJson } from '../util/model_file';
 import { BertNormalizerConfig } from './normalizer';
 import { TemplateProcessing } from './post_processor';
 import { WordPieceConfig } from './wordpiece';

@@ -5,7 +5,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { Json, TokenizerSpec, asTokenizerError, bad, isObject, readJsonFile } from './config';
-import { readModelText } from './model_file';
+import { readModelText } from '../util/model_file';
 import { TokenizerError } from './errors';
 import { parseTokenizerJson, templateClsSep } from './tokenizer_json';
 import { declaredSpecialTokens, parseVocabTxt, specFromVocab } from './vocab_files';

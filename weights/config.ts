@@ -3,7 +3,7 @@
  * load time, never surprises in the middle of a forward pass.
  */
 import * as path from 'path';
-import { ModelFileError, readModelJson } from '../tokenizer/model_file';
+import { ModelFileError, readModelJson } from '../util/model_file';
 
 /** `gelu` is the exact erf form (HF ACT2FN["gelu"]); the tanh approximation has its own names. */
 export type HiddenAct = 'gelu' | 'gelu_new' | 'gelu_pytorch_tanh' | 'relu';

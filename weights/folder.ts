@@ -9,7 +9,7 @@
 import { existsSync, promises as fs, readdirSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ModelFileError, pathExists, requireRegularFile } from '../tokenizer/model_file';
+import { ModelFileError, pathExists, requireRegularFile } from '../util/model_file';
 import {
   DEFAULT_ENDPOINT,
   DEFAULT_REVISION,

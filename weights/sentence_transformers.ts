@@ -4,7 +4,7 @@
  * e5-large-unsupervised ships none of them on the Hub as far as we know; then pooling is mean.
  */
 import * as path from 'path';
-import { ModelFileError, pathExists, readModelJson } from '../tokenizer/model_file';
+import { ModelFileError, pathExists, readModelJson } from '../util/model_file';
 
 export type PoolingMode = 'mean' | 'cls' | 'max';
 export const POOLING_MODES: readonly PoolingMode[] = ['mean', 'cls', 'max'];
