@@ -15,6 +15,7 @@ import * as path from 'path';
 import { BackendOptions, BackendPlugin, genericRuntime, Runtime, setTfBackend } from '../../backend';
 import { withStderrSilenced } from './quiet';
 import { tensorflowOps } from './ops';
+import { tfOps } from './tf-ops';
 import { tensorflowWeightSink } from './weights';
 
 const HOW_TO_GET_IT = "the 'tensorflow' backend needs @tensorflow/tfjs-node: `npm install @tensorflow/tfjs-node` where its download works, or `make native` (builds it offline from a tensorflow-cpu wheel)";
@@ -40,7 +41,7 @@ export const plugin: BackendPlugin = {
     await setTfBackend('tensorflow');
     const binding = (tf.backend() as unknown as { binding?: { TF_Version?: string } }).binding;
     const info = { name: 'tensorflow' as const, threads: Number(process.env.TF_NUM_INTRAOP_THREADS) || threads, tfjsVersion: tf.version_core, nativeVersion: binding?.TF_Version };
-    return { ...genericRuntime(info, tensorflowOps), weightSink: () => tensorflowWeightSink() };
+    return { ...genericRuntime(info, tensorflowOps(tfOps())), weightSink: () => tensorflowWeightSink() };
   },
 };
 

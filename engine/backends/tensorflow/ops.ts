@@ -1,6 +1,6 @@
 /**
- * The encoder's operations on TensorFlow (tfjs-node). Linear, GELU and LayerNorm are the generic
- * tfjs ops (each one TensorFlow kernel or a few; the matmul is oneDNN's). Attention is batched:
+ * The encoder's operations on TensorFlow (tfjs-node). Linear is TensorFlow's MatMul + BiasAdd
+ * called by name (./tf-ops.ts); GELU and LayerNorm are the generic tfjs ops. Attention is batched:
  * every row and head of a layer in two batched matmuls, [R,H,T,Dh]·[R,H,Dh,T] and ·[R,H,T,Dh],
  * rows of different lengths padded to the longest for attention only (the dense layers run on
  * the packed tokens) and masked — TensorFlow's batched GEMM is as fast as its 2-D one, so there is
@@ -9,7 +9,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { MASK_VALUE } from '../../numerics';
 import type { AttentionInput, Ops } from '../../ops';
+import type { Linear } from '../../../weights/params';
 import { genericOps } from '../generic/ops';
+import type { TfOps } from './tf-ops';
 
 /**
  * Where each row's tokens sit in a [R, Tmax] grid: for every grid cell the index of its packed
@@ -68,8 +70,16 @@ function z(pattern: tf.Tensor4D, v: tf.Tensor2D, a: AttentionInput, g: Grid): tf
   return fromHeads(tf.matMul(pattern, toHeads(v, a, g)) as tf.Tensor4D, a, g); // [R,H,T,Dh] → [N,D]
 }
 
-export const tensorflowOps: Ops = {
-  ...genericOps,
+/** The encoder's operations on TensorFlow; `tf` is tfjs-node's backend, for ops called by name. */
+export function tensorflowOps(tfops: TfOps | undefined): Ops {
+  return {
+    ...genericOps,
+    ...(tfops && { linear: (x: tf.Tensor2D, p: Linear) => tfops.matMulBias(x, p.weight, p.bias, p.outIn === true) }),
+    ...batchedAttention,
+  };
+}
+
+const batchedAttention: Pick<Ops, 'attention' | 'attentionScores' | 'attentionSoftmax' | 'attentionZ'> = {
   attention: (q, k, v, a) =>
     tf.tidy(() => {
       const g = grid(a);
