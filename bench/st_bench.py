@@ -3,7 +3,7 @@ would otherwise pick — SentenceTransformer(folder) on PyTorch 2.x, as the mode
 sentence-transformers snippet runs it.
 
   PY bench/st_bench.py                                  a persistent server (bench/torch_bench.py's protocol)
-  PY bench/st_bench.py --whole-run --model DIR [--threads N] TEXT
+  PY bench/st_bench.py --whole-run --model DIR [--threads N] (TEXT | --input FILE)
                                                         one whole process: import, load, encode, print
 
 PY is the reference venv's python (make reference-env). Fixed batches run the model's own
@@ -70,8 +70,18 @@ class Server:
             return {"seconds": seconds, "real_tokens": int(b.sum()), "padded_tokens": int(b.numel()), "probe": e[0].tolist()}
         e = self.model.encode(a, batch_size=b, normalize_embeddings=True, convert_to_numpy=True)
         seconds = time.perf_counter() - t0
-        real = int(self.model.tokenize(a)["attention_mask"].sum())
-        return {"seconds": seconds, "real_tokens": real, "padded_tokens": real, "probe": e[0].tolist()}
+        real, padded = self.token_counts(a, b)
+        return {"seconds": seconds, "real_tokens": real, "padded_tokens": padded, "probe": e[0].tolist()}
+
+    def token_counts(self, texts, batch_size):
+        """Real tokens, and tokens as encode() pads them: sorted longest first (its own text-length
+        rule), batches of batch_size, each padded to its longest row."""
+        order = sorted(range(len(texts)), key=lambda i: -self.model._text_length(texts[i]))
+        real = padded = 0
+        for s in range(0, len(order), batch_size):
+            mask = self.model.tokenize([texts[i] for i in order[s:s + batch_size]])["attention_mask"]
+            real, padded = real + int(mask.sum()), padded + mask.numel()
+        return real, padded
 
     def stats(self, req):
         return {"maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "threads": torch.get_num_threads()}
@@ -88,11 +98,13 @@ def whole_run(argv):
     ap.add_argument("--whole-run", action="store_true")
     ap.add_argument("--model", required=True)
     ap.add_argument("--threads", type=int, default=0)
-    ap.add_argument("text")
+    ap.add_argument("--input", help="embed every line of this file instead of TEXT")
+    ap.add_argument("text", nargs="?")
     a = ap.parse_args(argv)
+    texts = open(a.input, encoding="utf-8").read().splitlines() if a.input else [a.text]
     model, _ = load(a.model, a.threads)
-    e = model.encode([a.text], normalize_embeddings=True, convert_to_numpy=True)
-    print(json.dumps({"embedding": e[0].tolist()}))
+    e = model.encode(texts, batch_size=32, normalize_embeddings=True, convert_to_numpy=True)
+    print(json.dumps({"embedding": e[0].tolist(), "rows": len(texts)}))
 
 
 if __name__ == "__main__":

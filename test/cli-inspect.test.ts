@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { allHookNames, defaultHookNames, writeSafetensors } from '../index';
 import type { TensorToWrite } from '../weights/safetensors';
-import { e5, tempDir } from './support/cli';
+import { e5, tempDir, CLI_BACKEND } from './support/cli';
 import { cachedModel } from '../devtools/generate-model';
 import { readAll } from './support/golden';
 import { PYTHON, skipUnlessPython } from './support/python';
@@ -40,7 +40,7 @@ function rewrite(file: string, out: string, edit: (tensors: Map<string, TensorTo
 
 before(() => {
   model = cachedModel({ preset: 'tiny' });
-  M = ['--model', model, '--backend', 'cpu'];
+  M = ['--model', model, '--backend', CLI_BACKEND];
   dir = tempDir();
   idsFile = path.join(dir, 'ids.json');
   fs.writeFileSync(idsFile, JSON.stringify(IDS));
@@ -68,7 +68,7 @@ describe('e5 inspect', () => {
     }
     assert.equal(metadata.format, 'e5-tfjs-inspect');
     assert.equal(metadata.model, model);
-    assert.equal(JSON.parse(metadata.backend).name, 'cpu');
+    assert.equal(JSON.parse(metadata.backend).name, CLI_BACKEND);
     assert.match(metadata.tool, /^e5-tfjs /);
     assert.deepEqual(JSON.parse(metadata.input_ids), IDS.input_ids);
     assert.deepEqual(JSON.parse(metadata.attention_mask), IDS.attention_mask);
@@ -206,7 +206,7 @@ describe('e5 parity', () => {
     skipUnlessPython(this, 'torch', 'python3-torch');
     const ref = path.join(dir, 'torch.safetensors');
     execFileSync(PYTHON, [path.join(__dirname, 'parity', 'reference.py'), '--model', model, '--ids', idsFile, '--output', ref], { stdio: 'pipe' });
-    const r = await e5(['parity', '--backend', 'cpu', '--ref', ref, '--atol', '1e-5']);
+    const r = await e5(['parity', '--backend', CLI_BACKEND, '--ref', ref, '--atol', '1e-5']);
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.match(r.stderr, /model: .* \(from .*torch\.safetensors's metadata\)/);
     assert.match(r.stdout, /8 of 8 tensors within atol 0\.00001/);

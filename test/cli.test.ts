@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { BertTokenizer, SafetensorsFile } from '../index';
 import { buildProgram } from '../cli/main';
-import { e5, jsonLines, tempDir } from './support/cli';
+import { e5, jsonLines, tempDir, CLI_BACKEND } from './support/cli';
 import { cachedModel } from '../devtools/generate-model';
 import { PYTHON, pythonCanImport } from './support/python';
 
@@ -76,7 +76,7 @@ let dir: string;
 
 before(function () {
   model = cachedModel({ preset: 'tiny' });
-  M = ['--model', model, '--backend', 'cpu'];
+  M = ['--model', model, '--backend', CLI_BACKEND];
 });
 
 describe('e5 CLI: usage and help', () => {
@@ -205,7 +205,7 @@ describe('e5 embed', () => {
       const md = f.metadata;
       assert.equal(md.format, 'e5-tfjs-embeddings');
       assert.equal(md.model, model);
-      assert.equal(JSON.parse(md.backend).name, 'cpu');
+      assert.equal(JSON.parse(md.backend).name, CLI_BACKEND);
       assert.equal(md.prefix, 'passage');
       assert.equal(md.pooling, 'mean');
       assert.equal(md.normalize, 'true');
@@ -228,7 +228,7 @@ describe('e5 embed', () => {
     assert.equal(r.code, 0, r.stderr);
     const doc = JSON.parse(fs.readFileSync(out, 'utf8'));
     assert.equal(doc.model, model);
-    assert.equal(doc.backend.name, 'cpu');
+    assert.equal(doc.backend.name, CLI_BACKEND);
     assert.equal(doc.dim, 32);
     assert.deepEqual(doc.embeddings, jsonl);
   });
@@ -319,7 +319,7 @@ describe('e5 embed', () => {
 
     it('inputs without a prefix and truncated inputs are counted on stderr', async () => {
       const long = 'many words '.repeat(20);
-      const r = await e5(['embed', '--model', e5Model, '--backend', 'cpu', '--max-length', '6', 'query: short', 'no prefix', long, long]);
+      const r = await e5(['embed', '--model', e5Model, '--backend', CLI_BACKEND, '--max-length', '6', 'query: short', 'no prefix', long, long]);
       assert.equal(r.code, 0, r.stderr);
       const out = jsonLines<EmbedLine>(r.stdout);
       assert.deepEqual(out.map((l) => [l.n_tokens, l.truncated]), [[5, false], [4, false], [6, true], [6, true]]);
@@ -328,11 +328,11 @@ describe('e5 embed', () => {
     });
 
     it("a double prefix is reported; -q silences every warning", async () => {
-      const r = await e5(['embed', '--model', e5Model, '--backend', 'cpu', '--prefix', 'query', 'query: already', 'fine']);
+      const r = await e5(['embed', '--model', e5Model, '--backend', CLI_BACKEND, '--prefix', 'query', 'query: already', 'fine']);
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stderr, /warning: 1 input already starts with a prefix; 'query: ' was added in front anyway/);
       assert.doesNotMatch(r.stderr, /neither/);
-      const q = await e5(['embed', '--model', e5Model, '--backend', 'cpu', '-q', '--max-length', '3', 'no prefix at all here']);
+      const q = await e5(['embed', '--model', e5Model, '--backend', CLI_BACKEND, '-q', '--max-length', '3', 'no prefix at all here']);
       assert.equal(q.code, 0, q.stderr);
       assert.equal(q.stderr, '');
       assert.equal(jsonLines(q.stdout).length, 1);
@@ -355,7 +355,7 @@ describe('e5 similarity', () => {
     const doc = JSON.parse(r.stdout);
     assert.deepEqual(doc.queries, queries);
     assert.deepEqual(doc.passages, passages);
-    assert.equal(doc.backend.name, 'cpu');
+    assert.equal(doc.backend.name, CLI_BACKEND);
     assert.equal(doc.model, model);
     scores = doc.scores;
     const q = jsonLines<EmbedLine>((await e5(['embed', ...M, '--prefix', 'query', ...queries])).stdout);

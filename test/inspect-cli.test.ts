@@ -16,7 +16,7 @@ import { ablateHeads, layerwiseSimilarity, parseHeadList } from '../inspect';
 import type { ViewPayload } from '../inspect/html';
 import { testBackend } from './support/backend';
 import { dumpDom, findChromium } from './support/chromium';
-import { e5, tempDir } from './support/cli';
+import { e5, tempDir, CLI_BACKEND } from './support/cli';
 import { cachedModel } from '../devtools/generate-model';
 import { readAll } from './support/golden';
 import { PYTHON, skipUnlessPython } from './support/python';
@@ -57,7 +57,7 @@ before(async () => {
   await testBackend();
   modelDir = cachedModel({ preset: 'tiny' });
   m = await loadModel(modelDir);
-  M = ['--model', modelDir, '--backend', 'cpu'];
+  M = ['--model', modelDir, '--backend', CLI_BACKEND];
   dir = tempDir('e5-inspect-cli-');
   idsFile = path.join(dir, 'ids.json');
   fs.writeFileSync(idsFile, JSON.stringify(IDS));

@@ -9,6 +9,12 @@ import { BIN, cliBuild, REPO_ROOT } from '../../devtools/cli-build';
 
 export { BIN, cliBuild, REPO_ROOT };
 
+/**
+ * The backend the CLI suites run the model on: cpu (a fast start) unless E5_TEST_BACKEND names one,
+ * so `make test-tensorflow` runs them on tensorflow.
+ */
+export const CLI_BACKEND = process.env.E5_TEST_BACKEND ?? 'cpu';
+
 export interface CliResult {
   code: number;
   stdout: string;
