@@ -43,7 +43,7 @@ export interface ShapeContext {
 /** The category of one kernel call from its name and its (first) output's shape. */
 export function categorize(kernel: string, outShape: readonly number[], c: ShapeContext): Category {
   if (kernel === '_FusedMatMul' || kernel === 'MatMul') return 'matmul: linear';
-  // E5Attention is all of attention in one kernel: q·kᵀ, scale, mask, softmax, ·v (engine/simd.ts).
+  // E5Attention is all of attention in one kernel: q·kᵀ, scale, mask, softmax, ·v (engine/backends/wasm/simd.ts).
   if (kernel === 'BatchMatMul' || kernel === ATTENTION_KERNEL || kernel === ATTN_SCORES_KERNEL || kernel === ATTN_Z_KERNEL) return 'matmul: attention';
   if (kernel === 'Softmax' || kernel === 'LogSoftmax' || kernel === ATTN_SOFTMAX_KERNEL) return 'attention softmax';
   if (kernel === 'Erf' || kernel === 'Tanh' || kernel === GELU_ERF_KERNEL) return 'gelu';

@@ -1,5 +1,5 @@
 /**
- * The engine's EmbeddingModel (engine/load.ts) as an eval Embedder, and the identity that keys the
+ * The engine's EmbeddingModel (e5/model.ts) as an eval Embedder, and the identity that keys the
  * corpus cache: `<repo>@<commit>#<fingerprint>` for a hub model, `<dir>#<fingerprint>` for a folder.
  *
  * The fingerprint stands for "these weights, this tokenizer, this config" without hashing 1.34 GB:
@@ -66,7 +66,7 @@ export function modelFingerprint(dir: string): WeightsFingerprint {
   return { sha256: h.digest('hex'), weightFiles, configFiles, tensorsSampled, bytesRead };
 }
 
-/** The safetensors files engine/load.ts reads: model.safetensors, else the shards its index names. */
+/** The safetensors files e5/model.ts reads: model.safetensors, else the shards its index names. */
 export function weightFileNames(dir: string): string[] {
   if (fs.existsSync(path.join(dir, SAFETENSORS_FILE))) return [SAFETENSORS_FILE];
   const index = path.join(dir, SAFETENSORS_INDEX);

@@ -1,7 +1,7 @@
 /**
  * The one thing evaluation needs from a model: turn texts into L2-normalised vectors.
  *
- * This is the contract of engine/load.ts (the lead's loader); it is restated here so eval/ depends
+ * This is the contract of e5/model.ts (the e5 embedding API); it is restated here so eval/ depends
  * on a shape, not on the engine, and so tests can plug in a deterministic fake.
  */
 

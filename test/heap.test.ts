@@ -1,5 +1,5 @@
 /**
- * engine/heap.ts and the loading path built on it: weights read straight into the wasm heap,
+ * engine/backends/wasm/heap.ts and the loading path built on it: weights read straight into the wasm heap,
  * the heap faulted in by worker threads while the main thread writes, XNNPACK prepacking,
  * Linear weights released once packed. Expectations: the portable path (fresh arrays through
  * tf.tensor, loadBertParams' default) gives the same values bit for bit; a model that keeps

@@ -1,5 +1,5 @@
 /**
- * engine/simd.ts and the attention kernels on it (engine/kernels.ts). Expectations: attention
+ * engine/backends/wasm/simd.ts and the attention kernels on it (engine/backends/wasm/kernels.ts). Expectations: attention
  * computed by hand in float64; the JavaScript GELU's and LayerNorm's bits; tfjs-wasm's own per-head matmuls (XNNPACK) bit for bit for q·kᵀ;
  * the one-kernel and the three-step (hook) forms bit for bit; a worker computing its share of
  * the heads; the engine taking this path on wasm.
@@ -105,7 +105,7 @@ describe('attention in wasm SIMD', () => {
     });
   });
 
-  it('GELU: the bits of the JavaScript function (engine/elementwise.ts), specials and a tail included', () => {
+  it('GELU: the bits of the JavaScript function (engine/backends/elementwise.ts), specials and a tail included', () => {
     const specials = [NaN, Infinity, -Infinity, 0, -0, 3.92 * Math.SQRT2, -3.92 * Math.SQRT2, 1e-30, -1e-30, 3.4e38, -3.4e38];
     const n = 40_003, x = Float32Array.from({ length: n }, (_, i) => (i < specials.length ? specials[i] : -6 + (12 * ((i * 7919) % n)) / n));
     const want = new Float32Array(n);
@@ -114,7 +114,7 @@ describe('attention in wasm SIMD', () => {
     assert.deepEqual(bits(got), bits(want));
   });
 
-  it('LayerNorm: the bits of the JavaScript function (engine/elementwise.ts), rows of any width', () => {
+  it('LayerNorm: the bits of the JavaScript function (engine/backends/elementwise.ts), rows of any width', () => {
     for (const D of [1, 3, 8, 37, 1024]) {
       const R = 5, x = Float32Array.from({ length: R * D }, (_, i) => (i % 7 === 0 ? 40 : 0) + 3 * Math.sin(i * 1.37));
       const gamma = Float32Array.from({ length: D }, (_, j) => 1 + 0.3 * Math.cos(j)), beta = Float32Array.from({ length: D }, (_, j) => 0.1 * Math.sin(3 * j));

@@ -18,7 +18,7 @@ import { Checkpoint } from './checkpoint';
 
 /**
  * Set on a Linear whose weight was handed to XNNPACK for good and its memory given back
- * (engine/heap.ts releaseLinearWeight): the tensor the matmul still names, whose data must never
+ * (engine/backends/wasm/heap.ts releaseLinearWeight): the tensor the matmul still names, whose data must never
  * be read. `weight` then throws, saying how to load the model with weights kept.
  */
 export const PACKED_WEIGHT = Symbol('packedWeight');
@@ -195,12 +195,12 @@ export interface LoadOptions {
   plan?: ParamsPlan;
   /**
    * Makes a float32 tensor whose values `fill` writes (default: a fresh array given to
-   * tf.tensor). engine/heap.ts `filledTensor` writes straight into tfjs-wasm's heap.
+   * tf.tensor). engine/backends/wasm/heap.ts `filledTensor` writes straight into tfjs-wasm's heap.
    */
   newTensor?: (shape: number[], fill: (dst: Float32Array) => void) => tf.Tensor;
   /**
    * Called as soon as each Linear (weight and bias) is in backend memory, with its checkpoint
-   * name (`encoder.layer.0.attention.self.query`): engine/load.ts packs it for XNNPACK there,
+   * name (`encoder.layer.0.attention.self.query`): e5/model.ts packs it for XNNPACK there,
    * so a weight it releases leaves memory the next one is read into.
    */
   onLinear?: (lin: Linear, name: string) => void;

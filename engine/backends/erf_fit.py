@@ -1,4 +1,4 @@
-"""Derivation of the erf approximation used by the one-pass GELU kernel (engine/kernels.ts).
+"""Derivation of the erf approximation used by the one-pass GELU kernel (engine/backends/wasm/kernels.ts).
 
 erf(u) ~= u * P(u^2) / Q(u^2) on [0, 3.92] (odd, so the whole line by symmetry; beyond 3.92 erf is
 +-1 to within 5.6e-9), P of degree 6 and Q of degree 5 in u^2, Q(0) = 1. Fitted by linearised least

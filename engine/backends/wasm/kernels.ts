@@ -28,15 +28,15 @@
  * composed ops: TensorFlow's erf is exact). test/backend.test.ts checks it against math.erf
  * values and the composed ops.
  *
- * Both are split over worker threads on the shared heap for large inputs (engine/threads.ts; the
- * arithmetic itself is engine/elementwise.ts). On wasm with our SIMD module, both run their
- * float64×2 forms (engine/simd.ts): the same operations, so the same bits; GELU ~1.7×, LayerNorm
+ * Both are split over worker threads on the shared heap for large inputs (engine/backends/wasm/threads.ts; the
+ * arithmetic itself is engine/backends/elementwise.ts). On wasm with our SIMD module, both run their
+ * float64×2 forms (engine/backends/wasm/simd.ts): the same operations, so the same bits; GELU ~1.7×, LayerNorm
  * ~4× as fast.
  *
  * E5RowHeads (wasm): each row's attention heads copied out of a packed [N, D] matrix in one
  * kernel, in the form the attention matmuls take (see rowHeadsKernel).
  *
- * E5Attention (wasm, given the SIMD module of engine/simd.ts): a whole layer's attention — every
+ * E5Attention (wasm, given the SIMD module of engine/backends/wasm/simd.ts): a whole layer's attention — every
  * row, every head: q·kᵀ, scale, mask, softmax, ·v — from q, k, v [N, D] to z [N, D], a row's
  * heads shared over the worker threads. E5AttnScores, E5AttnSoftmax and E5AttnZ are its three
  * steps apart, for when a hook wants the scores or the pattern; they run the same functions, so
@@ -49,7 +49,7 @@ import { MASK_VALUE } from '../../numerics';
 import { attentionScratchFloats, instantiateSimd } from './simd';
 import { HeapThreads, MIN_PARALLEL_ELEMENTS, MIN_PARALLEL_MACS, SimdKernels } from './threads';
 
-/** The parts of tfjs-backend-wasm 4.22's backend object these kernels (and engine/heap.ts) use. */
+/** The parts of tfjs-backend-wasm 4.22's backend object these kernels (and engine/backends/wasm/heap.ts) use. */
 export interface WasmBackendLike {
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
   typedArrayFromHeap(t: tf.TensorInfo): Float32Array | Int32Array | Uint8Array;

@@ -1,5 +1,5 @@
 /**
- * The part of the WebAssembly JS API the engine uses (engine/gemm.ts, engine/threads.ts).
+ * The part of the WebAssembly JS API the engine uses (engine/backends/wasm/threads.ts).
  * Node has it globally; TypeScript declares it only in lib.dom, which this Node project does not load.
  */
 declare namespace WebAssembly {
