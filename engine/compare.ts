@@ -3,6 +3,8 @@
  * with the numbers a person needs when it fails: max and mean abs diff, where the max is,
  * cosine similarity, and the first mismatching pairs.
  */
+import { unravel } from '../util/ndindex';
+
 export interface CompareOptions {
   atol: number;
   rtol?: number;
@@ -26,15 +28,6 @@ export interface CompareResult {
   cosine: number;
   mismatches: number;
   first: Mismatch[];
-}
-
-export function unravel(flat: number, shape: readonly number[]): number[] {
-  const idx = new Array(shape.length).fill(0);
-  for (let d = shape.length - 1; d >= 0; d--) {
-    idx[d] = flat % shape[d];
-    flat = Math.floor(flat / shape[d]);
-  }
-  return idx;
 }
 
 export function compareArrays(actual: ArrayLike<number>, expected: ArrayLike<number>, shape: readonly number[], opts: CompareOptions): CompareResult {
