@@ -6,6 +6,7 @@
 import { randomBytes } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
+import { processAlive } from '../util/process';
 
 /** Temp files of this process, removed on failure or Ctrl-C. */
 const openTemps = new Set<string>();
@@ -57,15 +58,6 @@ export function removeStaleTempFiles(target: string): string[] {
   return removed;
 }
 
-function processAlive(pid: number): boolean {
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM'; // exists, owned by someone else
-  }
-}
 
 /**
  * Problems with an output path that are the command line's fault (→ exit 2): the file exists

@@ -26,6 +26,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { SafetensorsError, SafetensorsFile, writeSafetensors } from '../weights/safetensors';
 import { EvalError } from './errors';
+import { processAlive } from '../util/process';
 
 /** /2: each shard carries the sha256 of its data bytes (data_sha256), checked on reuse. */
 export const CACHE_FORMAT = 'e5-eval-corpus-embeddings/2';
@@ -213,15 +214,6 @@ function dataSha256(data: Float32Array): string {
   return createHash('sha256').update(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)).digest('hex');
 }
 
-function processAlive(pid: number): boolean {
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM'; // exists, owned by someone else
-  }
-}
 
 function writeFileAtomic(file: string, text: string): void {
   const tmp = tempName(file);
