@@ -65,9 +65,8 @@ function copyCheckout(to: string): void {
 
 /** What both consumer scripts do once they have the package: embed argv[3]'s texts, print them as JSON. */
 const EMBED = `
-// TODO(lead): drop "backend: 'wasm', threads: 1" (use the default backend) once a script on the
-// default threaded wasm backend exits on its own.
-await initBackend({ backend: 'wasm', threads: 1 });
+// The default backend (threaded wasm where tfjs-node did not install): the script must still exit by itself.
+await initBackend();
 const model = await loadModel(process.argv[2]);
 const r = await model.embed(JSON.parse(process.argv[3]));
 model.dispose();
