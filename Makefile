@@ -57,9 +57,10 @@ demo-random: build $(LARGE_DIR)/model.safetensors
 native: install
 	@bash scripts/native.sh
 
+NO_REFERENCE := make test: no Python reference stack here (above: why); the tests that need it skip and say so
 test: build
 	@$(MAKE) --no-print-directory native || echo "make test: no native backend here (above: why); the tensorflow suites will be skipped, wasm and cpu run"
-	@$(if $(REFERENCE_DEP),$(MAKE) --no-print-directory reference-env || echo "make test: no Python reference stack here (above: why); the tests that need it skip, saying so",true)
+	@$(if $(REFERENCE_DEP),$(MAKE) --no-print-directory reference-env || echo "$(NO_REFERENCE)",true)
 	$(NODE_BIN)/mocha 'test/**/*.test.ts'
 	$(MAKE) --no-print-directory test-tensorflow
 	$(MAKE) --no-print-directory test-cpu

@@ -20,6 +20,20 @@ export function build(outDir = path.join(REPO_ROOT, 'dist')): void {
 }
 
 /**
+ * Assemble the wasm backend's SIMD module (both memory kinds) into `outDir` beside its compiled
+ * loader, so the published package needs no WebAssembly assembler at run time.
+ */
+export async function writeSimdBinaries(outDir: string): Promise<void> {
+  const { assembleSimdModule, simdBinaryFile } = require('../engine/backends/wasm/simd') as typeof import('../engine/backends/wasm/simd');
+  const dir = path.join(outDir, 'engine', 'backends', 'wasm');
+  for (const shared of [true, false]) {
+    const file = simdBinaryFile(dir, shared), tmp = `${file}.${process.pid}.tmp`;
+    fs.writeFileSync(tmp, await assembleSimdModule(shared));
+    fs.renameSync(tmp, file);
+  }
+}
+
+/**
  * Replace the compiled inspect/viewer/assets.js in `outDir` by the same exports holding the text
  * of the files it reads (the viewer's CSS and scripts), so the build needs no files beside it.
  */
@@ -44,10 +58,15 @@ function tsc(args: string[]): void {
 
 if (require.main === module) {
   const i = process.argv.indexOf('--out');
+  const outDir = i > 0 ? path.resolve(process.argv[i + 1]) : path.join(REPO_ROOT, 'dist');
   try {
-    build(i > 0 ? path.resolve(process.argv[i + 1]) : undefined);
+    build(outDir);
   } catch (e) {
     if (!(e as { status?: number }).status) console.error(`build: ${(e as Error).message}`);
     process.exit(1); // tsc has printed its errors
   }
+  writeSimdBinaries(outDir).catch((e) => {
+    console.error(`build: ${(e as Error).message}`);
+    process.exit(1);
+  });
 }

@@ -29,6 +29,8 @@
  *    a hook wants the scores or the pattern: hooking changes no number.
  */
 
+import * as fs from 'fs';
+import * as path from 'path';
 import { ERF_FIT } from '../elementwise';
 
 /** k steps per iteration of the GEMM's main loop. */
@@ -415,16 +417,31 @@ export function simdModuleWat(shared: boolean): string {
   ${layerNormFunc()})`;
 }
 
-/** Assemble the module (wabt: ~40 ms, mostly its own start-up). */
-export async function compileSimdModule(shared: boolean): Promise<WebAssembly.Module> {
+/** The binary the build writes beside the compiled module (devtools/build.ts). */
+export function simdBinaryFile(dir: string, shared: boolean): string {
+  return path.join(dir, `simd-${shared ? 'shared' : 'unshared'}.wasm`);
+}
+
+/**
+ * Assemble the module's text into a binary with wabt (a development dependency: ~40 ms, mostly
+ * its own start-up). The build does this once; running from the sources does it at start-up.
+ */
+export async function assembleSimdModule(shared: boolean): Promise<Uint8Array> {
   const wabt = await (require('wabt') as typeof import('wabt'))();
   const parsed = wabt.parseWat('e5-simd.wat', simdModuleWat(shared), { simd: true, threads: shared });
   try {
     parsed.resolveNames(); // (wabt's validate() rejects shared memories whatever the features; V8 validates on compile)
-    return new WebAssembly.Module(parsed.toBinary({}).buffer);
+    return parsed.toBinary({}).buffer;
   } finally {
     parsed.destroy();
   }
+}
+
+/** The module: the build's binary beside this file when there is one, else assembled now. */
+export async function compileSimdModule(shared: boolean): Promise<WebAssembly.Module> {
+  const built = simdBinaryFile(__dirname, shared);
+  const binary = fs.existsSync(built) ? fs.readFileSync(built) : await assembleSimdModule(shared);
+  return new WebAssembly.Module(binary);
 }
 
 /** The module's functions on `memory` (tfjs-wasm's WebAssembly.Memory). */
