@@ -57,7 +57,7 @@ export function allHookNames(nLayers: number): HookName[] {
   return names;
 }
 
-/** The set the encoder issue defines as the default dump: HF's hidden_states + attentions + outputs. */
+/** The default dump: HF's hidden_states and attentions as hook points, plus the pooled and normalised outputs. */
 export function defaultHookNames(nLayers: number): HookName[] {
   const names: HookName[] = ['hook_full_embed'];
   for (let i = 0; i < nLayers; i++) names.push(blockHook(i, 'hook_normalized_resid_post'), blockHook(i, 'attn.hook_pattern'));
