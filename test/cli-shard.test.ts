@@ -210,7 +210,7 @@ describe('e5 eval --shard + the final e5 eval', () => {
     for (const more of [['--no-cache'], ['--output', path.join(tmp, 'r.json')]]) {
       const r = await e5(evalArgs('--shard', '0/2', ...more));
       assert.equal(r.code, 2, r.stderr);
-      assert.match(r.stderr, /error: shard 0\/2 \(--shard 0\/2\)/);
+      assert.match(r.stderr, /^e5 eval: shard 0\/2 \(--shard 0\/2\)/);
     }
   });
 });

@@ -144,10 +144,11 @@ describe('the npm package (npm pack, then npm install into an empty project)', f
     assert.ok(r.pass, describeMismatch(`${who} vs PyTorch`, r, { atol: ATOL }));
   }
 
-  it('ships the library and the CLI only: compiled JavaScript, its types, bin/e5', () => {
+  it('ships the library and the CLI only: compiled JavaScript, its types, the wasm SIMD module, bin/e5', () => {
     assert.ok(files.includes('dist/index.js') && files.includes('dist/index.d.ts') && files.includes('dist/cli/main.js') && files.includes('bin/e5'), files.join('\n'));
-    const stray = files.filter((f) => !/^(dist\/.*\.(js|d\.ts)|bin\/(e5|entry\.js)|package\.json|README\.md|LICENSE)$/.test(f));
-    assert.deepEqual(stray, [], 'files outside dist/*.js, dist/*.d.ts and bin/');
+    for (const kind of ['shared', 'unshared']) assert.ok(files.includes(`dist/engine/backends/wasm/simd-${kind}.wasm`), `the assembled SIMD module (${kind} memory) ships`);
+    const stray = files.filter((f) => !/^(dist\/.*\.(js|d\.ts)|dist\/engine\/backends\/wasm\/simd-(un)?shared\.wasm|bin\/(e5|entry\.js)|package\.json|README\.md|LICENSE)$/.test(f));
+    assert.deepEqual(stray, [], 'files outside dist/*.js, dist/*.d.ts, the SIMD module and bin/');
     assert.deepEqual(files.filter((f) => /^dist\/(test|bench|devtools)\//.test(f)), []);
   });
 
