@@ -171,7 +171,7 @@ describe('e5 embed', () => {
       assertClose(line.embedding, expected[i], 1e-6, `embedding ${i}`);
       assert.ok(Math.abs(Math.hypot(...line.embedding) - 1) < 1e-5, 'L2-normalised');
     });
-    assert.match(r.stderr, /embedded 7 inputs \(dim 32\) .* on cpu/);
+    assert.match(r.stderr, new RegExp(`embedded 7 inputs \\(dim 32\\) .* on ${CLI_BACKEND}`));
   });
 
   it('npy: an (N, dim) <f4 C-order matrix equal to the jsonl embeddings (and numpy agrees)', async () => {
