@@ -45,8 +45,13 @@ install: node_modules/.package-lock.json
 build: install
 	$(TS_NODE) devtools/build.ts
 
+# Offline (the hub unreachable, nothing cached) the default model falls back to the generated
+# e5-large-shaped folder, saying so: the same pipeline, meaningless scores.
+DEFAULT_MODEL := intfloat/e5-large-unsupervised
 demo: build
-	bin/e5 similarity --model $(MODEL) $(CARD_ARGS)
+	@bin/e5 similarity --model $(MODEL) $(CARD_ARGS) || { [ "$(MODEL)" = "$(DEFAULT_MODEL)" ] && \
+	  echo "make demo: $(MODEL) could not be loaded (above); running the same pipeline on a generated random-weight folder of its exact shape (make demo-random: the scores are meaningless)" >&2 && \
+	  $(MAKE) --no-print-directory demo-random; }
 
 # The same pipeline on the random-weight e5-large-shaped folder (scores are meaningless, the run is real).
 demo-random: build $(LARGE_DIR)/model.safetensors
