@@ -9,6 +9,8 @@
  * generic tfjs-ops set. tfjs's backend is process-wide, so the Runtime made for it is kept with
  * it (`currentRuntime()`), and a process has one.
  */
+import * as fs from 'fs';
+import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { BertConfig } from '../weights/config';
 import { freshTensor, Linear, ParamsPlan } from '../weights/params';
@@ -83,16 +85,17 @@ export interface Runtime extends BackendInfo {
 /** What a backend folder exports. */
 export interface BackendPlugin {
   name: BackendName;
-  /** Whether its package is installed (a cheap check; loading may still fail). */
-  installed(): boolean;
   init(opts: BackendOptions): Promise<Runtime>;
 }
 
-/** Each backend's folder, loaded only when that backend is tried. */
-const BACKENDS: Record<BackendName, () => BackendPlugin> = {
-  tensorflow: () => require('./backends/tensorflow').plugin,
-  wasm: () => require('./backends/wasm').plugin,
-  cpu: () => require('./backends/cpu').plugin,
+/**
+ * Each backend: its folder, loaded only when that backend is tried, and whether its package is
+ * installed — a cheap check that loads nothing (the CLI's --help asks it at every start).
+ */
+const BACKENDS: Record<BackendName, { plugin: () => BackendPlugin; installed: () => boolean }> = {
+  tensorflow: { plugin: () => require('./backends/tensorflow').plugin, installed: () => tfjsNodeAddon() !== undefined },
+  wasm: { plugin: () => require('./backends/wasm').plugin, installed: () => resolvePackage('@tensorflow/tfjs-backend-wasm') !== undefined },
+  cpu: { plugin: () => require('./backends/cpu').plugin, installed: () => resolvePackage('@tensorflow/tfjs-backend-cpu') !== undefined },
 };
 
 /** The Runtime made for each tfjs backend instance. */
@@ -116,7 +119,7 @@ export async function initBackend(opts: BackendOptions = {}): Promise<Runtime> {
   const failures: string[] = [];
   for (const name of opts.backend ? [opts.backend] : BACKEND_NAMES) {
     try {
-      const runtime = await BACKENDS[name]().init(opts);
+      const runtime = await BACKENDS[name].plugin().init(opts);
       runtimes.set(tf.backend(), runtime);
       return runtime;
     } catch (e) {
@@ -129,17 +132,25 @@ export async function initBackend(opts: BackendOptions = {}): Promise<Runtime> {
 
 /** The backends whose packages are installed here, in preference order (nothing is loaded). */
 export function installedBackends(): BackendName[] {
-  return BACKEND_NAMES.filter((name) => BACKENDS[name]().installed());
+  return BACKEND_NAMES.filter((name) => BACKENDS[name].installed());
 }
 
-/** Whether `name` can be resolved from here, without loading it. */
-export function resolvable(name: string): boolean {
+/** Where package `name`'s main file is, from here, without loading it (undefined: not installed). */
+export function resolvePackage(name: string): string | undefined {
   try {
-    require.resolve(name);
-    return true;
+    return require.resolve(name);
   } catch {
-    return false;
+    return undefined;
   }
+}
+
+/** tfjs-node's native addon, when the package is there with it built (npm's own install, or make native). */
+export function tfjsNodeAddon(): string | undefined {
+  const main = resolvePackage('@tensorflow/tfjs-node');
+  if (!main) return undefined;
+  const lib = path.join(path.dirname(main), '..', 'lib');
+  const dirs = fs.existsSync(lib) ? fs.readdirSync(lib) : [];
+  return dirs.map((d) => path.join(lib, d, 'tfjs_binding.node')).find((f) => fs.existsSync(f));
 }
 
 function initialised(): Runtime | undefined {

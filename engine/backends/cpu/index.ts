@@ -4,14 +4,13 @@
  * approximation; ours is exact to float32).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { BackendPlugin, genericRuntime, resolvable, setTfBackend } from '../../backend';
+import { BackendPlugin, genericRuntime, setTfBackend } from '../../backend';
 import { genericOps } from '../generic/ops';
 import { geluErf, layerNorm } from '../kernel-ops';
 import { registerCpuKernels } from './kernels';
 
 export const plugin: BackendPlugin = {
   name: 'cpu',
-  installed: () => resolvable('@tensorflow/tfjs-backend-cpu'),
   async init() {
     require('@tensorflow/tfjs-backend-cpu');
     await setTfBackend('cpu');

@@ -10,9 +10,7 @@
  */
 import * as os from 'os';
 import * as tf from '@tensorflow/tfjs-core';
-import * as fs from 'fs';
-import * as path from 'path';
-import { BackendOptions, BackendPlugin, genericRuntime, Runtime, setTfBackend } from '../../backend';
+import { BackendOptions, BackendPlugin, genericRuntime, resolvePackage, Runtime, setTfBackend } from '../../backend';
 import { withStderrSilenced } from './quiet';
 import { tensorflowOps } from './ops';
 import { tfOps } from './tf-ops';
@@ -22,10 +20,10 @@ const HOW_TO_GET_IT = "the 'tensorflow' backend needs @tensorflow/tfjs-node: `np
 
 export const plugin: BackendPlugin = {
   name: 'tensorflow',
-  installed: addonBuilt,
   async init(opts: BackendOptions): Promise<Runtime> {
     const threads = opts.threads ?? os.cpus().length;
-    const loaded = require.cache[safeResolve() ?? ''] !== undefined;
+    const main = resolvePackage('@tensorflow/tfjs-node');
+    const loaded = main !== undefined && require.cache[main] !== undefined;
     if (!loaded) {
       process.env.TF_NUM_INTRAOP_THREADS = String(threads);
       process.env.TF_CPP_MIN_LOG_LEVEL ??= '2';
@@ -44,22 +42,6 @@ export const plugin: BackendPlugin = {
     return { ...genericRuntime(info, tensorflowOps(tfOps())), weightSink: () => tensorflowWeightSink() };
   },
 };
-
-/** tfjs-node is there with its native addon built (npm's own install, or make native). */
-function addonBuilt(): boolean {
-  const main = safeResolve();
-  if (!main) return false;
-  const lib = path.join(path.dirname(main), '..', 'lib');
-  return fs.existsSync(lib) && fs.readdirSync(lib).some((d) => fs.existsSync(path.join(lib, d, 'tfjs_binding.node')));
-}
-
-function safeResolve(): string | undefined {
-  try {
-    return require.resolve('@tensorflow/tfjs-node');
-  } catch {
-    return undefined;
-  }
-}
 
 function firstLine(e: unknown): string {
   return String((e as Error).message ?? e).split('\n')[0];

@@ -18,7 +18,7 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { BertConfig } from '../../../weights/config';
 import { linearParameterCount, ParamsPlan } from '../../../weights/params';
-import { BackendOptions, BackendPlugin, currentRuntime, genericRuntime, plainWeightSink, resolvable, Runtime, setTfBackend, WeightOptions, WeightSink } from '../../backend';
+import { BackendOptions, BackendPlugin, currentRuntime, genericRuntime, plainWeightSink, Runtime, setTfBackend, WeightOptions, WeightSink } from '../../backend';
 import { genericOps } from '../generic/ops';
 import { filledTensor, prefaultWasmHeap, prepackLinear, releaseLinearWeight } from './heap';
 import { registerWasmKernels, WasmBackendLike, wasmMemoryOf, WasmKernelState } from './kernels';
@@ -47,7 +47,6 @@ export function simdAttentionAvailable(Dh: number, runtime?: Runtime): boolean {
 
 export const plugin: BackendPlugin = {
   name: 'wasm',
-  installed: () => resolvable('@tensorflow/tfjs-backend-wasm'),
   async init(opts: BackendOptions): Promise<Runtime> {
     const wasm = require('@tensorflow/tfjs-backend-wasm') as typeof import('@tensorflow/tfjs-backend-wasm');
     const asked = opts.threads ?? os.cpus().length;
