@@ -14,15 +14,16 @@ import { genericOps } from '../generic/ops';
 import type { TfOps } from './tf-ops';
 
 /**
- * Where each row's tokens sit in a [R, Tmax] grid: for every grid cell the index of its packed
- * token, or N (a zero row appended for padding); and for every packed token its grid cell.
+ * Where each row's tokens sit in a [R, Tmax] grid (made inside the caller's tidy). Padding cells
+ * take a copy of the row's first token: as a key it is masked (its weight is exactly 0), as a query
+ * its output is dropped, so its value never reaches z.
  */
 interface Grid {
   T: number;
-  /** [R·T] packed index of each cell (N for padding). */
-  cells: Int32Array;
-  /** [N] cell of each packed token. */
-  tokens: Int32Array;
+  /** [R·T] packed index of each cell; undefined when every row has T tokens (a reshape suffices). */
+  cells?: tf.Tensor1D;
+  /** [N] cell of each packed token; undefined likewise. */
+  tokens?: tf.Tensor1D;
   /** [R·T] additive mask of each key: 0 or the float32 minimum (padding and masked keys). */
   keyMask: Float32Array;
   /** Every row is T tokens with every key real: no gather, no mask. */
@@ -32,10 +33,11 @@ interface Grid {
 function grid(a: AttentionInput): Grid {
   const { rows } = a;
   const T = Math.max(...rows.lengths), R = rows.count;
-  const cells = new Int32Array(R * T).fill(rows.total), tokens = new Int32Array(rows.total);
+  const cells = new Int32Array(R * T), tokens = new Int32Array(rows.total);
   const keyMask = new Float32Array(R * T).fill(MASK_VALUE);
   let allReal = true;
   rows.starts.forEach((start, r) => {
+    cells.fill(start, r * T, (r + 1) * T);
     for (let t = 0; t < rows.lengths[r]; t++) {
       cells[r * T + t] = start + t;
       tokens[start + t] = r * T + t;
@@ -43,21 +45,25 @@ function grid(a: AttentionInput): Grid {
       allReal &&= a.keyMask[start + t] === 1;
     }
   });
-  return { T, cells, tokens, keyMask, dense: allReal && rows.uniformLength === T };
+  const uniform = rows.uniformLength === T;
+  return {
+    T, keyMask, dense: allReal && uniform,
+    cells: uniform ? undefined : tf.tensor1d(cells, 'int32'),
+    tokens: uniform ? undefined : tf.tensor1d(tokens, 'int32'),
+  };
 }
 
-/** Packed [N, D] → [R, H, T, Dh], padded rows of zeros. */
+/** Packed [N, D] → [R, H, T, Dh]. */
 function toHeads(x: tf.Tensor2D, a: AttentionInput, g: Grid): tf.Tensor4D {
-  const D = x.shape[1];
-  const padded = a.rows.uniformLength === g.T ? x : tf.gather(tf.concat([x, tf.zeros([1, D])], 0), tf.tensor1d(g.cells, 'int32'));
+  const padded = g.cells ? tf.gather(x, g.cells) : x; // [R·T, D]
   return tf.transpose(tf.reshape(padded, [a.rows.count, g.T, a.heads, a.headSize]), [0, 2, 1, 3]) as tf.Tensor4D; // [R,H,T,Dh]
 }
 
 /** [R, H, T, Dh] → packed [N, D]. */
-function fromHeads(z: tf.Tensor4D, a: AttentionInput, g: Grid): tf.Tensor2D {
+function fromHeads(z: tf.Tensor4D, g: Grid): tf.Tensor2D {
   const [R, H, T, Dh] = z.shape;
   const cells = tf.reshape(tf.transpose(z, [0, 2, 1, 3]), [R * T, H * Dh]) as tf.Tensor2D; // [R·T, D]
-  return a.rows.uniformLength === g.T ? cells : (tf.gather(cells, tf.tensor1d(g.tokens, 'int32')) as tf.Tensor2D);
+  return g.tokens ? (tf.gather(cells, g.tokens) as tf.Tensor2D) : cells;
 }
 
 function scores(q: tf.Tensor2D, k: tf.Tensor2D, a: AttentionInput, g: Grid): tf.Tensor4D {
@@ -67,7 +73,7 @@ function scores(q: tf.Tensor2D, k: tf.Tensor2D, a: AttentionInput, g: Grid): tf.
 }
 
 function z(pattern: tf.Tensor4D, v: tf.Tensor2D, a: AttentionInput, g: Grid): tf.Tensor2D {
-  return fromHeads(tf.matMul(pattern, toHeads(v, a, g)) as tf.Tensor4D, a, g); // [R,H,T,Dh] → [N,D]
+  return fromHeads(tf.matMul(pattern, toHeads(v, a, g)) as tf.Tensor4D, g); // [R,H,T,Dh] → [N,D]
 }
 
 /** The encoder's operations on TensorFlow; `tf` is tfjs-node's backend, for ops called by name. */
