@@ -76,7 +76,9 @@ class Server:
     def token_counts(self, texts, batch_size):
         """Real tokens, and tokens as encode() pads them: sorted longest first (its own text-length
         rule), batches of batch_size, each padded to its longest row."""
-        order = sorted(range(len(texts)), key=lambda i: -self.model._text_length(texts[i]))
+        # encode()'s own length rule: _input_length in sentence-transformers 6, _text_length before.
+        length = getattr(self.model, "_input_length", None) or self.model._text_length
+        order = sorted(range(len(texts)), key=lambda i: -length(texts[i]))
         real = padded = 0
         for s in range(0, len(order), batch_size):
             mask = self.model.tokenize([texts[i] for i in order[s:s + batch_size]])["attention_mask"]
