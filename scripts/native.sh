@@ -26,33 +26,34 @@ fail() { echo "make native: $*" >&2; echo "make native: the project keeps workin
 
 check() { node scripts/native-check.js 2>"$CACHE/check.log" || { cat "$CACHE/check.log" >&2; return 1; }; }
 
-# dup()/dup2() for Node (scripts/fd-addon): lets the tensorflow backend keep TensorFlow's load-time
-# log lines off stderr whatever stderr is. Optional: without a compiler the lines may show.
-fd_addon() {
-  local out=node_modules/e5-tfjs-fd
+# The POSIX calls Node lacks (scripts/posix-addon): dup()/dup2() keep TensorFlow's load-time log
+# lines off stderr whatever stderr is; page-aligned memory lets weights reach TensorFlow without a
+# copy. Optional: without a compiler the lines may show and weights are copied once more.
+posix_addon() {
+  local out=node_modules/e5-tfjs-posix
   [ -f "$out/index.node" ] && return 0
   local gyp nodedir
   gyp=$(dirname "$(readlink -f "$(command -v npm)")")/../node_modules/node-gyp/bin/node-gyp.js
   nodedir=$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")
-  if (cd scripts/fd-addon && node "$gyp" rebuild --nodedir="${npm_config_nodedir:-$nodedir}") >"$CACHE/fd-addon.log" 2>&1; then
+  if (cd scripts/posix-addon && node "$gyp" rebuild --nodedir="${npm_config_nodedir:-$nodedir}") >"$CACHE/posix-addon.log" 2>&1; then
     mkdir -p "$out"
-    cp scripts/fd-addon/build/Release/e5_fd.node "$out/index.node"
-    echo '{"name": "e5-tfjs-fd", "version": "1.0.0", "main": "index.node", "private": true}' >"$out/package.json"
-    rm -rf scripts/fd-addon/build
+    cp scripts/posix-addon/build/Release/e5_posix.node "$out/index.node"
+    echo '{"name": "e5-tfjs-posix", "version": "1.0.0", "main": "index.node", "private": true}' >"$out/package.json"
+    rm -rf scripts/posix-addon/build
   else
-    say "note: scripts/fd-addon did not build (log: $CACHE/fd-addon.log); TensorFlow's load-time log lines may reach stderr"
+    say "note: scripts/posix-addon did not build (log: $CACHE/posix-addon.log); TensorFlow's load-time log lines may reach stderr, weights are copied once more"
   fi
 }
 
 mkdir -p "$CACHE"
-if [ -d "$PKG" ] && check 2>/dev/null; then fd_addon; exit 0; fi
+if [ -d "$PKG" ] && check 2>/dev/null; then posix_addon; exit 0; fi
 
 # ---- 2. the normal route (npm ci already tried it once if the package is absent; try again only
 # when asked, since offline it costs a failed download).
 if [ ! -d "$PKG" ] && [ "${NATIVE_TRY_DOWNLOAD:-1}" = 1 ]; then
   say "trying tfjs-node's own install (downloads libtensorflow)"
   if npm install --no-save --no-audit --no-fund "@tensorflow/tfjs-node@$TFJS_NODE_VERSION" >"$CACHE/npm-online.log" 2>&1 && [ -d "$PKG" ] && check; then
-    fd_addon
+    posix_addon
     exit 0
   fi
   say "its download did not work here (log: $CACHE/npm-online.log); building from a TensorFlow wheel instead"
@@ -123,4 +124,4 @@ if ! (cd "$PKG" && PATH="$PWD/node_modules/.bin:$PWD/../../.bin:$PATH" npm_confi
   fail "building the tfjs-node addon failed (log: $CACHE/build.log)"
 fi
 check || fail "the addon was built but does not work (log: $CACHE/build.log)"
-fd_addon
+posix_addon

@@ -1,7 +1,8 @@
 /**
  * The tensorflow backend (tfjs-node; `make native`): its batched attention against attention by
  * hand in float64, the hooked three steps against the one-step form bit for bit, weights that
- * reach TensorFlow through the reused scratch against the portable path bit for bit, the thread
+ * reach TensorFlow through the aligned arena or the reused scratch against the portable path bit for
+ * bit (the arena without a copy), the thread
  * count, and TensorFlow's load-time log lines kept off the CLI's stderr. Skips, saying how to get
  * the backend, where tfjs-node does not load.
  */
@@ -14,6 +15,7 @@ import { currentRuntime, plainWeightSink, Runtime } from '../engine/backend';
 import type { AttentionInput } from '../engine/ops';
 import { loadModel } from '../e5/model';
 import { linearLayers, paramTensors } from '../weights/params';
+import { posixAddon, tensorflowWeightSink } from '../engine/backends/tensorflow/weights';
 import { attentionByHand } from './support/attention';
 import { testBackend } from './support/backend';
 import { BIN, cliEnv, e5, tempDir } from './support/cli';
@@ -79,7 +81,7 @@ describe('tensorflow backend (tfjs-node)', () => {
     assert.deepEqual(bits(steps), bits(once));
   });
 
-  it('loads weights through the reused scratch exactly as the portable path does, and leaks nothing', async () => {
+  it('loads weights into TensorFlow exactly as the portable path does, and leaks nothing', async () => {
     const dir = cachedModel({ preset: 'small' });
     const before = tf.memory().numTensors;
     const viaScratch = await loadModel(dir);
@@ -93,6 +95,26 @@ describe('tensorflow backend (tfjs-node)', () => {
     viaScratch.dispose();
     portable.dispose();
     assert.equal(tf.memory().numTensors, before);
+  });
+
+  it('with make native\'s addon, TensorFlow keeps each weight where it was read (no copy); through the scratch it copies', function () {
+    if (!posixAddon()) {
+      console.log("      (skipped: e5-tfjs-posix is not installed: 'make native' builds it)");
+      return this.skip();
+    }
+    for (const [sink, shares] of [[tensorflowWeightSink(), true], [tensorflowWeightSink(undefined, { aligned: false }), false]] as const) {
+      let slot: Float32Array = new Float32Array(0);
+      const values = randoms(1000, 7);
+      const t = sink.newTensor([10, 100], (dst) => {
+        dst.set(values);
+        slot = dst;
+      });
+      assert.deepEqual(bits(t.dataSync() as Float32Array), bits(values));
+      if (shares) assert.equal(slot.byteOffset % 64, 0, 'a 64-byte-aligned slot');
+      slot[0] = 12345; // after TensorFlow made its tensor: seen only where it kept this memory
+      assert.equal((t.dataSync() as Float32Array)[0] === 12345, shares, shares ? 'the tensor is the slot' : 'the tensor is a copy');
+      t.dispose();
+    }
   });
 
   it('runs on the threads it was given (TensorFlow intra-op threads)', () => {
@@ -120,6 +142,6 @@ describe('tensorflow backend (tfjs-node)', () => {
     assert.match(debug.stderr, /oneDNN|absl|I0000/);
     const overSocket = await e5(['embed', '--backend', 'tensorflow', '--model', model, 'query: hello']);
     assert.equal(overSocket.code, 0, overSocket.stderr);
-    assert.doesNotMatch(overSocket.stderr, /oneDNN|absl|I0000|cpu_feature_guard/, 'stderr as a socket (is make native\'s e5-tfjs-fd there?)');
+    assert.doesNotMatch(overSocket.stderr, /oneDNN|absl|I0000|cpu_feature_guard/, 'stderr as a socket (is make native\'s e5-tfjs-posix there?)');
   });
 });

@@ -1,1 +1,1 @@
-{ "targets": [{ "target_name": "e5_fd", "sources": ["fd.c"] }] }
+{ "targets": [{ "target_name": "e5_posix", "sources": ["posix.c"] }] }

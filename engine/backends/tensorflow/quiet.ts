@@ -2,7 +2,7 @@
  * Run `fn` with file descriptor 2 pointed at /dev/null, then give it back. For TensorFlow's
  * load-time log lines, which it writes to fd 2 itself (no setting reaches them).
  *
- * Node has no dup(): `make native` builds one (scripts/fd-addon, installed as e5-tfjs-fd), which
+ * Node has no dup(): `make native` builds one (scripts/posix-addon, installed as e5-tfjs-posix), which
  * works whatever stderr is. Without it, stderr is re-opened through /proc/self/fd (Linux), which
  * works for a terminal, a pipe or a file but not a socket (Node's own 'pipe' stdio for a child):
  * there, or elsewhere, `fn` runs with stderr as it is and the lines show.
@@ -16,7 +16,7 @@ interface FdOps {
 
 function fdOps(): FdOps | undefined {
   try {
-    return require('e5-tfjs-fd') as FdOps;
+    return require('e5-tfjs-posix') as FdOps;
   } catch {
     return undefined;
   }

@@ -1,37 +1,90 @@
 /**
- * Weights into TensorFlow with one copy and no second resident set. tfjs-node hands TensorFlow a
+ * Weights into TensorFlow with one copy: the read from the file. tfjs-node hands TensorFlow a
  * tensor's JavaScript array when an op first uses it, and TensorFlow keeps that array as the
  * tensor's memory when its address is 64-byte aligned, or copies it into memory of its own when
- * not — JavaScript cannot choose which. So each weight is read into one reused scratch array whose
- * data starts 4 bytes into its buffer (never 64-byte aligned: TensorFlow always copies), and the
- * TensorFlow tensor is made at once, while the scratch still holds this weight. The weights then
- * live once, in TensorFlow's memory, and fresh JavaScript pages (a page fault per 4 KiB) are
- * touched only for the largest tensor. Linear weights stay in PyTorch's [out, in] layout (the
- * matmul takes Wᵀ), so nothing is transposed either.
+ * not. JavaScript cannot ask for aligned memory, so:
+ *
+ * - with `make native`'s addon (e5-tfjs-posix, scripts/posix-addon), weights are read straight
+ *   into page-aligned arenas, each tensor at a 64-byte boundary, and TensorFlow uses them where
+ *   they are: no second copy, no second set of fresh pages to fault in;
+ * - without it, each weight is read into one reused scratch array whose data starts 4 bytes into
+ *   its buffer (never aligned: TensorFlow always copies) and the TensorFlow tensor is made at
+ *   once, while the scratch still holds this weight. The weights then live once, in TensorFlow's
+ *   memory, and fresh JavaScript pages are touched only for the largest tensor.
+ *
+ * Linear weights stay in PyTorch's [out, in] layout (the matmul takes Wᵀ), so nothing is
+ * transposed either.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { plainWeightSink, WeightSink } from '../../backend';
+import type { ParamsPlan } from '../../../weights/params';
 
 /** The parts of tfjs-node 4.22's backend used here: it makes the TensorFlow tensor of each input. */
 interface NodeBackendLike {
   getInputTensorIds(tensors: tf.Tensor[]): number[];
 }
 
-export function tensorflowWeightSink(): WeightSink {
+interface PosixAddon {
+  pageAlignedBuffer(bytes: number): ArrayBuffer;
+}
+
+const ALIGN = 64;
+
+export function posixAddon(): PosixAddon | undefined {
+  try {
+    const addon = require('e5-tfjs-posix') as Partial<PosixAddon>;
+    return typeof addon.pageAlignedBuffer === 'function' ? (addon as PosixAddon) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** `aligned: false` takes the scratch route even where the addon is installed (for tests). */
+export function tensorflowWeightSink(plan?: ParamsPlan, opts: { aligned?: boolean } = {}): WeightSink {
   const backend = tf.backend() as unknown as Partial<NodeBackendLike>;
   if (typeof backend.getInputTensorIds !== 'function') return plainWeightSink();
-  let buffer = new ArrayBuffer(0);
+  const addon = opts.aligned === false ? undefined : posixAddon();
+  const slot = addon ? arenaSlots(addon, plan) : scratchSlot();
   return {
     ...plainWeightSink(),
     linearLayout: 'out-in', // oneDNN multiplies by Wᵀ as fast: no transpose at load
     newTensor(shape, fill) {
-      const n = shape.reduce((a, b) => a * b, 1);
-      if (buffer.byteLength < 4 + 4 * n) buffer = new ArrayBuffer(4 + 4 * n);
-      const scratch = new Float32Array(buffer, 4, n); // 4 bytes in: TensorFlow copies it
-      fill(scratch);
-      const t = tf.tensor(scratch, shape, 'float32');
-      backend.getInputTensorIds!([t]); // the TensorFlow tensor now, from this scratch
+      const dst = slot(shape.reduce((a, b) => a * b, 1));
+      fill(dst);
+      const t = tf.tensor(dst, shape, 'float32');
+      backend.getInputTensorIds!([t]); // the TensorFlow tensor now, from this memory
       return t;
     },
+  };
+}
+
+/**
+ * Float32 slots at 64-byte boundaries in page-aligned arenas: the first sized for every parameter
+ * of the plan (plus alignment slack), more only if a model needs them.
+ */
+function arenaSlots(addon: PosixAddon, plan: ParamsPlan | undefined): (n: number) => Float32Array {
+  let arena = new ArrayBuffer(0);
+  let used = 0;
+  let first = true;
+  return (n) => {
+    const bytes = Math.ceil((4 * n) / ALIGN) * ALIGN;
+    if (used + bytes > arena.byteLength) {
+      const planned = first && plan ? 4 * plan.parameterCount + ALIGN * 1024 : 0;
+      arena = addon.pageAlignedBuffer(Math.max(bytes, planned, 64 << 20));
+      used = 0;
+      first = false;
+    }
+    const slot = new Float32Array(arena, used, n);
+    used += bytes;
+    return slot;
+  };
+}
+
+/** One reused array, 4 bytes into its buffer: TensorFlow copies it. */
+function scratchSlot(): (n: number) => Float32Array {
+  let buffer = new ArrayBuffer(0);
+  return (n) => {
+    if (buffer.byteLength < 4 + 4 * n) buffer = new ArrayBuffer(4 + 4 * n);
+    return new Float32Array(buffer, 4, n);
   };
 }
