@@ -75,7 +75,7 @@ test: build
 # that a row's embedding is the same in any batch: oneDNN's GEMM blocking moves with the row count,
 # so on tensorflow the last bits do.
 TF_SUITES := test/engine.test.ts test/engine-parity.test.ts test/inspect-analysis.test.ts \
-  test/inspect-cli.test.ts test/cli-inspect.test.ts test/cli.test.ts test/native.test.ts
+  test/inspect-cli.test.ts test/cli-inspect.test.ts test/cli.test.ts test/native.test.ts test/graph.test.ts
 test-tensorflow: install
 	@if node scripts/native-check.js >/dev/null 2>&1; then \
 	  E5_TEST_BACKEND=tensorflow $(NODE_BIN)/mocha $(TF_SUITES); \

@@ -13,8 +13,9 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { BertConfig } from '../weights/config';
-import { freshTensor, Linear, ParamsPlan } from '../weights/params';
+import { BertParams, freshTensor, Linear, ParamsPlan } from '../weights/params';
 import type { Ops } from './ops';
+import type { PackedInput } from './rows';
 import { genericOps } from './backends/generic/ops';
 
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
@@ -42,6 +43,25 @@ export interface BackendOptions {
   stockKernels?: boolean;
   /** tensorflow: let TensorFlow's load-time log lines through to stderr (default false). */
   nativeLogs?: boolean;
+  /**
+   * tensorflow: run forwards no hook looks into as one TensorFlow graph (./backends/tensorflow/graph/),
+   * which TensorFlow fuses (default true; false runs them op by op, as hooked forwards always do).
+   */
+  graph?: boolean;
+}
+
+/** The whole encoder as one computation, made by a backend for forwards no hook looks into. */
+export interface CompiledEncoder {
+  /**
+   * Whether `input` should run compiled. Compiling costs a second or more on the first run, so a
+   * backend may wait for a forward big enough to pay for it; once compiled, it takes every one.
+   */
+  takes(input: PackedInput): boolean;
+  /** The last hidden state [N, D] of a packed input (engine/rows.ts), as engine/bert.ts's encoder computes it. */
+  run(input: PackedInput): tf.Tensor2D;
+  /** Nodes in the compiled computation (for reports). */
+  nodes: number;
+  dispose(): void;
 }
 
 /** How a backend wants weights written while a model loads. */
@@ -74,6 +94,11 @@ export interface Runtime extends BackendInfo {
   ops: Ops;
   /** Where weights go while a model loads; default: a fresh array per tensor. */
   weightSink(c: BertConfig, plan: ParamsPlan, opts: WeightOptions): WeightSink;
+  /**
+   * The encoder of these weights as one computation (tensorflow: a TensorFlow graph), for
+   * forwards no hook looks into; absent, or undefined, where the backend runs op by op only.
+   */
+  compileEncoder?(c: BertConfig, params: BertParams): CompiledEncoder | undefined;
   /**
    * Stop what the backend runs in the background (worker threads). Nothing the library starts
    * keeps the process alive, so this is needed only to free them early; the backend cannot be

@@ -54,12 +54,17 @@ function checkIds(ids: Int32Array, limit: number, what: string, input: PackedInp
   }
 }
 
-/** BertEmbeddings: word + position + token type, then LayerNorm. → [N, D] (= HF hidden_states[0]) */
-export function embeddings(p: BertParams, f: Forward): tf.Tensor2D {
-  const { c, ops, input } = f;
+/** Every id indexes its embedding table; an InputError names the first that does not. */
+export function checkEmbeddingIds(c: BertConfig, input: PackedInput): void {
   checkIds(input.inputIds, c.vocabSize, 'token id', input);
   checkIds(input.tokenTypeIds, c.typeVocabSize, 'token type id', input);
   checkIds(input.positionIds, c.maxPositionEmbeddings, `position (max_position_embeddings = ${c.maxPositionEmbeddings})`, input);
+}
+
+/** BertEmbeddings: word + position + token type, then LayerNorm. → [N, D] (= HF hidden_states[0]) */
+export function embeddings(p: BertParams, f: Forward): tf.Tensor2D {
+  const { c, ops, input } = f;
+  checkEmbeddingIds(c, input);
   const e = p.embeddings;
   const word = hookTokens(f, 'embed.hook_embed', ops.gather(e.wordEmbeddings, input.inputIds)); // [N,D]
   const pos = hookTokens(f, 'embed.hook_pos_embed', ops.gather(e.positionEmbeddings, input.positionIds)); // [N,D]

@@ -8,9 +8,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { BertConfig } from '../weights/config';
 import { BertParams, paramTensors } from '../weights/params';
 import type { PoolingMode } from '../weights/sentence_transformers';
-import { BackendInfo, currentRuntime, Runtime } from './backend';
+import { BackendInfo, CompiledEncoder, currentRuntime, Runtime } from './backend';
 import { encoder } from './bert';
-import { blockHook, HookContext, HookFilter, HookFn, HookName } from './hooks';
+import { allHookNames, blockHook, HookContext, HookFilter, HookFn, HookName, OUTPUT_HOOKS } from './hooks';
 import { bertPooler, l2Normalize, pool } from './pooling';
 import { packPadded, PackedInput, PaddedBatch } from './rows';
 
@@ -69,6 +69,11 @@ export class ActivationCache {
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
 export class BertModel {
+  /** The runtime's compiled encoder: made on the first forward that can use it, null when there is none. */
+  private compiled?: CompiledEncoder | null;
+  /** The hook points inside the encoder: a forward where nothing wants any of them may run compiled. */
+  private readonly encoderHooks: HookName[];
+
   constructor(
     readonly config: BertConfig,
     readonly params: BertParams,
@@ -76,7 +81,9 @@ export class BertModel {
     readonly defaultPooling: PoolingMode = 'mean',
     /** The backend it computes on (default: the one tfjs computes on now, engine/backend.ts). */
     readonly runtime: Runtime = currentRuntime(),
-  ) {}
+  ) {
+    this.encoderHooks = allHookNames(config.numHiddenLayers).filter((n) => !(OUTPUT_HOOKS as readonly string[]).includes(n));
+  }
 
   /** Run a padded batch (HF semantics) and return HF-shaped outputs. */
   forward(batch: PaddedBatch, opts: ForwardOptions = {}): ForwardOutput {
@@ -122,7 +129,7 @@ export class BertModel {
     const ctx = hiddenNames.length || attnNames.length ? hooks.withCached([...hiddenNames, ...attnNames]) : hooks;
     const out = tf.tidy(() => {
       const ops = this.runtime.ops;
-      const hidden = encoder(this.params, { c: this.config, ops, input, hooks: ctx }); // [N,D]
+      const hidden = this.encode(input, ctx); // [N,D]
       const pooled = ctx.apply('hook_pooled', pool(opts.pooling ?? this.defaultPooling, hidden, input)) as tf.Tensor2D; // [R,D]
       const embedding = ctx.apply('hook_embedding', l2Normalize(pooled)) as tf.Tensor2D; // [R,D]
       const { count: R, uniformLength } = input.rows;
@@ -141,7 +148,22 @@ export class BertModel {
     return { ...out, hiddenStates, attentions, backend: this.runtime.info, dispose: () => owned.forEach((t) => t?.dispose()) };
   }
 
+  /**
+   * The last hidden state [N, D]: engine/bert.ts op by op when a hook looks inside the encoder,
+   * else the runtime's compiled encoder where it has one (same numbers, within float rounding).
+   */
+  private encode(input: PackedInput, ctx: HookContext): tf.Tensor2D {
+    const hooked = this.encoderHooks.some((n) => ctx.wants(n));
+    if (!hooked) {
+      if (this.compiled === undefined) this.compiled = this.runtime.compileEncoder?.(this.config, this.params) ?? null;
+      if (this.compiled?.takes(input)) return this.compiled.run(input);
+    }
+    return encoder(this.params, { c: this.config, ops: this.runtime.ops, input, hooks: ctx });
+  }
+
   dispose(): void {
+    this.compiled?.dispose();
+    this.compiled = null;
     paramTensors(this.params).forEach((t) => t.dispose());
   }
 }

@@ -120,6 +120,7 @@ describe('tensorflow backend (tfjs-node)', () => {
   it('runs on the threads it was given (TensorFlow intra-op threads)', () => {
     assert.equal(runtime.threads, Number(process.env.E5_TEST_THREADS ?? 2));
     assert.equal(process.env.TF_NUM_INTRAOP_THREADS, String(runtime.threads));
+    assert.equal(process.env.TF_NUM_INTEROP_THREADS, '1', 'one op at a time (a graph run would oversubscribe the cores)');
     assert.match(runtime.nativeVersion ?? '', /^\d+\.\d+/);
   });
 

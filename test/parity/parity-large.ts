@@ -95,9 +95,9 @@ async function main(): Promise<void> {
       console.error(`${c.name}: PyTorch reference in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
       const f = SafetensorsFile.open(ref);
       reference ||= `${f.metadata.impl}, torch ${f.metadata.torch_version}`;
-      const check = (name: string, x: tf.Tensor, atol: number) => {
+      const check = (name: string, x: tf.Tensor, atol: number, label = name) => {
         const r = compareArrays(x.dataSync(), f.readF32(name), f.tensors.get(name)!.shape, { atol });
-        rows.push({ name: `${c.name} ${name}`, result: r, atol });
+        rows.push({ name: `${c.name} ${label}`, result: r, atol });
         failed ||= !r.pass;
       };
       const t1 = Date.now();
@@ -107,6 +107,15 @@ async function main(): Promise<void> {
       ]);
       console.error(`${c.name}: engine forward + comparison in ${((Date.now() - t1) / 1000).toFixed(1)} s`);
       check('hook_embedding', out.embedding, TOL.embedding);
+      // Hook-free, as `e5 embed` runs it: on tensorflow the encoder graph once a forward has 256 tokens.
+      const batch = { inputIds: c.ids.input_ids, attentionMask: c.ids.attention_mask, tokenTypeIds: c.ids.token_type_ids };
+      const t2 = Date.now();
+      const plain = m.bert.forward(batch);
+      console.error(`${c.name}: hook-free forward in ${((Date.now() - t2) / 1000).toFixed(1)} s`);
+      const last = `blocks.${m.config.numHiddenLayers - 1}.hook_normalized_resid_post`;
+      check(last, plain.lastHiddenState, TOL.hidden, `${last} (hook-free forward)`);
+      check('hook_embedding', plain.embedding, TOL.embedding, 'hook_embedding (hook-free forward)');
+      plain.dispose();
       if (c.name === 'model-card') {
         // The card's experiment: (queries @ passages.T) * 100, ours vs PyTorch's embeddings.
         const refEmb = tf.tensor2d(f.readF32('hook_embedding'), [4, m.config.hiddenSize]);

@@ -4,13 +4,14 @@
  * `make native` builds it from a tensorflow-cpu wheel where it does not (scripts/native.sh).
  *
  * TensorFlow reads its thread count when the library loads, so `threads` is set (as
- * TF_NUM_INTRAOP_THREADS) before the first require. Loading the library prints log lines on
+ * TF_NUM_INTRAOP_THREADS, with one inter-op thread) before the first require. Loading the library prints log lines on
  * stderr that TF_CPP_MIN_LOG_LEVEL does not reach; unless `nativeLogs` is set, stderr is pointed
  * at /dev/null for the duration of the load (./quiet.ts) and restored right after.
  */
 import * as os from 'os';
 import * as tf from '@tensorflow/tfjs-core';
 import { BackendOptions, BackendPlugin, genericRuntime, resolvePackage, Runtime, setTfBackend } from '../../backend';
+import { compileEncoderGraph } from './graph/encoder';
 import { withStderrSilenced } from './quiet';
 import { tensorflowOps } from './ops';
 import { tfOps } from './tf-ops';
@@ -26,6 +27,9 @@ export const plugin: BackendPlugin = {
     const loaded = main !== undefined && require.cache[main] !== undefined;
     if (!loaded) {
       process.env.TF_NUM_INTRAOP_THREADS = String(threads);
+      // One op at a time, each on all the threads: a graph run (./graph/) would otherwise start q, k
+      // and v's GEMMs side by side on a pool per core, each wanting every core (8×128: 2.86 → 2.39 s).
+      process.env.TF_NUM_INTEROP_THREADS ??= '1';
       process.env.TF_CPP_MIN_LOG_LEVEL ??= '2';
     }
     const load = () => require('@tensorflow/tfjs-node');
@@ -39,7 +43,11 @@ export const plugin: BackendPlugin = {
     await setTfBackend('tensorflow');
     const binding = (tf.backend() as unknown as { binding?: { TF_Version?: string } }).binding;
     const info = { name: 'tensorflow' as const, threads: Number(process.env.TF_NUM_INTRAOP_THREADS) || threads, tfjsVersion: tf.version_core, nativeVersion: binding?.TF_Version };
-    return { ...genericRuntime(info, tensorflowOps(tfOps())), weightSink: () => tensorflowWeightSink() };
+    return {
+      ...genericRuntime(info, tensorflowOps(tfOps())),
+      weightSink: (_c, plan) => tensorflowWeightSink(plan),
+      compileEncoder: opts.graph === false ? undefined : compileEncoderGraph,
+    };
   },
 };
 

@@ -7,50 +7,21 @@
  * no reason to go row by row or head by head here.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { MASK_VALUE } from '../../numerics';
 import type { AttentionInput, Ops } from '../../ops';
 import type { Linear } from '../../../weights/params';
 import { genericOps } from '../generic/ops';
+import { AttentionGrid, attentionGrid } from './grid';
 import type { TfOps } from './tf-ops';
 
-/**
- * Where each row's tokens sit in a [R, Tmax] grid (made inside the caller's tidy). Padding cells
- * take a copy of the row's first token: as a key it is masked (its weight is exactly 0), as a query
- * its output is dropped, so its value never reaches z.
- */
-interface Grid {
-  T: number;
-  /** [R·T] packed index of each cell; undefined when every row has T tokens (a reshape suffices). */
+/** The grid of ./grid.ts with its index arrays as tensors (made inside the caller's tidy). */
+interface Grid extends Omit<AttentionGrid, 'cells' | 'tokens'> {
   cells?: tf.Tensor1D;
-  /** [N] cell of each packed token; undefined likewise. */
   tokens?: tf.Tensor1D;
-  /** [R·T] additive mask of each key: 0 or the float32 minimum (padding and masked keys). */
-  keyMask: Float32Array;
-  /** Every row is T tokens with every key real: no gather, no mask. */
-  dense: boolean;
 }
 
 function grid(a: AttentionInput): Grid {
-  const { rows } = a;
-  const T = Math.max(...rows.lengths), R = rows.count;
-  const cells = new Int32Array(R * T), tokens = new Int32Array(rows.total);
-  const keyMask = new Float32Array(R * T).fill(MASK_VALUE);
-  let allReal = true;
-  rows.starts.forEach((start, r) => {
-    cells.fill(start, r * T, (r + 1) * T);
-    for (let t = 0; t < rows.lengths[r]; t++) {
-      cells[r * T + t] = start + t;
-      tokens[start + t] = r * T + t;
-      keyMask[r * T + t] = a.keyMask[start + t] === 1 ? 0 : MASK_VALUE;
-      allReal &&= a.keyMask[start + t] === 1;
-    }
-  });
-  const uniform = rows.uniformLength === T;
-  return {
-    T, keyMask, dense: allReal && uniform,
-    cells: uniform ? undefined : tf.tensor1d(cells, 'int32'),
-    tokens: uniform ? undefined : tf.tensor1d(tokens, 'int32'),
-  };
+  const g = attentionGrid(a.rows, a.keyMask);
+  return { ...g, cells: g.cells && tf.tensor1d(g.cells, 'int32'), tokens: g.tokens && tf.tensor1d(g.tokens, 'int32') };
 }
 
 /** Packed [N, D] → [R, H, T, Dh]. */

@@ -1,0 +1,175 @@
+/**
+ * The encoder as one TensorFlow graph (engine/backends/tensorflow/graph/): against the PyTorch
+ * goldens, against engine/bert.ts op by op on packed rows with masked keys, which forwards take
+ * it (hook-free ones big enough to pay for it) and which do not (hooked ones), tensor counts,
+ * and the session freed on dispose. Skips, saying how to get the backend, where tfjs-node does
+ * not load.
+ */
+import { strict as assert } from 'assert';
+import * as tf from '@tensorflow/tfjs-core';
+import { CompiledEncoder, currentRuntime } from '../engine/backend';
+import { encoder } from '../engine/bert';
+import { compareArrays, describeMismatch } from '../engine/compare';
+import { blockHook, HookContext } from '../engine/hooks';
+import { BertModel } from '../engine/model';
+import { InputError, PackedInput, packPadded, packSequences } from '../engine/rows';
+import { COMPILE_MIN_TOKENS, compileEncoderGraph, encoderGraph } from '../engine/backends/tensorflow/graph/encoder';
+import { cachedModel } from '../devtools/generate-model';
+import { mulberry32 } from '../devtools/rng';
+import { testBackend } from './support/backend';
+import { GOLDEN_CASES, goldenBatch, loadBert, loadGolden } from './support/golden';
+
+const ATOL = 1e-5;
+
+/** A model whose compiled encoder takes every forward (no minimum size). */
+function graphOf(model: BertModel): CompiledEncoder {
+  const g = compileEncoderGraph(model.config, model.params, 0);
+  assert.ok(g, 'the tensorflow backend makes an encoder graph');
+  return g!;
+}
+
+function eager(model: BertModel, input: PackedInput): tf.Tensor2D {
+  return encoder(model.params, { c: model.config, ops: currentRuntime().ops, input, hooks: new HookContext() });
+}
+
+/** Rows of the given lengths with random ids; `pad` trailing keys of each row masked. */
+function rows(lengths: number[], pad: number[], seed: number): PackedInput {
+  const rand = mulberry32(seed);
+  const input = packSequences(lengths.map((T) => ({
+    inputIds: Int32Array.from({ length: T }, () => 1000 + Math.floor(rand() * 20000)),
+    tokenTypeIds: Int32Array.from({ length: T }, () => (rand() < 0.3 ? 1 : 0)),
+  })));
+  lengths.forEach((T, r) => input.attentionMask.fill(0, input.rows.starts[r] + T - pad[r], input.rows.starts[r] + T));
+  return input;
+}
+
+function assertClose(actual: tf.Tensor, expected: { shape: number[]; data: Float32Array }, name: string): void {
+  assert.deepEqual(actual.shape, expected.shape, `${name}: shape`);
+  const r = compareArrays(actual.dataSync(), expected.data, expected.shape, { atol: ATOL });
+  assert.ok(r.pass, describeMismatch(name, r, { atol: ATOL }));
+}
+
+describe('encoder graph (tensorflow)', function () {
+  this.timeout(120_000);
+  before(async function () {
+    await testBackend();
+    if (currentRuntime().name !== 'tensorflow') {
+      console.log(`      (skipped: these run on the tensorflow backend: E5_TEST_BACKEND=tensorflow after 'make native'; this run is on ${currentRuntime().name})`);
+      this.skip();
+    }
+  });
+
+  for (const c of GOLDEN_CASES.filter((g) => !g.ablate)) {
+    it(`${c.name}: the last hidden state within ${ATOL} of PyTorch's`, () => {
+      const g = loadGolden(c.name);
+      const model = loadBert(g.modelDir);
+      const graph = graphOf(model);
+      try {
+        const last = blockHook(model.config.numHiddenLayers - 1, 'hook_normalized_resid_post');
+        const ref = g.tensors.get(last);
+        assert.ok(ref, `${c.name} holds ${last}`);
+        const batch = packPadded(goldenBatch(g));
+        const hidden = graph.run(batch);
+        const [B, T, D] = ref!.shape;
+        assertClose(tf.reshape(hidden, [B, T, D]), ref!, last);
+        hidden.dispose();
+      } finally {
+        graph.dispose();
+        model.dispose();
+      }
+    });
+  }
+
+  it('= engine/bert.ts op by op within 1e-5: packed rows of different lengths, masked keys, a padded batch', () => {
+    for (const preset of ['tiny', 'small'] as const) {
+      const model = loadBert(cachedModel({ preset }));
+      const graph = graphOf(model);
+      try {
+        const cases = [
+          rows([1, 5, 13, 40], [0, 2, 0, 7], 1), // packed: gathered into a grid
+          rows([37, 3], [0, 1], 2),
+          rows([20, 20, 20], [0, 6, 19], 3), // uniform: a reshape, masked keys
+          rows([12, 12], [0, 0], 4), // uniform, every key real
+        ];
+        cases.forEach((input, i) => {
+          tf.tidy(() => {
+            const want = eager(model, input);
+            assertClose(graph.run(input), { shape: want.shape, data: want.dataSync() as Float32Array }, `${preset} case ${i}`);
+          });
+        });
+      } finally {
+        graph.dispose();
+        model.dispose();
+      }
+    }
+  });
+
+  it('hook-free forwards of ≥ COMPILE_MIN_TOKENS tokens run the graph, then every hook-free one; hooked ones run op by op', () => {
+    const model = loadBert(cachedModel({ preset: 'tiny' }));
+    try {
+      const compiled = () => (model as unknown as { compiled?: CompiledEncoder | null }).compiled;
+      const small = { inputIds: [[101, 2000, 2001, 102]] };
+      model.forward(small).dispose();
+      assert.equal(compiled()?.nodes ?? 0, 0, 'a 4-token forward does not build the graph');
+      const T = COMPILE_MIN_TOKENS / 2;
+      const big = { inputIds: [0, 1].map((r) => Array.from({ length: T }, (_, t) => 1000 + 7 * t + r)) };
+      const viaGraph = model.forward(big);
+      assert.ok(compiled()!.nodes > 0, `a ${2 * T}-token forward builds it`);
+      let seen = 0;
+      const hooked = model.runWithHooks(big, [[blockHook(0, 'hook_resid_pre'), () => void seen++]]);
+      assert.equal(seen, 1, 'a hooked forward runs engine/bert.ts, whose hooks run');
+      const r = compareArrays(viaGraph.embedding.dataSync(), hooked.embedding.dataSync(), viaGraph.embedding.shape, { atol: ATOL });
+      assert.ok(r.pass, describeMismatch('embedding, graph vs op by op', r, { atol: ATOL }));
+      [viaGraph, hooked].forEach((o) => o.dispose());
+      const before = tf.memory().numTensors;
+      for (let i = 0; i < 3; i++) model.forward(small).dispose(); // now compiled too
+      assert.equal(tf.memory().numTensors, before, 'no tensor left behind per forward');
+    } finally {
+      model.dispose();
+    }
+  });
+
+  it('frees its TensorFlow session on dispose; a disposed graph refuses to run', () => {
+    const model = loadBert(cachedModel({ preset: 'tiny' }));
+    const backend = tf.backend() as unknown as { getNumOfSavedModels(): number };
+    const sessions = backend.getNumOfSavedModels();
+    const graph = graphOf(model);
+    const input = rows([3, 4], [0, 0], 5);
+    graph.run(input).dispose();
+    assert.equal(backend.getNumOfSavedModels(), sessions + 1);
+    graph.dispose();
+    assert.equal(backend.getNumOfSavedModels(), sessions);
+    assert.throws(() => graph.run(input), /disposed/);
+    model.dispose();
+  });
+
+  it('an id outside its table is an InputError naming row and position, as op by op', () => {
+    const model = loadBert(cachedModel({ preset: 'tiny' }));
+    const graph = graphOf(model);
+    try {
+      const input = rows([3, 4], [0, 0], 6);
+      input.inputIds[5] = model.config.vocabSize;
+      assert.throws(() => graph.run(input), (e: Error) => e instanceof InputError && /token id \d+ at row 1, position 2/.test(e.message));
+    } finally {
+      graph.dispose();
+      model.dispose();
+    }
+  });
+
+  it('writes one graph with both outputs, every weight an input and no weight inside', () => {
+    const model = loadBert(cachedModel({ preset: 'tiny' }));
+    try {
+      const { graph, weights } = encoderGraph(model.config, model.params);
+      const L = model.config.numHiddenLayers;
+      assert.equal(weights.length, 3 + 2 + L * 16, 'embeddings (3 tables + LayerNorm) and 16 tensors per layer');
+      const bytes = graph.savedModel('serve');
+      assert.ok(bytes.length < 200_000 * L, `the SavedModel holds the graph only (${bytes.length} bytes)`);
+      const text = Buffer.from(bytes).toString('latin1');
+      for (const name of ['hidden', 'hidden_uniform', 'input_ids', 'encoder.layer.0.attention.self.query.weight', 'FusedBatchNormV3', 'Erfc']) {
+        assert.ok(text.includes(name), `the graph names ${name}`);
+      }
+    } finally {
+      model.dispose();
+    }
+  });
+});
