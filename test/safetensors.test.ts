@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { Checkpoint } from '../weights/checkpoint';
 import { SafetensorsError, SafetensorsErrorCode } from '../weights/errors';
 import {
-  DTYPE_SIZE, Dtype, SafetensorsFile, TensorData, bf16BitsToF32, f16BitsToF32, f32ToBF16Bits, f32ToF16Bits,
+  DTYPE_SIZE, Dtype, SafetensorsFile, TensorData, bf16BitsToF32, f16BitsToF32, f32ToBF16Bits, f32ToF16Bits, firstNonFinite,
   writeSafetensors, writeSafetensorsStreaming,
 } from '../weights/safetensors';
 
@@ -432,6 +432,22 @@ describe('SafetensorsFile: malformed files are refused with typed errors', () =>
     for (const md of ['[]', '"pt"', 'null', '{"format":1}', '{"a":{"b":"c"}}', '{"a":null}', '{"a":["x"]}']) {
       const p = rawFile(`{"__metadata__":${md}}`);
       expectError(openFile(p), 'bad_metadata', p);
+    }
+  });
+
+  it('firstNonFinite: the first NaN/±Inf at every position, 0–40 elements (the 8-wide bit test and its tail), against the float test', () => {
+    const byFloat = (x: Float32Array) => x.findIndex((v) => !Number.isFinite(v));
+    for (let n = 0; n <= 40; n++) {
+      for (let at = -1; at < n; at++) {
+        for (const bad of [NaN, Infinity, -Infinity]) {
+          // finite extremes around the pattern: ±max float32, ±smallest subnormal, -0
+          const x = Float32Array.from({ length: n }, (_, i) => [3.4028234e38, -3.4028234e38, 1e-45, -1e-45, -0][i % 5]);
+          if (at >= 0) x[at] = bad;
+          assert.equal(firstNonFinite(x), byFloat(x), `n=${n} at=${at} ${bad}`);
+          if (at >= 0) x[n - 1] = bad; // a second one later: still the first
+          assert.equal(firstNonFinite(x), byFloat(x), `n=${n} at=${at} and last ${bad}`);
+        }
+      }
     }
   });
 
