@@ -153,8 +153,7 @@ export class BertModel {
    * else the runtime's compiled encoder where it has one (same numbers, within float rounding).
    */
   private encode(input: PackedInput, ctx: HookContext): tf.Tensor2D {
-    const hooked = this.encoderHooks.some((n) => ctx.wants(n));
-    if (!hooked) {
+    if (this.runtime.compileEncoder && !this.encoderHooks.some((n) => ctx.wants(n))) {
       if (this.compiled === undefined) this.compiled = this.runtime.compileEncoder?.(this.config, this.params) ?? null;
       if (this.compiled?.takes(input)) return this.compiled.run(input);
     }
