@@ -53,8 +53,9 @@ export interface BackendOptions {
 /** The whole encoder as one computation, made by a backend for forwards no hook looks into. */
 export interface CompiledEncoder {
   /**
-   * Whether `input` should run compiled. Compiling costs a second or more on the first run, so a
-   * backend may wait for a forward big enough to pay for it; once compiled, it takes every one.
+   * Whether `input` should run compiled; asked once per hook-free forward. Compiling costs a second
+   * or more on the first run, so a backend may wait until the work it sees pays for that; once
+   * compiled, it takes every one.
    */
   takes(input: PackedInput): boolean;
   /** The last hidden state [N, D] of a packed input (engine/rows.ts), as engine/bert.ts's encoder computes it. */

@@ -104,7 +104,7 @@ describe('encoder graph (tensorflow)', function () {
     }
   });
 
-  it('hook-free forwards of ≥ COMPILE_MIN_TOKENS tokens run the graph, then every hook-free one; hooked ones run op by op', () => {
+  it('hook-free forwards of ≥ COMPILE_MIN_TOKENS tokens (or 8× that in small ones) run the graph, then every hook-free one; hooked ones run op by op', () => {
     const model = loadBert(cachedModel({ preset: 'tiny' }));
     try {
       const compiled = () => (model as unknown as { compiled?: CompiledEncoder | null }).compiled;
@@ -121,6 +121,13 @@ describe('encoder graph (tensorflow)', function () {
       const r = compareArrays(viaGraph.embedding.dataSync(), hooked.embedding.dataSync(), viaGraph.embedding.shape, { atol: ATOL });
       assert.ok(r.pass, describeMismatch('embedding, graph vs op by op', r, { atol: ATOL }));
       [viaGraph, hooked].forEach((o) => o.dispose());
+      // Small forwards alone: compiled once they add up to 8 × COMPILE_MIN_TOKENS tokens.
+      const queries = compileEncoderGraph(model.config, model.params)!;
+      const query = packPadded({ inputIds: [Array.from({ length: 16 }, (_, t) => 1000 + t)] });
+      const takes = Array.from({ length: (8 * COMPILE_MIN_TOKENS) / 16 }, () => queries.takes(query));
+      assert.deepEqual([takes.indexOf(true), takes.lastIndexOf(false)], [takes.length - 1, takes.length - 2]);
+      queries.dispose();
+      assert.equal(queries.takes(query), false, 'a disposed graph takes nothing');
       const before = tf.memory().numTensors;
       for (let i = 0; i < 3; i++) model.forward(small).dispose(); // now compiled too
       assert.equal(tf.memory().numTensors, before, 'no tensor left behind per forward');
