@@ -6,6 +6,8 @@
  * not load.
  */
 import { strict as assert } from 'assert';
+import { spawnSync } from 'child_process';
+import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import { CompiledEncoder, currentRuntime } from '../engine/backend';
 import { encoder } from '../engine/bert';
@@ -148,6 +150,15 @@ describe('encoder graph (tensorflow)', function () {
     assert.equal(backend.getNumOfSavedModels(), sessions);
     assert.throws(() => graph.run(input), /disposed/);
     model.dispose();
+  });
+
+  it('is on by default; initBackend({graph: false}) keeps every forward op by op', () => {
+    assert.equal(typeof currentRuntime().compileEncoder, 'function');
+    const code = `require('./engine/backend').initBackend({ backend: 'tensorflow', threads: 1, graph: false })
+      .then((r) => console.log(JSON.stringify({ name: r.name, compiles: typeof r.compileEncoder })))`;
+    const child = spawnSync(process.execPath, ['-r', 'ts-node/register/transpile-only', '-e', code], { cwd: path.join(__dirname, '..'), encoding: 'utf8' });
+    assert.equal(child.status, 0, child.stderr);
+    assert.deepEqual(JSON.parse(child.stdout.trim().split('\n').pop()!), { name: 'tensorflow', compiles: 'undefined' });
   });
 
   it('an id outside its table is an InputError naming row and position, as op by op', () => {
