@@ -24,7 +24,7 @@ import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { BertConfig } from '../../../../weights/config';
-import type { BertParams, LayerNormParams, Linear } from '../../../../weights/params';
+import { BertParams, expectedTensors, LayerNormParams, Linear, paramTensors } from '../../../../weights/params';
 import type { CompiledEncoder } from '../../../backend';
 import { checkEmbeddingIds } from '../../../bert';
 import type { PackedInput } from '../../../rows';
@@ -145,32 +145,16 @@ function encoderLayer(e: Emit, x: Ref, p: BertParams['layers'][number], i: numbe
   });
 }
 
-/** Weight tensors in a fixed order, each with its placeholder name. */
-function weightInputs(p: BertParams): Array<[string, tf.Tensor]> {
-  const out: Array<[string, tf.Tensor]> = [];
-  const lin = (name: string, l: Linear) => out.push([`${name}.weight`, l.weight], [`${name}.bias`, l.bias]);
-  const ln = (name: string, l: LayerNormParams) => out.push([`${name}.weight`, l.weight], [`${name}.bias`, l.bias]);
-  const m = p.embeddings;
-  out.push(['embeddings.word_embeddings', m.wordEmbeddings], ['embeddings.position_embeddings', m.positionEmbeddings], ['embeddings.token_type_embeddings', m.tokenTypeEmbeddings]);
-  ln('embeddings.LayerNorm', m.layerNorm);
-  p.layers.forEach((l, i) => {
-    const at = `encoder.layer.${i}`;
-    lin(`${at}.attention.self.query`, l.query);
-    lin(`${at}.attention.self.key`, l.key);
-    lin(`${at}.attention.self.value`, l.value);
-    lin(`${at}.attention.output.dense`, l.attnOutput);
-    ln(`${at}.attention.output.LayerNorm`, l.attnLayerNorm);
-    lin(`${at}.intermediate.dense`, l.intermediate);
-    lin(`${at}.output.dense`, l.output);
-    ln(`${at}.output.LayerNorm`, l.outputLayerNorm);
-  });
-  return out;
+/** The weight tensors, each with its checkpoint name (its placeholder's): paramTensors is in checkpoint order. */
+function weightInputs(c: BertConfig, p: BertParams): Array<[string, tf.Tensor]> {
+  const tensors = paramTensors(p); // the pooler, last, is not the encoder's
+  return expectedTensors(c, false).map((t, i) => [t.name, tensors[i]]);
 }
 
 /** The graph: inputs, the two chains, and the names to feed. */
 export function encoderGraph(c: BertConfig, p: BertParams): { graph: GraphBuilder; weights: Array<[string, tf.Tensor]> } {
   const g = new GraphBuilder();
-  const weights = weightInputs(p);
+  const weights = weightInputs(c, p);
   const w = new Map(weights.map(([name, t]) => [t, g.placeholder(name, 'float32', t.shape)] as [tf.Tensor, Ref]));
   const common = {
     g, c, w,
