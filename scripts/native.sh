@@ -31,7 +31,7 @@ check() { node scripts/native-check.js 2>"$CACHE/check.log" || { cat "$CACHE/che
 # copy. Optional: without a compiler the lines may show and weights are copied once more.
 posix_addon() {
   local out=node_modules/e5-tfjs-posix
-  [ -f "$out/index.node" ] && return 0
+  [ "$out/index.node" -nt scripts/posix-addon/posix.c ] && return 0 # built, and from this source
   local gyp nodedir
   gyp=$(dirname "$(readlink -f "$(command -v npm)")")/../node_modules/node-gyp/bin/node-gyp.js
   nodedir=$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")

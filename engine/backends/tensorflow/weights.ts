@@ -6,7 +6,8 @@
  *
  * - with `make native`'s addon (e5-tfjs-posix, scripts/posix-addon), weights are read straight
  *   into page-aligned arenas, each tensor at a 64-byte boundary, and TensorFlow uses them where
- *   they are: no second copy, no second set of fresh pages to fault in;
+ *   they are: no second copy, no second set of fresh pages to fault in, and the addon faults the
+ *   arena's pages in on another thread while the reads fill them;
  * - without it, each weight is read into one reused scratch array whose data starts 4 bytes into
  *   its buffer (never aligned: TensorFlow always copies) and the TensorFlow tensor is made at
  *   once, while the scratch still holds this weight. The weights then live once, in TensorFlow's
