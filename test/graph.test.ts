@@ -161,6 +161,17 @@ describe('encoder graph (tensorflow)', function () {
     assert.deepEqual(JSON.parse(child.stdout.trim().split('\n').pop()!), { name: 'tensorflow', compiles: 'undefined' });
   });
 
+  it('is not made for activations it does not write (gelu_new, relu): those models run op by op', () => {
+    const model = loadBert(cachedModel({ preset: 'tiny' }));
+    try {
+      for (const hiddenAct of ['gelu_new', 'relu'] as const) {
+        assert.equal(compileEncoderGraph({ ...model.config, hiddenAct }, model.params, 0), undefined, hiddenAct);
+      }
+    } finally {
+      model.dispose();
+    }
+  });
+
   it('an id outside its table is an InputError naming row and position, as op by op', () => {
     const model = loadBert(cachedModel({ preset: 'tiny' }));
     const graph = graphOf(model);
