@@ -154,7 +154,7 @@ export class BertModel {
    */
   private encode(input: PackedInput, ctx: HookContext): tf.Tensor2D {
     if (this.runtime.compileEncoder && !this.encoderHooks.some((n) => ctx.wants(n))) {
-      if (this.compiled === undefined) this.compiled = this.runtime.compileEncoder?.(this.config, this.params) ?? null;
+      if (this.compiled === undefined) this.compiled = this.runtime.compileEncoder(this.config, this.params) ?? null;
       if (this.compiled?.takes(input)) return this.compiled.run(input);
     }
     return encoder(this.params, { c: this.config, ops: this.runtime.ops, input, hooks: ctx });

@@ -8,26 +8,14 @@
  * there, or elsewhere, `fn` runs with stderr as it is and the lines show.
  */
 import * as fs from 'fs';
-
-interface FdOps {
-  dup(fd: number): number;
-  dup2(from: number, to: number): number;
-}
-
-function fdOps(): FdOps | undefined {
-  try {
-    return require('e5-tfjs-posix') as FdOps;
-  } catch {
-    return undefined;
-  }
-}
+import { PosixAddon, posixAddon } from './posix';
 
 export function withStderrSilenced<T>(fn: () => T): T {
-  const ops = fdOps();
+  const ops = posixAddon();
   return ops ? withDup(ops, fn) : withReopen(fn);
 }
 
-function withDup<T>(ops: FdOps, fn: () => T): T {
+function withDup<T>(ops: PosixAddon, fn: () => T): T {
   const saved = ops.dup(2);
   if (saved < 0) return fn();
   const devNull = fs.openSync('/dev/null', 'a');

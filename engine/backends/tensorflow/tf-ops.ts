@@ -5,19 +5,8 @@
  * trip through tfjs's engine and TensorFlow's eager runtime. BatchMatMulV2 on the 2-D operands
  * and BiasAdd are two.
  */
-import * as tf from '@tensorflow/tfjs-core';
-
-interface OpAttr {
-  name: string;
-  type: number;
-  value: boolean | number | string | number[];
-}
-
-/** The parts of tfjs-node's backend (NodeJSKernelBackend) used here. */
-interface NodeBackendLike {
-  binding: { TF_ATTR_TYPE: number; TF_ATTR_BOOL: number; TF_FLOAT: number; TF_ATTR_STRING: number };
-  executeSingleOutput(name: string, attrs: OpAttr[], inputs: tf.TensorInfo[]): tf.Tensor;
-}
+import type * as tf from '@tensorflow/tfjs-core';
+import { NodeBackend, nodeBackend, OpAttr } from './node-backend';
 
 export interface TfOps {
   /** x·W + b, or x·Wᵀ + b with `transposeB`. [N,in] → [N,out] */
@@ -26,9 +15,9 @@ export interface TfOps {
 
 /** TensorFlow's ops on the current backend, or undefined when it is not tfjs-node's. */
 export function tfOps(): TfOps | undefined {
-  const b = tf.backend() as unknown as Partial<NodeBackendLike>;
+  const b = nodeBackend();
   if (typeof b.executeSingleOutput !== 'function' || !b.binding) return undefined;
-  const node = b as NodeBackendLike;
+  const node = b as NodeBackend;
   const T: OpAttr = { name: 'T', type: node.binding.TF_ATTR_TYPE, value: node.binding.TF_FLOAT };
   const flag = (name: string, value: boolean): OpAttr => ({ name, type: node.binding.TF_ATTR_BOOL, value });
   const plain = [T, flag('adj_x', false), flag('adj_y', false)];

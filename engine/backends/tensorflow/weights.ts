@@ -18,31 +18,15 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { plainWeightSink, WeightSink } from '../../backend';
+import { nodeBackend } from './node-backend';
+import { PosixAddon, posixAddon } from './posix';
 import type { ParamsPlan } from '../../../weights/params';
-
-/** The parts of tfjs-node 4.22's backend used here: it makes the TensorFlow tensor of each input. */
-interface NodeBackendLike {
-  getInputTensorIds(tensors: tf.Tensor[]): number[];
-}
-
-interface PosixAddon {
-  pageAlignedBuffer(bytes: number): ArrayBuffer;
-}
 
 const ALIGN = 64;
 
-export function posixAddon(): PosixAddon | undefined {
-  try {
-    const addon = require('e5-tfjs-posix') as Partial<PosixAddon>;
-    return typeof addon.pageAlignedBuffer === 'function' ? (addon as PosixAddon) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 /** `aligned: false` takes the scratch route even where the addon is installed (for tests). */
 export function tensorflowWeightSink(plan?: ParamsPlan, opts: { aligned?: boolean } = {}): WeightSink {
-  const backend = tf.backend() as unknown as Partial<NodeBackendLike>;
+  const backend = nodeBackend();
   if (typeof backend.getInputTensorIds !== 'function') return plainWeightSink();
   const addon = opts.aligned === false ? undefined : posixAddon();
   const slot = addon ? arenaSlots(addon, plan) : scratchSlot();

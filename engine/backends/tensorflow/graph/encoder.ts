@@ -29,6 +29,7 @@ import type { CompiledEncoder } from '../../../backend';
 import { checkEmbeddingIds } from '../../../bert';
 import type { PackedInput } from '../../../rows';
 import { attentionGrid } from '../grid';
+import { NodeBackend, nodeBackend } from '../node-backend';
 import { bool, GraphBuilder, int, Ref, T, type } from './graphdef';
 
 const TAG = 'serve';
@@ -172,12 +173,8 @@ export function encoderGraph(c: BertConfig, p: BertParams): { graph: GraphBuilde
   return { graph: g, weights };
 }
 
-/** The parts of tfjs-node 4.22's backend that run a SavedModel. */
-interface SavedModelBackend {
-  loadSavedModelMetaGraph(path: string, tags: string): number;
-  runSavedModel(id: number, inputs: tf.Tensor[], infos: Array<{ name: string }>, outputs: string[]): tf.Tensor[];
-  deleteSavedModel(id: number): void;
-}
+/** The parts of tfjs-node's backend that run a SavedModel. */
+type SavedModelBackend = Pick<NodeBackend, 'loadSavedModelMetaGraph' | 'runSavedModel' | 'deleteSavedModel'>;
 
 /**
  * The first forward with at least this many tokens builds the graph, or the forward that brings
@@ -193,7 +190,7 @@ export const COMPILE_MIN_TOKENS = 256;
  * graph is built and loaded on the first forward that `takes` (see COMPILE_MIN_TOKENS).
  */
 export function compileEncoderGraph(c: BertConfig, p: BertParams, minTokens = COMPILE_MIN_TOKENS): CompiledEncoder | undefined {
-  const backend = tf.backend() as unknown as Partial<SavedModelBackend>;
+  const backend = nodeBackend();
   if (typeof backend.loadSavedModelMetaGraph !== 'function' || typeof backend.runSavedModel !== 'function') return undefined;
   if (c.hiddenAct !== 'gelu') return undefined; // the graph writes exact GELU only; the op-by-op path has the rest
   let session: Session | undefined;
