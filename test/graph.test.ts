@@ -30,6 +30,30 @@ function graphOf(model: BertModel): CompiledEncoder {
   return g!;
 }
 
+/** `body` on a model loaded from `dir`, disposed after. */
+function withModel(dir: string, body: (model: BertModel) => void): void {
+  const model = loadBert(dir);
+  try {
+    body(model);
+  } finally {
+    model.dispose();
+  }
+}
+
+/** `body` on a model and its encoder graph (graphOf), both disposed after. */
+function withGraph(dir: string, body: (model: BertModel, graph: CompiledEncoder) => void): void {
+  withModel(dir, (model) => {
+    const graph = graphOf(model);
+    try {
+      body(model, graph);
+    } finally {
+      graph.dispose();
+    }
+  });
+}
+
+const tiny = () => cachedModel({ preset: 'tiny' });
+
 function eager(model: BertModel, input: PackedInput): tf.Tensor2D {
   return encoder(model.params, { c: model.config, ops: currentRuntime().ops, input, hooks: new HookContext() });
 }
@@ -64,9 +88,7 @@ describe('encoder graph (tensorflow)', function () {
   for (const c of GOLDEN_CASES.filter((g) => !g.ablate)) {
     it(`${c.name}: the last hidden state within ${ATOL} of PyTorch's`, () => {
       const g = loadGolden(c.name);
-      const model = loadBert(g.modelDir);
-      const graph = graphOf(model);
-      try {
+      withGraph(g.modelDir, (model, graph) => {
         const last = blockHook(model.config.numHiddenLayers - 1, 'hook_normalized_resid_post');
         const ref = g.tensors.get(last);
         assert.ok(ref, `${c.name} holds ${last}`);
@@ -75,18 +97,13 @@ describe('encoder graph (tensorflow)', function () {
         const [B, T, D] = ref!.shape;
         assertClose(tf.reshape(hidden, [B, T, D]), ref!, last);
         hidden.dispose();
-      } finally {
-        graph.dispose();
-        model.dispose();
-      }
+      });
     });
   }
 
   it('= engine/bert.ts op by op within 1e-5: packed rows of different lengths, masked keys, a padded batch', () => {
     for (const preset of ['tiny', 'small'] as const) {
-      const model = loadBert(cachedModel({ preset }));
-      const graph = graphOf(model);
-      try {
+      withGraph(cachedModel({ preset }), (model, graph) => {
         const cases = [
           rows([1, 5, 13, 40], [0, 2, 0, 7], 1), // packed: gathered into a grid
           rows([37, 3], [0, 1], 2),
@@ -99,16 +116,12 @@ describe('encoder graph (tensorflow)', function () {
             assertClose(graph.run(input), { shape: want.shape, data: want.dataSync() as Float32Array }, `${preset} case ${i}`);
           });
         });
-      } finally {
-        graph.dispose();
-        model.dispose();
-      }
+      });
     }
   });
 
   it('hook-free forwards of ≥ COMPILE_MIN_TOKENS tokens (or 8× that in small ones) run the graph, then every hook-free one; hooked ones run op by op', () => {
-    const model = loadBert(cachedModel({ preset: 'tiny' }));
-    try {
+    withModel(tiny(), (model) => {
       const compiled = () => (model as unknown as { compiled?: CompiledEncoder | null }).compiled;
       const small = { inputIds: [[101, 2000, 2001, 102]] };
       model.forward(small).dispose();
@@ -133,23 +146,21 @@ describe('encoder graph (tensorflow)', function () {
       const before = tf.memory().numTensors;
       for (let i = 0; i < 3; i++) model.forward(small).dispose(); // now compiled too
       assert.equal(tf.memory().numTensors, before, 'no tensor left behind per forward');
-    } finally {
-      model.dispose();
-    }
+    });
   });
 
   it('frees its TensorFlow session on dispose; a disposed graph refuses to run', () => {
-    const model = loadBert(cachedModel({ preset: 'tiny' }));
-    const backend = tf.backend() as unknown as { getNumOfSavedModels(): number };
-    const sessions = backend.getNumOfSavedModels();
-    const graph = graphOf(model);
-    const input = rows([3, 4], [0, 0], 5);
-    graph.run(input).dispose();
-    assert.equal(backend.getNumOfSavedModels(), sessions + 1);
-    graph.dispose();
-    assert.equal(backend.getNumOfSavedModels(), sessions);
-    assert.throws(() => graph.run(input), /disposed/);
-    model.dispose();
+    withModel(tiny(), (model) => {
+      const backend = tf.backend() as unknown as { getNumOfSavedModels(): number };
+      const sessions = backend.getNumOfSavedModels();
+      const graph = graphOf(model);
+      const input = rows([3, 4], [0, 0], 5);
+      graph.run(input).dispose();
+      assert.equal(backend.getNumOfSavedModels(), sessions + 1);
+      graph.dispose();
+      assert.equal(backend.getNumOfSavedModels(), sessions);
+      assert.throws(() => graph.run(input), /disposed/);
+    });
   });
 
   it('is on by default; initBackend({graph: false}) keeps every forward op by op', () => {
@@ -162,32 +173,23 @@ describe('encoder graph (tensorflow)', function () {
   });
 
   it('is not made for activations it does not write (gelu_new, relu): those models run op by op', () => {
-    const model = loadBert(cachedModel({ preset: 'tiny' }));
-    try {
+    withModel(tiny(), (model) => {
       for (const hiddenAct of ['gelu_new', 'relu'] as const) {
         assert.equal(compileEncoderGraph({ ...model.config, hiddenAct }, model.params, 0), undefined, hiddenAct);
       }
-    } finally {
-      model.dispose();
-    }
+    });
   });
 
   it('an id outside its table is an InputError naming row and position, as op by op', () => {
-    const model = loadBert(cachedModel({ preset: 'tiny' }));
-    const graph = graphOf(model);
-    try {
+    withGraph(tiny(), (model, graph) => {
       const input = rows([3, 4], [0, 0], 6);
       input.inputIds[5] = model.config.vocabSize;
       assert.throws(() => graph.run(input), (e: Error) => e instanceof InputError && /token id \d+ at row 1, position 2/.test(e.message));
-    } finally {
-      graph.dispose();
-      model.dispose();
-    }
+    });
   });
 
   it('writes one graph with both outputs, every weight an input and no weight inside', () => {
-    const model = loadBert(cachedModel({ preset: 'tiny' }));
-    try {
+    withModel(tiny(), (model) => {
       const { graph, weights } = encoderGraph(model.config, model.params);
       const L = model.config.numHiddenLayers;
       assert.equal(weights.length, 3 + 2 + L * 16, 'embeddings (3 tables + LayerNorm) and 16 tensors per layer');
@@ -197,8 +199,6 @@ describe('encoder graph (tensorflow)', function () {
       for (const name of ['hidden', 'hidden_uniform', 'input_ids', 'encoder.layer.0.attention.self.query.weight', 'FusedBatchNormV3', 'Erfc']) {
         assert.ok(text.includes(name), `the graph names ${name}`);
       }
-    } finally {
-      model.dispose();
-    }
+    });
   });
 });
