@@ -22,18 +22,20 @@ export interface AttentionGrid {
 /** The grid of `rows`; `keyMask` has one entry per packed token, 1 = a key that may be attended to. */
 export function attentionGrid(rows: Rows, keyMask: Int32Array): AttentionGrid {
   const T = Math.max(...rows.lengths), R = rows.count;
-  const cells = new Int32Array(R * T), tokens = new Int32Array(rows.total);
+  const uniform = rows.uniformLength === T; // cells are the packed tokens in order: no index arrays
+  const cells = uniform ? undefined : new Int32Array(R * T), tokens = uniform ? undefined : new Int32Array(rows.total);
   const mask = new Float32Array(R * T).fill(MASK_VALUE);
   let allReal = true;
   rows.starts.forEach((start, r) => {
-    cells.fill(start, r * T, (r + 1) * T);
+    cells?.fill(start, r * T, (r + 1) * T);
     for (let t = 0; t < rows.lengths[r]; t++) {
-      cells[r * T + t] = start + t;
-      tokens[start + t] = r * T + t;
+      if (cells && tokens) {
+        cells[r * T + t] = start + t;
+        tokens[start + t] = r * T + t;
+      }
       mask[r * T + t] = keyMask[start + t] === 1 ? 0 : MASK_VALUE;
       allReal &&= keyMask[start + t] === 1;
     }
   });
-  const uniform = rows.uniformLength === T;
-  return { T, keyMask: mask, dense: allReal && uniform, cells: uniform ? undefined : cells, tokens: uniform ? undefined : tokens };
+  return { T, keyMask: mask, dense: allReal && uniform, cells, tokens };
 }
