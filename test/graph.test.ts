@@ -20,8 +20,7 @@ import { cachedModel } from '../devtools/generate-model';
 import { mulberry32 } from '../devtools/rng';
 import { testBackend } from './support/backend';
 import { GOLDEN_CASES, goldenBatch, loadBert, loadGolden } from './support/golden';
-
-const ATOL = 1e-5;
+import { TOLERANCE, toleranceFor } from './support/tolerance';
 
 /** A model whose compiled encoder takes every forward (no minimum size). */
 function graphOf(model: BertModel): CompiledEncoder {
@@ -69,10 +68,11 @@ function rows(lengths: number[], pad: number[], seed: number): PackedInput {
   return input;
 }
 
-function assertClose(actual: tf.Tensor, expected: { shape: number[]; data: Float32Array }, name: string): void {
+/** `actual` within `atol` (by default the documented tolerance of the hook point `name`) of `expected`. */
+function assertClose(actual: tf.Tensor, expected: { shape: number[]; data: Float32Array }, name: string, atol = toleranceFor(name)): void {
   assert.deepEqual(actual.shape, expected.shape, `${name}: shape`);
-  const r = compareArrays(actual.dataSync(), expected.data, expected.shape, { atol: ATOL });
-  assert.ok(r.pass, describeMismatch(name, r, { atol: ATOL }));
+  const r = compareArrays(actual.dataSync(), expected.data, expected.shape, { atol });
+  assert.ok(r.pass, describeMismatch(name, r, { atol }));
 }
 
 describe('encoder graph (tensorflow)', function () {
@@ -86,7 +86,7 @@ describe('encoder graph (tensorflow)', function () {
   });
 
   for (const c of GOLDEN_CASES.filter((g) => !g.ablate)) {
-    it(`${c.name}: the last hidden state within ${ATOL} of PyTorch's`, () => {
+    it(`${c.name}: the last hidden state within ${TOLERANCE.hidden} of PyTorch's`, () => {
       const g = loadGolden(c.name);
       withGraph(g.modelDir, (model, graph) => {
         const last = blockHook(model.config.numHiddenLayers - 1, 'hook_normalized_resid_post');
@@ -113,7 +113,7 @@ describe('encoder graph (tensorflow)', function () {
         cases.forEach((input, i) => {
           tf.tidy(() => {
             const want = eager(model, input);
-            assertClose(graph.run(input), { shape: want.shape, data: want.dataSync() as Float32Array }, `${preset} case ${i}`);
+            assertClose(graph.run(input), { shape: want.shape, data: want.dataSync() as Float32Array }, `${preset} case ${i}`, TOLERANCE.hidden);
           });
         });
       });
@@ -133,8 +133,8 @@ describe('encoder graph (tensorflow)', function () {
       let seen = 0;
       const hooked = model.runWithHooks(big, [[blockHook(0, 'hook_resid_pre'), () => void seen++]]);
       assert.equal(seen, 1, 'a hooked forward runs engine/bert.ts, whose hooks run');
-      const r = compareArrays(viaGraph.embedding.dataSync(), hooked.embedding.dataSync(), viaGraph.embedding.shape, { atol: ATOL });
-      assert.ok(r.pass, describeMismatch('embedding, graph vs op by op', r, { atol: ATOL }));
+      const r = compareArrays(viaGraph.embedding.dataSync(), hooked.embedding.dataSync(), viaGraph.embedding.shape, { atol: TOLERANCE.embedding });
+      assert.ok(r.pass, describeMismatch('embedding, graph vs op by op', r, { atol: TOLERANCE.embedding }));
       [viaGraph, hooked].forEach((o) => o.dispose());
       // Small forwards alone: compiled once they add up to 8 × COMPILE_MIN_TOKENS tokens.
       const queries = compileEncoderGraph(model.config, model.params)!;

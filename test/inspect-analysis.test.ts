@@ -18,6 +18,7 @@ import {
 import { testBackend } from './support/backend';
 import { cachedModel } from '../devtools/generate-model';
 import { goldenBatch, loadBert, loadGolden } from './support/golden';
+import { TOLERANCE, toleranceFor } from './support/tolerance';
 
 const data = (t: tf.Tensor) => Array.from(t.dataSync());
 const cosine = (a: ArrayLike<number>, b: ArrayLike<number>) => {
@@ -66,8 +67,9 @@ describe('inspect/analysis', function () {
         for (const [name, t] of Object.entries(ours)) {
           const ref = g.tensors.get(name)!;
           assert.ok(ref, `golden has ${name}`);
-          const r = compareArrays(t.dataSync(), ref.data, ref.shape, { atol: 1e-5 });
-          assert.ok(r.pass, describeMismatch(name, r, { atol: 1e-5 }));
+          const atol = toleranceFor(name);
+          const r = compareArrays(t.dataSync(), ref.data, ref.shape, { atol });
+          assert.ok(r.pass, describeMismatch(name, r, { atol }));
           worst = Math.max(worst, r.maxAbs);
         }
         console.log(`      max |ours - torch| over embedding/pooled/pooler_output: ${worst.toExponential(2)}`);
@@ -105,7 +107,7 @@ describe('inspect/analysis', function () {
           for (let d = 0; d < Dh; d++) (mean[d] /= n), (all[d] /= nAll);
           realVsAll = Math.max(realVsAll, ...mean.map((v, d) => Math.abs(v - all[d])));
           az.forEach((row, b) => row.forEach((tok, t) => {
-            const r = compareArrays(tok[h], mean, [Dh], { atol: 1e-6 });
+            const r = compareArrays(tok[h], mean, [Dh], { atol: TOLERANCE.hidden }); // z is an activation inside the encoder
             assert.ok(r.pass, `z[${b}][${t}][${h}] = mean: max diff ${r.maxAbs}`);
           }));
         }
@@ -267,8 +269,9 @@ describe('inspect/analysis', function () {
       enc.forEach((e, r) => {
         const out = m.bert.forward({ inputIds: [Array.from(e.inputIds)] }, { outputAttentions: true });
         const want = out.attentions![1].dataSync();
-        const r2 = compareArrays(view.attention[0][r], want, [H, e.nTokens, e.nTokens], { atol: 1e-6 });
-        assert.ok(r2.pass, describeMismatch(`row ${r}`, r2, { atol: 1e-6 }));
+        // Rows of another length in one batch run other GEMM shapes: equal within the documented attention tolerance, not to the bit.
+        const r2 = compareArrays(view.attention[0][r], want, [H, e.nTokens, e.nTokens], { atol: TOLERANCE.attention });
+        assert.ok(r2.pass, describeMismatch(`row ${r}`, r2, { atol: TOLERANCE.attention }));
         out.dispose();
       });
       assert.throws(() => attentionViewData(m, texts, { layers: [2] }), /layers\[0\]: layer 2 is out of range/);

@@ -19,8 +19,9 @@ import * as path from 'path';
 import { compareArrays, describeMismatch } from '../engine/compare';
 import { hasSharedVocab, REPO_ROOT } from '../devtools/generate-model';
 import { loadGolden } from './support/golden';
+import { TOLERANCE } from './support/tolerance';
 
-const ATOL = 1e-5;
+const ATOL = TOLERANCE.embedding;
 const NPM = process.platform === 'win32' ? 'npm.cmd' : 'npm';
 const NPX = process.platform === 'win32' ? 'npx.cmd' : 'npx';
 

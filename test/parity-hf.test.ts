@@ -19,6 +19,7 @@ import { e5, REPO_ROOT, tempDir } from './support/cli';
 import { cachedModel, hasSharedVocab } from '../devtools/generate-model';
 import { readAll } from './support/golden';
 import { PYTHON, pythonCanImport, pythonStack, skipUnlessHuggingFace } from './support/python';
+import { toleranceFor } from './support/tolerance';
 
 const PARITY = path.join(REPO_ROOT, 'test', 'parity');
 const CARD = modelCard();
@@ -90,7 +91,7 @@ describe('parity with the Hugging Face stack (transformers, sentence-transformer
         const ours = pt.tensors.get(name)!.data;
         // Masked scores hold the float32 minimum in both; compare the finite entries.
         const keep = ref.data.map((v, i) => (Math.abs(v) < 1e30 ? 1 : (ours[i] <= -1e30 ? 0 : NaN)));
-        const r = compareArrays(ours.map((v, i) => (keep[i] === 1 ? v : 0)), ref.data.map((v, i) => (keep[i] ? v : 0)), ref.shape, { atol: 1e-5 });
+        const r = compareArrays(ours.map((v, i) => (keep[i] === 1 ? v : 0)), ref.data.map((v, i) => (keep[i] ? v : 0)), ref.shape, { atol: toleranceFor(name) });
         if (!r.pass || keep.some(Number.isNaN)) failures.push(`${name}: max abs ${r.maxAbs} at [${r.where}]`);
         worst = Math.max(worst, r.maxAbs);
       }
