@@ -3,7 +3,10 @@
  */
 export { initBackend, backendInfo, currentRuntime, installedBackends, BACKEND_NAMES } from './engine/backend';
 export type { BackendInfo, BackendName, BackendOptions, Runtime } from './engine/backend';
-export type { Ops, AttentionInput } from './engine/ops';
+export type { Ops, AttentionInput, EncoderOps, HeadIntervention, HookSite, IdsName } from './engine/ops';
+export { encoder, layersFrom, encoderLayer, selfAttention, embeddings } from './engine/bert';
+export type { Forward } from './engine/bert';
+export { eagerForward, publicView } from './engine/eager';
 export { loadModel, EmbeddingModel, planBatches, looksLikeE5, PREFIXES } from './e5/model';
 export type { EmbedOptions, EmbedResult, LoadModelOptions, ModelInfo, Prefix } from './e5/model';
 export { checkFolderAgreement, FolderAgreementError } from './e5/folder_checks';
@@ -16,7 +19,7 @@ export {
 export type { HookName, HookFilter, HookFn, HookInfo, BlockHook } from './engine/hooks';
 export { packPadded, packSequences, InputError } from './engine/rows';
 export type { PaddedBatch, PackedInput, Rows } from './engine/rows';
-export { meanPool, clsPool, maxPool, l2Normalize } from './engine/pooling';
+export { meanPool, clsPool, maxPool, l2Normalize, pool } from './engine/pooling';
 export { BertTokenizer, TokenizerError } from './tokenizer';
 export type { Encoding, EncodedBatch } from './tokenizer';
 export { readBertConfig, parseBertConfig, ConfigError } from './weights/config';

@@ -16,6 +16,15 @@ const integerAtLeast = (min: number): Check => (v) =>
   typeof v === 'number' && Number.isSafeInteger(v) && v >= min ? undefined : `must be an integer >= ${min}, got ${describe(v)}`;
 const boolean: Check = (v) => (typeof v === 'boolean' ? undefined : `must be true or false, got ${describe(v)}`);
 const fn: Check = (v) => (typeof v === 'function' ? undefined : `must be a function, got ${describe(v)}`);
+const isTensor = (v: unknown) => typeof v === 'object' && v !== null && Array.isArray((v as { shape?: unknown }).shape) && typeof (v as { dataSync?: unknown }).dataSync === 'function';
+/** Shapes are the model's business (engine/heads.ts checks them against the config); here, the form. */
+const headIntervention: Check = (v) => {
+  if (typeof v !== 'object' || v === null || !isTensor((v as { mask?: unknown }).mask)) return `must be { mask: tf.Tensor [L, H], fill?: tf.Tensor [L, D] }, got ${describe(v)}`;
+  const rank = (v as { mask: { shape: number[] } }).mask.shape.length;
+  if (rank !== 2) return `.mask must be [layers, heads] (one mask for every text), got rank ${rank}`;
+  const fill = (v as { fill?: unknown }).fill;
+  return fill === undefined || isTensor(fill) ? undefined : `.fill must be a tf.Tensor [L, D], got ${describe(fill)}`;
+};
 
 /** Every option embed() knows, with its check (undefined values mean "the default" and pass). */
 const OPTION_CHECKS: Record<string, Check> = {
@@ -27,6 +36,7 @@ const OPTION_CHECKS: Record<string, Check> = {
   maxLength: integerAtLeast(2), // [CLS] and [SEP]
   onProgress: fn,
   onWarning: fn,
+  heads: headIntervention,
 };
 
 /** A short, safe description of any value for a message (never throws, never huge). */

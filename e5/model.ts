@@ -16,6 +16,7 @@ import { BackendInfo, currentRuntime, Runtime } from '../engine/backend';
 import { HookContext } from '../engine/hooks';
 import { BertModel } from '../engine/model';
 import { packSequences } from '../engine/rows';
+import type { HeadIntervention } from '../engine/ops';
 import { checkEmbedArgs } from './embed_options';
 import { checkFolderAgreement, sequenceLimit } from './folder_checks';
 
@@ -73,6 +74,12 @@ export interface EmbedOptions {
   onProgress?: (done: number, total: number) => void;
   /** Called for each warning (default: collected in the result only). */
   onWarning?: (message: string) => void;
+  /**
+   * Heads removed or scaled at attn.hook_z for every text (engine/ops.ts HeadIntervention; mask
+   * [L, H], fill [L, D]): ablation as an input of the forward, so it runs compiled where the
+   * backend compiles. The caller keeps ownership of the tensors.
+   */
+  heads?: HeadIntervention;
 }
 
 export interface EmbedResult {
@@ -140,7 +147,7 @@ export class EmbeddingModel {
     let done = 0;
     for (const batch of batches) {
       const input = packSequences(batch.map((i) => encodings[i]));
-      const out = this.bert.runScoped(input, { pooling: opts.pooling, poolerOutput: false }, new HookContext()); // e5 never uses BERT's pooler
+      const out = this.bert.runScoped(input, { pooling: opts.pooling, poolerOutput: false, heads: opts.heads }, new HookContext()); // e5 never uses BERT's pooler
       try {
         const vectors = (opts.normalize ?? true ? out.embedding : out.pooled);
         const data = await vectors.data() as Float32Array;

@@ -14,7 +14,8 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { BertConfig } from '../weights/config';
 import { BertParams, freshTensor, Linear, ParamsPlan } from '../weights/params';
-import type { Ops } from './ops';
+import type { HookName } from './hooks';
+import type { HeadIntervention, Ops } from './ops';
 import type { PackedInput } from './rows';
 import { genericOps } from './backends/generic/ops';
 
@@ -50,16 +51,34 @@ export interface BackendOptions {
   graph?: boolean;
 }
 
-/** The whole encoder as one computation, made by a backend for forwards no hook looks into. */
+/** What a compiled forward is asked for besides the last hidden state. */
+export interface CompiledRunOptions {
+  /** Heads removed or scaled at attn.hook_z (an input of the computation, not a hook). */
+  heads?: HeadIntervention;
+  /** Hook points to return (read only), in the encoder's own layout: [N, C], or attention's [R,H,T,T]. */
+  fetch?: HookName[];
+}
+
+export interface CompiledRun {
+  /** The last hidden state [N, D]. */
+  hidden: tf.Tensor2D;
+  /** The fetched hook points (the caller owns them). */
+  hooks: Map<HookName, tf.Tensor>;
+}
+
+/**
+ * The whole encoder as one computation, made by a backend from engine/bert.ts for forwards no hook
+ * function looks into; hook points that are only read are among its outputs.
+ */
 export interface CompiledEncoder {
   /**
-   * Whether `input` should run compiled; asked once per hook-free forward. Compiling costs a second
+   * Whether `input` should run compiled; asked once per forward that could. Compiling costs a second
    * or more on the first run, so a backend may wait until the work it sees pays for that; once
    * compiled, it takes every one.
    */
   takes(input: PackedInput): boolean;
-  /** The last hidden state [N, D] of a packed input (engine/rows.ts), as engine/bert.ts's encoder computes it. */
-  run(input: PackedInput): tf.Tensor2D;
+  /** A packed input (engine/rows.ts) through engine/bert.ts's encoder. */
+  run(input: PackedInput, opts?: CompiledRunOptions): CompiledRun;
   /** Nodes in the compiled computation (for reports). */
   nodes: number;
   dispose(): void;

@@ -2,45 +2,30 @@
  * The BERT encoder: embeddings → N post-LN layers, as short functions over packed [N, *] token
  * matrices (engine/rows.ts). Mirrors Hugging Face modeling_bert.py (BertEmbeddings,
  * BertSelfAttention, BertSelfOutput, BertIntermediate, BertOutput) and exposes every
- * intermediate at a TransformerLens-named hook point (engine/hooks.ts). Written against the
- * operations of engine/ops.ts: whichever backend runs it provides them.
+ * intermediate at a TransformerLens-named hook point (engine/hooks.ts).
+ *
+ * This is the only description of the encoder. It is written against the operations of one
+ * forward (engine/ops.ts EncoderOps), generic in the value they pass: run over eager tensors
+ * (engine/eager.ts) it is the forward a researcher hooks; run over graph-building operations
+ * (engine/backends/tensorflow/graph/) it writes the TensorFlow graph the fast path runs.
  *
  * Dimension letters: N packed tokens, R rows, T tokens of one row, D hidden, H heads,
  * Dh = D/H head size, F FFN width, B×T the public (padded batch) view of N.
  */
-import * as tf from '@tensorflow/tfjs-core';
-import type { BertConfig, HiddenAct } from '../weights/config';
+import type { BertConfig } from '../weights/config';
 import type { BertLayerParams, BertParams } from '../weights/params';
-import { blockHook, BlockHook, HookContext, HookName } from './hooks';
+import { blockHook, BlockHook } from './hooks';
 import { MASK_VALUE } from './numerics';
-import type { AttentionInput, Ops } from './ops';
-import { InputError, PackedInput, Rows } from './rows';
+import type { EncoderOps, HookSite } from './ops';
+import { InputError, PackedInput } from './rows';
 
 export { MASK_VALUE }; // HF's additive mask value (engine/numerics.ts)
 
 /** What every function of one forward pass reads. */
-export interface Forward {
+export interface Forward<V> {
   c: BertConfig;
-  ops: Ops;
-  input: PackedInput;
-  hooks: HookContext;
-}
-
-// ---------------------------------------------------------------- public views for hooks
-
-/** Run the hooks at `name` on a [N, C] activation seen as [B, T, ...viewRest] (only a padded batch has that view). */
-function hookTokens<T extends tf.Tensor>(f: Forward, name: HookName, x: T, viewRest?: number[]): T {
-  if (!f.hooks.wants(name)) return x;
-  const rows = needsPadded(f.input.rows, name);
-  const view = tf.reshape(x, [rows.count, rows.uniformLength!, ...(viewRest ?? x.shape.slice(1))]);
-  return tf.reshape(f.hooks.apply(name, view), x.shape) as T;
-}
-
-function needsPadded(rows: Rows, name: HookName): Rows {
-  if (rows.uniformLength === undefined) {
-    throw new InputError(`hook '${name}' needs a padded batch (rows of one length); this forward packs rows of different lengths`);
-  }
-  return rows;
+  ops: EncoderOps<V>;
+  hooks: HookSite<V>;
 }
 
 // ---------------------------------------------------------------- embeddings
@@ -62,16 +47,15 @@ export function checkEmbeddingIds(c: BertConfig, input: PackedInput): void {
 }
 
 /** BertEmbeddings: word + position + token type, then LayerNorm. → [N, D] (= HF hidden_states[0]) */
-export function embeddings(p: BertParams, f: Forward): tf.Tensor2D {
-  const { c, ops, input } = f;
-  checkEmbeddingIds(c, input);
+export function embeddings<V>(p: BertParams, f: Forward<V>): V {
+  const { c, ops, hooks } = f;
   const e = p.embeddings;
-  const word = hookTokens(f, 'embed.hook_embed', ops.gather(e.wordEmbeddings, input.inputIds)); // [N,D]
-  const pos = hookTokens(f, 'embed.hook_pos_embed', ops.gather(e.positionEmbeddings, input.positionIds)); // [N,D]
-  const type = hookTokens(f, 'embed.hook_token_type_embed', ops.gather(e.tokenTypeEmbeddings, input.tokenTypeIds)); // [N,D]
+  const word = hooks.at('embed.hook_embed', ops.embed(e.wordEmbeddings, 'inputIds')); // [N,D]
+  const pos = hooks.at('embed.hook_pos_embed', ops.embed(e.positionEmbeddings, 'positionIds')); // [N,D]
+  const type = hooks.at('embed.hook_token_type_embed', ops.embed(e.tokenTypeEmbeddings, 'tokenTypeIds')); // [N,D]
   // HF adds in this order: (inputs_embeds + token_type_embeddings) + position_embeddings.
-  const sum = tf.add(tf.add(word, type), pos) as tf.Tensor2D;
-  return hookTokens(f, 'hook_full_embed', ops.layerNorm(sum, e.layerNorm, c.layerNormEps));
+  const sum = ops.add(ops.add(word, type), pos); // [N,D]
+  return hooks.at('hook_full_embed', ops.layerNorm(sum, e.layerNorm, c.layerNormEps));
 }
 
 // ---------------------------------------------------------------- attention
@@ -79,71 +63,61 @@ export function embeddings(p: BertParams, f: Forward): tf.Tensor2D {
 /**
  * BertSelfAttention → z [N, D] (the heads' outputs side by side, before the output dense).
  * Packed rows never see each other. When a hook wants the scores or the pattern, attention runs
- * as its three steps with the hooks between them.
+ * as its three steps with the hooks between them. The forward's head intervention (if any)
+ * acts on z before its hook point, so `hook_z` sees the heads as they go on.
  */
-export function selfAttention(x: tf.Tensor2D, p: BertLayerParams, layer: number, f: Forward): tf.Tensor2D {
-  const { c, ops, hooks } = f;
-  const H = c.numAttentionHeads, Dh = c.hiddenSize / H;
-  const hook = (kind: BlockHook, t: tf.Tensor) => hookTokens(f, blockHook(layer, kind), t, kind.startsWith('attn.hook_') ? [H, Dh] : undefined);
-  const a: AttentionInput = { rows: f.input.rows, heads: H, headSize: Dh, keyMask: f.input.attentionMask, scale: Math.sqrt(Dh) };
-  const q = hook('attn.hook_q', ops.linear(x, p.query)) as tf.Tensor2D; // [N,D]
-  const k = hook('attn.hook_k', ops.linear(x, p.key)) as tf.Tensor2D; // [N,D]
-  const v = hook('attn.hook_v', ops.linear(x, p.value)) as tf.Tensor2D; // [N,D]
+export function selfAttention<V>(x: V, p: BertLayerParams, layer: number, f: Forward<V>): V {
+  const { ops, hooks } = f;
+  const hook = (kind: BlockHook, t: V) => hooks.at(blockHook(layer, kind), t);
+  const q = hook('attn.hook_q', ops.linear(x, p.query)); // [N,D]
+  const k = hook('attn.hook_k', ops.linear(x, p.key)); // [N,D]
+  const v = hook('attn.hook_v', ops.linear(x, p.value)); // [N,D]
   const scoresHook = blockHook(layer, 'attn.hook_attn_scores'), patternHook = blockHook(layer, 'attn.hook_pattern');
+  let z: V; // [N,D]
   if (!hooks.wants(scoresHook) && !hooks.wants(patternHook)) {
-    return hook('attn.hook_z', ops.attention(q, k, v, a)) as tf.Tensor2D; // [N,D]
+    z = ops.attention(q, k, v);
+  } else {
+    const scores = hooks.at(scoresHook, ops.attentionScores(q, k)); // [R,H,T,T]  q·kᵀ/√Dh + mask
+    const pattern = hooks.at(patternHook, ops.attentionSoftmax(scores)); // [R,H,T,T]
+    z = ops.attentionZ(pattern, v);
   }
-  needsPadded(a.rows, hooks.wants(scoresHook) ? scoresHook : patternHook);
-  const scores = hooks.apply(scoresHook, ops.attentionScores(q, k, a)) as tf.Tensor4D; // [B,H,T,T]  q·kᵀ/√Dh + mask
-  const pattern = hooks.apply(patternHook, ops.attentionSoftmax(scores, a)) as tf.Tensor4D; // [B,H,T,T]
-  return hook('attn.hook_z', ops.attentionZ(pattern, v, a)) as tf.Tensor2D; // [N,D]
+  return hook('attn.hook_z', ops.intervene(z, layer)); // [N,D]
 }
 
 // ---------------------------------------------------------------- one layer, the encoder
 
-/** HF ACT2FN: "gelu" is the exact erf form x·Φ(x); "gelu_new"/"gelu_pytorch_tanh" the tanh approximation. */
-export function activation(ops: Ops, x: tf.Tensor2D, act: HiddenAct): tf.Tensor2D {
-  switch (act) {
-    case 'gelu':
-      return ops.gelu(x);
-    case 'gelu_new':
-    case 'gelu_pytorch_tanh':
-      return tf.tidy(() => {
-        const inner = tf.mul(Math.sqrt(2 / Math.PI), tf.add(x, tf.mul(0.044715, tf.pow(x, 3))));
-        return tf.mul(tf.mul(x, 0.5), tf.add(1, tf.tanh(inner))) as tf.Tensor2D;
-      });
-    case 'relu':
-      return tf.relu(x);
-  }
-}
-
 /** One post-LN BertLayer: attention block, then the FFN block, each residual + LayerNorm. */
-export function encoderLayer(x: tf.Tensor2D, p: BertLayerParams, layer: number, f: Forward): tf.Tensor2D {
+export function encoderLayer<V>(x: V, p: BertLayerParams, layer: number, f: Forward<V>): V {
   const { c, ops } = f;
-  const hook = <T extends tf.Tensor2D>(kind: BlockHook, t: T) => hookTokens(f, blockHook(layer, kind), t);
+  const hook = (kind: BlockHook, t: V) => f.hooks.at(blockHook(layer, kind), t);
   const residPre = hook('hook_resid_pre', x); // [N,D]
   const z = selfAttention(residPre, p, layer, f); // [N,D]
   const attnOut = hook('hook_attn_out', ops.linear(z, p.attnOutput)); // [N,D]  BertSelfOutput.dense
-  const residMid = hook('hook_resid_mid', tf.add(attnOut, residPre) as tf.Tensor2D); // [N,D]
+  const residMid = hook('hook_resid_mid', ops.add(attnOut, residPre)); // [N,D]
   const ln1 = hook('ln1.hook_normalized', ops.layerNorm(residMid, p.attnLayerNorm, c.layerNormEps)); // [N,D]
   const pre = hook('mlp.hook_pre', ops.linear(ln1, p.intermediate)); // [N,F]  BertIntermediate.dense
-  const post = hook('mlp.hook_post', activation(ops, pre, c.hiddenAct)); // [N,F]
+  const post = hook('mlp.hook_post', ops.activation(pre, c.hiddenAct)); // [N,F]
   const mlpOut = hook('hook_mlp_out', ops.linear(post, p.output)); // [N,D]  BertOutput.dense
-  const residPost = hook('hook_resid_post', tf.add(mlpOut, ln1) as tf.Tensor2D); // [N,D]
+  const residPost = hook('hook_resid_post', ops.add(mlpOut, ln1)); // [N,D]
   return hook('hook_normalized_resid_post', ops.layerNorm(residPost, p.outputLayerNorm, c.layerNormEps)); // = HF hidden_states[layer+1]
 }
 
 /**
- * The whole encoder → last hidden state [N, D]. Each layer runs in its own tidy so a layer's
- * intermediates are freed before the next starts (the wasm heap is 4 GB). Hook caches survive
- * because they are kept.
+ * The whole encoder → last hidden state [N, D]. Each layer is a step of its own (eager: its own
+ * tidy, so a layer's intermediates are freed before the next starts; graph: a name scope).
  */
-export function encoder(p: BertParams, f: Forward): tf.Tensor2D {
-  let x = tf.tidy(() => embeddings(p, f));
-  p.layers.forEach((layerParams, i) => {
-    const next = tf.tidy(() => encoderLayer(x, layerParams, i, f));
-    x.dispose();
-    x = next;
-  });
+export function encoder<V>(p: BertParams, f: Forward<V>): V {
+  return layersFrom(0, f.ops.step('embeddings', () => embeddings(p, f)), p, f, true);
+}
+
+/**
+ * Layers `from`…L−1 on `x` = HF hidden_states[from] (the embeddings' output for 0) → last hidden
+ * state [N, D]. `x` is freed after its layer only when `ownsX` (the caller's stays theirs).
+ */
+export function layersFrom<V>(from: number, x: V, p: BertParams, f: Forward<V>, ownsX = false): V {
+  for (let i = from; i < p.layers.length; i++) {
+    const layerIn = x;
+    x = f.ops.step(`layer_${i}`, () => encoderLayer(layerIn, p.layers[i], i, f), i > from || ownsX ? layerIn : undefined);
+  }
   return x;
 }

@@ -14,6 +14,10 @@
  *   blocks.{i}.mlp.hook_pre, mlp.hook_post                                 [B,T,F]
  *   blocks.{i}.hook_mlp_out, hook_resid_post, hook_normalized_resid_post   [B,T,D]
  *   hook_pooled, hook_embedding                                            [B,D]
+ *
+ * Rows of different lengths (unpadded packing) have no [B,T] view: token-wise hook points then
+ * see one row of all N tokens, [1,N,…], and attention's scores and pattern each row padded to the
+ * longest, [R,H,T,T] (a shorter row's extra keys masked; its extra query rows mean nothing).
  */
 import * as tf from '@tensorflow/tfjs-core';
 
@@ -63,6 +67,18 @@ export function defaultHookNames(nLayers: number): HookName[] {
   for (let i = 0; i < nLayers; i++) names.push(blockHook(i, 'hook_normalized_resid_post'), blockHook(i, 'attn.hook_pattern'));
   names.push('hook_pooled', 'hook_embedding');
   return names;
+}
+
+/**
+ * How a hook point's value is laid out inside the encoder: per token, [N, C] (`heads`: C = H·Dh,
+ * seen as [H, Dh]), or attention's [R, H, T, T] grid.
+ */
+export type HookLayout = 'tokens' | 'heads' | 'grid';
+
+export function hookLayout(name: HookName): HookLayout {
+  const kind = parseHookName(name)?.kind;
+  if (kind === 'attn.hook_attn_scores' || kind === 'attn.hook_pattern') return 'grid';
+  return kind?.startsWith('attn.hook_') ? 'heads' : 'tokens';
 }
 
 /** Parse `blocks.12.attn.hook_pattern` → {layer: 12, kind: 'attn.hook_pattern'}; undefined if not a hook name. */
@@ -131,6 +147,16 @@ export class HookContext {
     const ctx = Object.create(this) as HookContext;
     (ctx as unknown as { caching: (n: HookName) => boolean }).caching = (n) => extra.has(n) || inner(n);
     return ctx;
+  }
+
+  /** Whether a hook function (not only a cache) is at any of `names`: such a forward runs op by op. */
+  hasFunctionsAt(names: readonly HookName[]): boolean {
+    return this.hooks.some(([matches]) => names.some(matches));
+  }
+
+  /** Those of `names` whose activation is cached. */
+  cachedAmong(names: readonly HookName[]): HookName[] {
+    return names.filter(this.caching);
   }
 
   /** Whether anything listens at `name` (so the caller can skip building the public view). */

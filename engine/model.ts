@@ -10,7 +10,10 @@ import { BertParams, paramTensors } from '../weights/params';
 import type { PoolingMode } from '../weights/sentence_transformers';
 import { BackendInfo, CompiledEncoder, currentRuntime, Runtime } from './backend';
 import { encoder } from './bert';
+import { eagerForward, publicView } from './eager';
+import { checkHeadIntervention } from './heads';
 import { allHookNames, blockHook, HookContext, HookFilter, HookFn, HookName, OUTPUT_HOOKS } from './hooks';
+import type { HeadIntervention } from './ops';
 import { bertPooler, l2Normalize, pool } from './pooling';
 import { packPadded, PackedInput, PaddedBatch } from './rows';
 
@@ -23,6 +26,18 @@ export interface ForwardOptions {
   outputAttentions?: boolean;
   /** Compute BERT's pooler output (tanh dense on [CLS]) when the model has one (default true, as HF). */
   poolerOutput?: boolean;
+  /**
+   * Heads removed or scaled at attn.hook_z (engine/ops.ts HeadIntervention: z' = m·z + (1 − m)·fill),
+   * an input of the forward: it runs compiled where the backend compiles, and tf.grad reaches the
+   * mask op by op. The caller keeps ownership of its tensors.
+   */
+  heads?: HeadIntervention;
+  /**
+   * Run compiled where the runtime compiles the encoder (default true); false runs engine/bert.ts op
+   * by op, as forwards with hook functions always do — the same kernels as theirs, so outputs can be
+   * compared bit for bit.
+   */
+  compiled?: boolean;
 }
 
 export interface ForwardOutput {
@@ -127,9 +142,10 @@ export class BertModel {
       ? ['hook_full_embed', ...range(L).map((i) => blockHook(i, 'hook_normalized_resid_post'))] : [];
     const attnNames: HookName[] = opts.outputAttentions ? range(L).map((i) => blockHook(i, 'attn.hook_pattern')) : [];
     const ctx = hiddenNames.length || attnNames.length ? hooks.withCached([...hiddenNames, ...attnNames]) : hooks;
+    if (opts.heads) checkHeadIntervention(this.config, input.rows, opts.heads);
     const out = tf.tidy(() => {
       const ops = this.runtime.ops;
-      const hidden = this.encode(input, ctx); // [N,D]
+      const hidden = this.encode(input, ctx, opts); // [N,D]
       const pooled = ctx.apply('hook_pooled', pool(opts.pooling ?? this.defaultPooling, hidden, input)) as tf.Tensor2D; // [R,D]
       const embedding = ctx.apply('hook_embedding', l2Normalize(pooled)) as tf.Tensor2D; // [R,D]
       const { count: R, uniformLength } = input.rows;
@@ -149,15 +165,24 @@ export class BertModel {
   }
 
   /**
-   * The last hidden state [N, D]: engine/bert.ts op by op when a hook looks inside the encoder,
-   * else the runtime's compiled encoder where it has one (same numbers, within float rounding).
+   * The last hidden state [N, D]: engine/bert.ts op by op when a hook function looks inside the
+   * encoder, else the runtime's compiled encoder where it has one (same numbers, within float
+   * rounding), which also returns the hook points the context caches.
    */
-  private encode(input: PackedInput, ctx: HookContext): tf.Tensor2D {
-    if (this.runtime.compileEncoder && !this.encoderHooks.some((n) => ctx.wants(n))) {
+  private encode(input: PackedInput, ctx: HookContext, { heads, compiled = true }: ForwardOptions): tf.Tensor2D {
+    if (compiled && this.runtime.compileEncoder && !ctx.hasFunctionsAt(this.encoderHooks)) {
       if (this.compiled === undefined) this.compiled = this.runtime.compileEncoder(this.config, this.params) ?? null;
-      if (this.compiled?.takes(input)) return this.compiled.run(input);
+      if (this.compiled?.takes(input)) {
+        const fetch = ctx.cachedAmong(this.encoderHooks);
+        const { hidden, hooks } = this.compiled.run(input, { heads, fetch: fetch.length ? fetch : undefined });
+        for (const [name, t] of hooks) {
+          ctx.apply(name, publicView(this.config, input.rows, name, t));
+          t.dispose();
+        }
+        return hidden;
+      }
     }
-    return encoder(this.params, { c: this.config, ops: this.runtime.ops, input, hooks: ctx });
+    return encoder(this.params, eagerForward(this.config, this.runtime.ops, input, ctx, heads)) as tf.Tensor2D;
   }
 
   dispose(): void {

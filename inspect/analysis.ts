@@ -203,7 +203,9 @@ function checkEqualShapes(clean: PaddedBatch, corrupted: PaddedBatch): { B: numb
 export function patchingHooks(model: BertModel, clean: PaddedBatch, spec: PatchSpec): { hooks: Array<[HookFilter, HookFn]>; dispose(): void } {
   const { T } = batchShape(clean);
   const names = planPatch(spec, model.config.numHiddenLayers, T, model.config.numAttentionHeads);
-  const { output, cache } = model.runWithCache(clean, { names });
+  // Op by op, as the run it is patched into (hook functions always are): patching every position
+  // then reproduces the clean run bit for bit, with the same kernels on both sides.
+  const { output, cache } = model.runWithCache(clean, { names, compiled: false });
   output.dispose();
   const patch: HookFn = (x, info) => {
     const source = cache.get(info.name);
@@ -299,11 +301,12 @@ export function patchingEffect(m: EmbeddingModel, o: PatchingEffectOptions): Pat
   for (const h of hooks) planPatch({ hook: h }, L, T, m.config.numAttentionHeads);
 
   const q = embeddingOf(m.bert.forward(query.batch));
-  const { output, cache } = m.bert.runWithCache(clean.batch, { names: hooks });
+  // Clean and corrupted op by op, as the patched runs are: an effect of 1 then means the clean bits.
+  const { output, cache } = m.bert.runWithCache(clean.batch, { names: hooks, compiled: false });
   const results: PatchingResult[] = [];
   try {
     const cleanSim = dot(q, embeddingOf(output));
-    const corruptedSim = dot(q, embeddingOf(m.bert.forward(corrupted.batch)));
+    const corruptedSim = dot(q, embeddingOf(m.bert.forward(corrupted.batch, { compiled: false })));
     for (const hook of hooks) {
       for (const positions of o.positions === 'each' ? range(T).map((t) => [t]) : [undefined]) {
         const spec: PatchSpec = { hook, positions };

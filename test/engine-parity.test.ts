@@ -11,19 +11,8 @@ import { HookName, parseHookName } from '../engine/hooks';
 import { BertModel } from '../engine/model';
 import { testBackend } from './support/backend';
 import { GOLDEN_CASES, goldenBatch, loadBert, loadGolden } from './support/golden';
+import { zeroHeads } from './support/heads';
 import { toleranceFor } from './support/tolerance';
-
-/** zero-ablate heads "L.H,…" at attn.hook_z [B,T,H,Dh], the same place reference.py --ablate does. */
-export function zeroHeads(spec: string): Array<[HookName, (z: tf.Tensor) => tf.Tensor]> {
-  return spec.split(',').map((lh) => {
-    const [layer, head] = lh.split('.').map(Number);
-    return [`blocks.${layer}.attn.hook_z` as HookName, (z: tf.Tensor) => {
-      const H = z.shape[2]!;
-      const keep = tf.reshape(tf.tensor1d(Array.from({ length: H }, (_, h) => (h === head ? 0 : 1))), [1, 1, H, 1]);
-      return tf.mul(z, keep);
-    }];
-  });
-}
 
 describe('parity with PyTorch (golden files)', function () {
   before(async () => {

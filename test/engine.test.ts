@@ -14,6 +14,8 @@ import { compareArrays } from '../engine/compare';
 import { testBackend } from './support/backend';
 import { cachedModel } from '../devtools/generate-model';
 import { goldenBatch, loadBert, loadGolden } from './support/golden';
+import { TOLERANCE } from './support/tolerance';
+import { zeroHeads } from './support/heads';
 
 const close = (a: ArrayLike<number>, b: ArrayLike<number>, atol: number, what: string) => {
   const r = compareArrays(a, b, [a.length], { atol });
@@ -106,7 +108,8 @@ describe('engine', function () {
 
     it('a hook that returns its input (or a copy) leaves every output bit-identical', () => {
       const b = batch();
-      const clean = bert.forward(b);
+      // Bit for bit against the same kernels: the clean run op by op too (a hooked one always is).
+      const clean = bert.forward(b, { compiled: false });
       const hooked = bert.runWithHooks(b, [['*', (x) => tf.add(x, 0)]]);
       try {
         assert.deepEqual(Array.from(hooked.lastHiddenState.dataSync()), Array.from(clean.lastHiddenState.dataSync()));
@@ -129,7 +132,7 @@ describe('engine', function () {
       const H = bert.config.numAttentionHeads, head = 2;
       const names: HookName[] = ['blocks.0.hook_normalized_resid_post', 'blocks.1.attn.hook_pattern', 'blocks.1.attn.hook_z'];
       const mask = tf.tensor4d(Array.from({ length: H }, (_, h) => (h === head ? 0 : 1)), [1, 1, H, 1]);
-      const clean = bert.runWithCache(b, { names });
+      const clean = bert.runWithCache(b, { names, compiled: false }); // op by op, as the hooked run: identical bits upstream
       const ablated = bert.runWithCache(b, { names, hooks: [['blocks.1.attn.hook_z', (z) => tf.mul(z, mask)]] });
       try {
         const data = (r: typeof clean, n: HookName) => Array.from(r.cache.get(n).dataSync());
@@ -149,13 +152,31 @@ describe('engine', function () {
       }
     });
 
+    it('the heads option zeroes heads as a hook at attn.hook_z does, bit for bit (op by op), and checks its shapes', () => {
+      const b = batch();
+      const { numHiddenLayers: L, numAttentionHeads: H } = bert.config;
+      const spec = '0.1,1.3';
+      const mask = tf.tensor2d(Array.from({ length: L * H }, (_, i) => (i === 0 * H + 1 || i === 1 * H + 3 ? 0 : 1)), [L, H]);
+      const viaMask = bert.forward(b, { heads: { mask }, compiled: false });
+      const viaHook = bert.runWithHooks(b, zeroHeads(spec));
+      try {
+        assert.deepEqual(Array.from(viaMask.embedding.dataSync()), Array.from(viaHook.embedding.dataSync()));
+        assert.throws(() => bert.forward(b, { heads: { mask: tf.ones([L + 1, H]) } }), /heads\.mask has shape \[3,4\]; expected \[2, 4\]/);
+        assert.throws(() => bert.forward(b, { heads: { mask, fill: tf.zeros([L, 3]) } }), /heads\.fill has shape/);
+      } finally {
+        tf.dispose([mask]);
+        viaMask.dispose();
+        viaHook.dispose();
+      }
+    });
+
     it('patching every position of a clean run into a corrupted run reproduces the clean output', () => {
       const clean = batch();
       const corrupted = { ...clean, inputIds: clean.inputIds.map((row) => row.map((id, t) => (t > 0 && id !== 0 && id !== 102 ? 1996 : id))) };
       const L = bert.config.numHiddenLayers;
       const site: HookName = `blocks.${L - 1}.hook_resid_pre`;
-      const { output: cleanOut, cache } = bert.runWithCache(clean, { names: site });
-      const corruptOut = bert.forward(corrupted);
+      const { output: cleanOut, cache } = bert.runWithCache(clean, { names: site, compiled: false }); // the patched run's kernels
+      const corruptOut = bert.forward(corrupted, { compiled: false });
       const patched = bert.runWithHooks(corrupted, [[site, () => cache.get(site)]]);
       try {
         assert.ok(!compareArrays(corruptOut.embedding.dataSync(), cleanOut.embedding.dataSync(), [0], { atol: 1e-4 }).pass, 'corruption must matter');
@@ -177,8 +198,8 @@ describe('engine', function () {
       const right = bert.forward({ inputIds: [[...ids, 0, 0, 0], [101, 1, 2, 3, 4, 5, 6, 102]], attentionMask: [[1, 1, 1, 1, 1, 0, 0, 0], new Array(8).fill(1)] });
       try {
         const D = bert.config.hiddenSize;
-        close(right.lastHiddenState.dataSync().slice(0, 5 * D), alone.lastHiddenState.dataSync(), 1e-5, 'right padding');
-        close(right.embedding.dataSync().slice(0, D), alone.embedding.dataSync(), 1e-5, 'pooled with right padding');
+        close(right.lastHiddenState.dataSync().slice(0, 5 * D), alone.lastHiddenState.dataSync(), TOLERANCE.hidden, 'right padding');
+        close(right.embedding.dataSync().slice(0, D), alone.embedding.dataSync(), TOLERANCE.embedding, 'pooled with right padding');
       } finally {
         alone.dispose();
         right.dispose();
@@ -197,8 +218,8 @@ describe('engine', function () {
       try {
         const D = bert.config.hiddenSize;
         const p = padded.lastHiddenState.dataSync(), q = packed.lastHiddenState.dataSync();
-        rows.forEach((r, i) => close(q.slice(packedIn.rows.starts[i] * D, (packedIn.rows.starts[i] + r.length) * D), p.slice(i * T * D, (i * T + r.length) * D), 1e-5, `row ${i}`));
-        close(packed.embedding.dataSync(), padded.embedding.dataSync(), 1e-5, 'embeddings');
+        rows.forEach((r, i) => close(q.slice(packedIn.rows.starts[i] * D, (packedIn.rows.starts[i] + r.length) * D), p.slice(i * T * D, (i * T + r.length) * D), TOLERANCE.hidden, `row ${i}`));
+        close(packed.embedding.dataSync(), padded.embedding.dataSync(), TOLERANCE.embedding, 'embeddings');
       } finally {
         padded.dispose();
         packed.dispose();
@@ -210,7 +231,7 @@ describe('engine', function () {
       const a = bert.forward({ inputIds: [long] });
       const b = bert.forward({ inputIds: [long, [101, 102, ...new Array(510).fill(0)]], attentionMask: [new Array(512).fill(1), [1, 1, ...new Array(510).fill(0)]] });
       try {
-        close(b.embedding.dataSync().slice(0, bert.config.hiddenSize), a.embedding.dataSync(), 1e-5, '512 tokens');
+        close(b.embedding.dataSync().slice(0, bert.config.hiddenSize), a.embedding.dataSync(), TOLERANCE.embedding, '512 tokens');
       } finally {
         a.dispose();
         b.dispose();
@@ -240,7 +261,7 @@ describe('engine', function () {
       assert.equal(all.nTokens[2], 512);
       for (let i = 0; i < texts.length; i++) {
         const one = await model.embed([texts[i]]);
-        close(all.embeddings[i], one.embeddings[0], 1e-5, `text ${i}`);
+        close(all.embeddings[i], one.embeddings[0], TOLERANCE.embedding, `text ${i}`);
         assert.equal(all.nTokens[i], one.nTokens[0]);
       }
       const norm = Math.hypot(...all.embeddings[0]);

@@ -11,8 +11,10 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import { CompiledEncoder, currentRuntime } from '../engine/backend';
 import { encoder } from '../engine/bert';
+import { eagerForward } from '../engine/eager';
+import { l2Normalize, pool } from '../engine/pooling';
 import { compareArrays, describeMismatch } from '../engine/compare';
-import { blockHook, HookContext } from '../engine/hooks';
+import { allHookNames, blockHook, HookContext } from '../engine/hooks';
 import { BertModel } from '../engine/model';
 import { InputError, PackedInput, packPadded, packSequences } from '../engine/rows';
 import { COMPILE_MIN_TOKENS, compileEncoderGraph, encoderGraph } from '../engine/backends/tensorflow/graph/encoder';
@@ -54,7 +56,7 @@ function withGraph(dir: string, body: (model: BertModel, graph: CompiledEncoder)
 const tiny = () => cachedModel({ preset: 'tiny' });
 
 function eager(model: BertModel, input: PackedInput): tf.Tensor2D {
-  return encoder(model.params, { c: model.config, ops: currentRuntime().ops, input, hooks: new HookContext() });
+  return encoder(model.params, eagerForward(model.config, currentRuntime().ops, input, new HookContext())) as tf.Tensor2D;
 }
 
 /** Rows of the given lengths with random ids; `pad` trailing keys of each row masked. */
@@ -93,7 +95,7 @@ describe('encoder graph (tensorflow)', function () {
         const ref = g.tensors.get(last);
         assert.ok(ref, `${c.name} holds ${last}`);
         const batch = packPadded(goldenBatch(g));
-        const hidden = graph.run(batch);
+        const { hidden } = graph.run(batch);
         const [B, T, D] = ref!.shape;
         assertClose(tf.reshape(hidden, [B, T, D]), ref!, last);
         hidden.dispose();
@@ -113,7 +115,7 @@ describe('encoder graph (tensorflow)', function () {
         cases.forEach((input, i) => {
           tf.tidy(() => {
             const want = eager(model, input);
-            assertClose(graph.run(input), { shape: want.shape, data: want.dataSync() as Float32Array }, `${preset} case ${i}`, TOLERANCE.hidden);
+            assertClose(graph.run(input).hidden, { shape: want.shape, data: want.dataSync() as Float32Array }, `${preset} case ${i}`, TOLERANCE.hidden);
           });
         });
       });
@@ -155,7 +157,7 @@ describe('encoder graph (tensorflow)', function () {
       const sessions = backend.getNumOfSavedModels();
       const graph = graphOf(model);
       const input = rows([3, 4], [0, 0], 5);
-      graph.run(input).dispose();
+      graph.run(input).hidden.dispose();
       assert.equal(backend.getNumOfSavedModels(), sessions + 1);
       graph.dispose();
       assert.equal(backend.getNumOfSavedModels(), sessions);
@@ -172,11 +174,130 @@ describe('encoder graph (tensorflow)', function () {
     assert.deepEqual(JSON.parse(child.stdout.trim().split('\n').pop()!), { name: 'tensorflow', compiles: 'undefined' });
   });
 
-  it('is not made for activations it does not write (gelu_new, relu): those models run op by op', () => {
+  it('every activation the config allows compiles (gelu, gelu_new, relu): the graph equals op by op', () => {
     withModel(tiny(), (model) => {
-      for (const hiddenAct of ['gelu_new', 'relu'] as const) {
-        assert.equal(compileEncoderGraph({ ...model.config, hiddenAct }, model.params, 0), undefined, hiddenAct);
+      for (const hiddenAct of ['gelu', 'gelu_new', 'relu'] as const) {
+        const c = { ...model.config, hiddenAct };
+        const graph = compileEncoderGraph(c, model.params, 0)!;
+        try {
+          const input = rows([5, 9], [0, 2], 8);
+          tf.tidy(() => {
+            const want = encoder(model.params, eagerForward(c, currentRuntime().ops, input, new HookContext())) as tf.Tensor2D;
+            assertClose(graph.run(input).hidden, { shape: want.shape, data: want.dataSync() as Float32Array }, hiddenAct, TOLERANCE.hidden);
+          });
+        } finally {
+          graph.dispose();
+        }
       }
+    });
+  });
+
+  it('every hook point, fetched from the graph, equals op by op within its tolerance (packed rows and a padded batch)', () => {
+    withGraph(cachedModel({ preset: 'small' }), (model, graph) => {
+      const names = allHookNames(model.config.numHiddenLayers).filter((n) => !n.startsWith('hook_pooled') && n !== 'hook_embedding');
+      for (const input of [rows([3, 11, 6], [0, 2, 1], 9), rows([8, 8], [0, 3], 10)]) {
+        const ctx = new HookContext({ cache: '*' });
+        const { hidden, hooks } = graph.run(input, { fetch: names });
+        try {
+          tf.tidy(() => encoder(model.params, eagerForward(model.config, currentRuntime().ops, input, ctx)));
+          assert.deepEqual([...hooks.keys()], names);
+          for (const name of names) {
+            const want = ctx.cache.get(name)!;
+            const got = hooks.get(name)!;
+            assert.equal(got.size, want.size, `${name}: size`);
+            const atol = toleranceFor(name);
+            // Attention's grid: padding cells of a shorter row hold a copy of its first token, op by op too.
+            const r = compareArrays(got.dataSync(), want.dataSync(), want.shape, { atol });
+            assert.ok(r.pass, describeMismatch(`${name} (${input.rows.lengths})`, r, { atol }));
+          }
+        } finally {
+          ctx.dispose();
+          hidden.dispose();
+          hooks.forEach((t) => t.dispose());
+        }
+      }
+    });
+  });
+
+  it('a head intervention is an input of the graph: zero, mean and gates, for all rows or per row, equal op by op', () => {
+    withGraph(cachedModel({ preset: 'small' }), (model, graph) => {
+      const { numHiddenLayers: L, numAttentionHeads: H, hiddenSize: D } = model.config;
+      const rand = mulberry32(12);
+      const input = rows([4, 10, 7], [0, 3, 0], 11);
+      const R = input.rows.count;
+      const cases = {
+        'zero [L,H]': { mask: tf.tensor2d(Array.from({ length: L * H }, (_, i) => (i % 5 === 1 ? 0 : 1)), [L, H]) },
+        'mean [L,H]': {
+          mask: tf.tensor2d(Array.from({ length: L * H }, (_, i) => (i % 3 === 0 ? 0 : 1)), [L, H]),
+          fill: tf.tensor2d(Float32Array.from({ length: L * D }, () => rand() - 0.5), [L, D]),
+        },
+        'gates [R,L,H]': { mask: tf.tensor3d(Float32Array.from({ length: R * L * H }, () => rand()), [R, L, H]) },
+      };
+      try {
+        for (const [what, heads] of Object.entries(cases)) {
+          tf.tidy(() => {
+            const want = encoder(model.params, eagerForward(model.config, currentRuntime().ops, input, new HookContext(), heads)) as tf.Tensor2D;
+            const plain = eager(model, input);
+            assert.ok(!compareArrays(want.dataSync(), plain.dataSync(), want.shape, { atol: 1e-3 }).pass, `${what}: the intervention moves the output`);
+            assertClose(graph.run(input, { heads }).hidden, { shape: want.shape, data: want.dataSync() as Float32Array }, what, TOLERANCE.hidden);
+          });
+        }
+      } finally {
+        Object.values(cases).forEach((h) => tf.dispose([h.mask, (h as { fill?: tf.Tensor }).fill ?? []].flat()));
+      }
+    });
+  });
+
+  it("heads through the graph equal PyTorch's zeroed heads (the ablation golden), and mask 1 everywhere changes no bit", () => {
+    const g = loadGolden('tiny-F32-ablate');
+    withGraph(g.modelDir, (model, graph) => {
+      const { numHiddenLayers: L, numAttentionHeads: H } = model.config;
+      const off = (JSON.parse(g.metadata.ablate) as string[]).map((lh) => lh.split('.').map(Number));
+      const mask = tf.tensor2d(Array.from({ length: L * H }, (_, i) => (off.some(([l, h]) => l * H + h === i) ? 0 : 1)), [L, H]);
+      const ones = tf.ones([L, H]);
+      try {
+        const input = packPadded(goldenBatch(g));
+        tf.tidy(() => {
+          const embedding = l2Normalize(pool('mean', graph.run(input, { heads: { mask } }).hidden, input));
+          assertClose(embedding, g.tensors.get('hook_embedding')!, 'hook_embedding');
+        });
+        const eagerOut = model.forward(goldenBatch(g), { heads: { mask }, compiled: false });
+        assertClose(eagerOut.embedding, g.tensors.get('hook_embedding')!, 'hook_embedding');
+        eagerOut.dispose();
+        const kept = graph.run(input, { heads: { mask: ones } }).hidden, plain = graph.run(input).hidden;
+        assert.deepEqual(Array.from(kept.dataSync()), Array.from(plain.dataSync()));
+        tf.dispose([kept, plain]);
+      } finally {
+        tf.dispose([mask, ones]);
+      }
+    });
+  });
+
+  it('runWithCache runs compiled, its hook points graph outputs; a hook function sends the forward op by op', () => {
+    withModel(tiny(), (model) => {
+      const compiled = () => (model as unknown as { compiled?: CompiledEncoder | null }).compiled;
+      const T = COMPILE_MIN_TOKENS / 2;
+      const big = { inputIds: [0, 1].map((r) => Array.from({ length: T }, (_, t) => 1000 + 7 * t + r)) };
+      const names = [blockHook(0, 'attn.hook_pattern'), blockHook(1, 'hook_resid_post')];
+      const viaGraph = model.runWithCache(big, { names });
+      assert.ok(compiled()!.nodes > 0, 'the cached forward built and ran the graph');
+      const opByOp = model.runWithCache(big, { names, compiled: false });
+      try {
+        for (const n of names) {
+          assert.deepEqual(viaGraph.cache.get(n).shape, opByOp.cache.get(n).shape, n);
+          const r = compareArrays(viaGraph.cache.get(n).dataSync(), opByOp.cache.get(n).dataSync(), opByOp.cache.get(n).shape, { atol: toleranceFor(n) });
+          assert.ok(r.pass, describeMismatch(n, r, { atol: toleranceFor(n) }));
+        }
+      } finally {
+        [viaGraph, opByOp].forEach((r) => { r.output.dispose(); r.cache.dispose(); });
+      }
+      const before = tf.memory().numTensors;
+      for (let i = 0; i < 3; i++) {
+        const r = model.runWithCache(big, { names });
+        r.output.dispose();
+        r.cache.dispose();
+      }
+      assert.equal(tf.memory().numTensors, before, 'no tensor left behind per cached forward');
     });
   });
 
@@ -188,15 +309,17 @@ describe('encoder graph (tensorflow)', function () {
     });
   });
 
-  it('writes one graph with both outputs, every weight an input and no weight inside', () => {
+  it('writes one graph with four chains (packed or uniform rows, with or without heads), every weight an input and no weight inside', () => {
     withModel(tiny(), (model) => {
-      const { graph, weights } = encoderGraph(model.config, model.params);
+      const { graph, weights, chains } = encoderGraph(model.config, model.params);
       const L = model.config.numHiddenLayers;
       assert.equal(weights.length, 3 + 2 + L * 16, 'embeddings (3 tables + LayerNorm) and 16 tensors per layer');
+      assert.deepEqual(Object.keys(chains).sort(), ['packed', 'packed_heads', 'uniform', 'uniform_heads']);
+      for (const chain of Object.values(chains)) assert.equal(chain.hooks.size, allHookNames(L).length - 2, 'every hook point inside the encoder');
       const bytes = graph.savedModel('serve');
-      assert.ok(bytes.length < 200_000 * L, `the SavedModel holds the graph only (${bytes.length} bytes)`);
+      assert.ok(bytes.length < 800_000 * L, `the SavedModel holds the graph only (${bytes.length} bytes)`);
       const text = Buffer.from(bytes).toString('latin1');
-      for (const name of ['hidden', 'hidden_uniform', 'input_ids', 'encoder.layer.0.attention.self.query.weight', 'FusedBatchNormV3', 'Erfc']) {
+      for (const name of ['packed', 'uniform_heads', 'input_ids', 'head_mask', 'encoder.layer.0.attention.self.query.weight', 'FusedBatchNormV3', 'Erfc', 'blocks.1.attn.hook_pattern']) {
         assert.ok(text.includes(name), `the graph names ${name}`);
       }
     });
