@@ -34,8 +34,8 @@ export { readSentenceTransformersConfig } from './weights/sentence_transformers'
 export type { PoolingMode } from './weights/sentence_transformers';
 export {
   ablateHeads, attentionViewData, attentionViewFromPatterns, checkHeads, depthEmbeddings, depthHooks, describeBackendInfo,
-  headAblationHooks, InspectError, layerwiseSimilarity, meanHeadOutputs, parseHeadList, patchActivations, patchingEffect, patchingHooks,
-  AttentionViewError, checkAttentionViewData, renderAttentionHtml, toBertvizJson,
+  headAblationHooks, headIntervention, InspectError, layerwiseSimilarity, meanHeadOutputs, parseHeadList, patchActivations, patchingEffect, patchingHooks,
+  AttentionViewError, checkAttentionViewData, renderAttentionHtml, toBertvizJson, paddedLayout,
 } from './inspect';
 export type {
   AblationMode, AttentionViewData, AttentionViewOptions, BertvizJson, HeadRef, LayerwiseOptions, LayerwiseSimilarity, ModelShape,

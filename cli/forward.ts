@@ -4,7 +4,7 @@
  * pass. Built from the library's public pieces; the caller disposes both results.
  */
 import {
-  ActivationCache, EmbeddingModel, ForwardOutput, HookContext, HookFilter, HookFn, HookName, packPadded, PaddedBatch, PoolingMode,
+  ActivationCache, EmbeddingModel, ForwardOutput, HeadIntervention, HookContext, HookFilter, HookFn, HookName, PackedInput, packPadded, PaddedBatch, PoolingMode,
 } from '../index';
 
 export interface CapturedRun {
@@ -15,13 +15,13 @@ export interface CapturedRun {
 
 export function runCaptured(
   m: EmbeddingModel,
-  batch: PaddedBatch,
+  batch: PaddedBatch | PackedInput,
   names: HookName[],
-  opts: { pooling?: PoolingMode; hooks?: Array<[HookFilter, HookFn]> } = {},
+  opts: { pooling?: PoolingMode; hooks?: Array<[HookFilter, HookFn]>; heads?: HeadIntervention } = {},
 ): CapturedRun {
   const ctx = new HookContext({ hooks: opts.hooks, cache: names.length ? names : () => false });
   try {
-    const output = m.bert.run(packPadded(batch), { pooling: opts.pooling }, ctx);
+    const output = m.bert.run('rows' in batch ? batch : packPadded(batch), { pooling: opts.pooling, heads: opts.heads }, ctx);
     const cache = new ActivationCache(ctx.takeCache());
     return { output, cache, dispose: () => (output.dispose(), cache.dispose()) };
   } finally {

@@ -40,7 +40,7 @@ export function maskByLayer(h: HeadIntervention, R: number): tf.Tensor3D {
 
 /**
  * z' = m·z + (1 − m)·fill at `layer`, eagerly: tfjs ops only, so tf.grad reaches the mask (gates).
- * z [N, D] → [N, D]. With no fill, m·z.
+ * z [N, D] → [N, D]. With no fill, m·z + 0.
  */
 export function eagerIntervention(c: BertConfig, rows: Rows, h: HeadIntervention): (z: tf.Tensor, layer: number) => tf.Tensor {
   const H = c.numAttentionHeads, D = c.hiddenSize, Dh = D / H, N = rows.total;
@@ -51,7 +51,8 @@ export function eagerIntervention(c: BertConfig, rows: Rows, h: HeadIntervention
         ? tf.reshape(tf.gather(tf.squeeze(tf.slice(h.mask, [0, layer, 0], [-1, 1, H]), [1]), tf.tensor1d(rowOf, 'int32')), [N, H, 1]) // [N,H,1]
         : tf.reshape(tf.slice(h.mask, [layer, 0], [1, H]), [1, H, 1]); // [1,H,1]
       const kept = tf.mul(m, tf.reshape(z, [N, H, Dh])); // [N,H,Dh]
-      if (!h.fill) return tf.reshape(kept, [N, D]);
+      // + (1 − m)·0: an ablated head is +0, not −0 (m·z of a negative z), as in the graph.
+      if (!h.fill) return tf.reshape(tf.add(kept, 0), [N, D]);
       const fill = tf.reshape(tf.slice(h.fill, [layer, 0], [1, D]), [1, H, Dh]);
       return tf.reshape(tf.add(kept, tf.mul(tf.sub(1, m), fill)), [N, D]);
     });

@@ -10,11 +10,12 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { backendInfo } from '../engine/backend';
-import { allHookNames, blockHook, HookFilter, HookFn, HookName, hookMatcher, parseHookName } from '../engine/hooks';
+import { allHookNames, blockHook, HookContext, HookFilter, HookFn, HookName, hookMatcher, parseHookName } from '../engine/hooks';
+import type { HeadIntervention } from '../engine/ops';
 import type { EmbeddingModel, Prefix } from '../e5/model';
 import type { BertModel, ForwardOptions, ForwardOutput } from '../engine/model';
 import { l2Normalize, pool } from '../engine/pooling';
-import { packPadded, PaddedBatch } from '../engine/rows';
+import { PackedInput, packPadded, packSequences, PaddedBatch } from '../engine/rows';
 import type { PoolingMode } from '../weights/sentence_transformers';
 import type { AttentionViewData } from './html';
 
@@ -76,38 +77,74 @@ export function checkHeads(heads: HeadRef[], shape: ModelShape): void {
 
 export type AblationMode = 'zero' | 'mean';
 
+/** A padded batch (HF semantics) or packed rows (engine/rows.ts packSequences): what an analysis runs. */
+export type AnalysisInput = PaddedBatch | PackedInput;
+
+const packedOf = (x: AnalysisInput): PackedInput => ('rows' in x ? x : packPadded(x));
+
 /**
- * Each head's z [H, Dh] averaged over every real (mask = 1) token of the batch, from a clean
- * run, for the given layers: what mean ablation puts in place of a head's output.
+ * Each head's z [H, Dh] averaged over every real (mask = 1) token of `input`, from a clean run
+ * (compiled where the backend compiles), for the given layers: what mean ablation puts in place
+ * of a head's output.
  */
-export function meanHeadOutputs(model: BertModel, batch: PaddedBatch, layers: number[]): Map<number, tf.Tensor2D> {
-  const { B, T, mask } = batchShape(batch);
-  const count = mask.reduce((s, m) => s + m, 0);
-  const { output, cache } = model.runWithCache(batch, { names: layers.map((l) => blockHook(l, 'attn.hook_z')) });
+export function meanHeadOutputs(model: BertModel, input: AnalysisInput, layers: number[]): Map<number, tf.Tensor2D> {
+  const packed = packedOf(input);
+  const { numAttentionHeads: H, hiddenSize: D } = model.config;
+  const count = packed.attentionMask.reduce((s, m) => s + m, 0);
+  const ctx = new HookContext({ cache: layers.map((l) => blockHook(l, 'attn.hook_z')) });
   try {
+    model.run(packed, { poolerOutput: false }, ctx).dispose();
     return new Map(layers.map((l) => [l, tf.tidy(() => {
-      const z = cache.get(blockHook(l, 'attn.hook_z')); // [B,T,H,Dh]
-      const weights = tf.tensor4d(Float32Array.from(mask), [B, T, 1, 1]); // 1 on real tokens
-      return tf.div(tf.sum(tf.mul(z, weights), [0, 1]), count) as tf.Tensor2D; // [H,Dh]
+      const z = tf.reshape(ctx.cache.get(blockHook(l, 'attn.hook_z'))!, [-1, H, D / H]); // [N,H,Dh]
+      const weights = tf.tensor3d(Float32Array.from(packed.attentionMask), [packed.rows.total, 1, 1]); // 1 on real tokens
+      return tf.div(tf.sum(tf.mul(z, weights), 0), count) as tf.Tensor2D; // [H,Dh]
     })]));
   } finally {
-    output.dispose();
-    cache.dispose();
+    ctx.dispose();
   }
+}
+
+/** Heads by layer, layers ascending. */
+function headsByLayer(heads: HeadRef[]): Map<number, Set<number>> {
+  const byLayer = new Map<number, Set<number>>();
+  for (const { layer, head } of [...heads].sort((a, b) => a.layer - b.layer)) byLayer.set(layer, (byLayer.get(layer) ?? new Set()).add(head));
+  return byLayer;
+}
+
+/**
+ * The head intervention (engine/ops.ts HeadIntervention) that ablates `heads`: mask 0 at each,
+ * fill 0 ('zero') or the head's mean output over the real tokens of `reference` ('mean',
+ * meanHeadOutputs). An input of the forward (ForwardOptions.heads, EmbedOptions.heads), so it
+ * runs compiled where the backend compiles; untouched heads stay bit-identical (1·z + 0·fill),
+ * ablated ones are exactly `fill`. dispose() frees its tensors.
+ */
+export function headIntervention(model: BertModel, reference: AnalysisInput, heads: HeadRef[], mode: AblationMode): HeadIntervention & { dispose(): void } {
+  checkHeads(heads, model.config);
+  const { numHiddenLayers: L, numAttentionHeads: H, hiddenSize: D } = model.config;
+  const byLayer = headsByLayer(heads);
+  const mask = new Float32Array(L * H).fill(1);
+  byLayer.forEach((hs, l) => hs.forEach((h) => (mask[l * H + h] = 0)));
+  const means = mode === 'mean' ? meanHeadOutputs(model, reference, [...byLayer.keys()]) : undefined;
+  const fill = means
+    ? tf.tidy(() => tf.stack(range(L).map((l) => (means.has(l) ? tf.reshape(means.get(l)!, [D]) : tf.zeros([D])))) as tf.Tensor2D)
+    : undefined;
+  means?.forEach((t) => t.dispose());
+  const out = { mask: tf.tensor2d(mask, [L, H]), fill };
+  return { ...out, dispose: () => tf.dispose([out.mask, out.fill ?? []].flat()) };
 }
 
 /**
  * Hook functions that ablate `heads` at `blocks.{l}.attn.hook_z` [B,T,H,Dh]: 'zero' sets the
  * head's output to 0 at every position, 'mean' to its mean over the real tokens of `batch`
- * (meanHeadOutputs). The hooks work on any batch (the replacement broadcasts over B and T);
- * the caller disposes them after the runs.
+ * (meanHeadOutputs). For composing with other hook functions; on its own, headIntervention does
+ * the same as an input of the forward (compiled where the backend compiles). The caller disposes
+ * them after the runs.
  */
-export function headAblationHooks(model: BertModel, batch: PaddedBatch, heads: HeadRef[], mode: AblationMode): { hooks: Array<[HookName, HookFn]>; dispose(): void } {
+export function headAblationHooks(model: BertModel, batch: AnalysisInput, heads: HeadRef[], mode: AblationMode): { hooks: Array<[HookName, HookFn]>; dispose(): void } {
   checkHeads(heads, model.config);
   const H = model.config.numAttentionHeads, Dh = model.config.hiddenSize / H;
-  const byLayer = new Map<number, Set<number>>();
-  for (const { layer, head } of heads) byLayer.set(layer, (byLayer.get(layer) ?? new Set()).add(head));
-  const layers = [...byLayer.keys()].sort((a, b) => a - b);
+  const byLayer = headsByLayer(heads);
+  const layers = [...byLayer.keys()];
   const means = mode === 'mean' ? meanHeadOutputs(model, batch, layers) : undefined;
   const owned: tf.Tensor[] = [];
   const hooks = layers.map((layer): [HookName, HookFn] => {
@@ -122,13 +159,13 @@ export function headAblationHooks(model: BertModel, batch: PaddedBatch, heads: H
   return { hooks, dispose: () => owned.forEach((t) => t.dispose()) };
 }
 
-/** Forward `batch` with `heads` ablated (zero or mean, at attn.hook_z). */
+/** Forward `batch` with `heads` ablated (zero or mean, at attn.hook_z), as an input of the forward. */
 export function ablateHeads(model: BertModel, batch: PaddedBatch, heads: HeadRef[], mode: AblationMode = 'zero', opts: ForwardOptions = {}): ForwardOutput {
-  const ablation = headAblationHooks(model, batch, heads, mode);
+  const intervention = headIntervention(model, batch, heads, mode);
   try {
-    return model.runWithHooks(batch, ablation.hooks, opts);
+    return model.forward(batch, { ...opts, heads: intervention });
   } finally {
-    ablation.dispose();
+    intervention.dispose();
   }
 }
 
@@ -335,8 +372,10 @@ export interface LayerwiseOptions {
   /** Rows per forward pass (default 16). */
   batchSize?: number;
   maxLength?: number;
-  /** Interventions applied in the same runs (e.g. headAblationHooks(...).hooks). */
+  /** Hook functions applied in the same runs (these run op by op). */
   hooks?: Hooks;
+  /** Heads ablated in the same runs, as an input of the forward (headIntervention; [L, H] mask). */
+  heads?: HeadIntervention;
   onWarning?: (message: string) => void;
 }
 
@@ -355,9 +394,10 @@ export function depthHooks(L: number): HookName[] {
 }
 
 /**
- * Pooled, L2-normalized hidden states at every depth: vectors[text][depth] (each [D]). A hook at
- * each depth pools and normalizes with the functions the model applies to its output
- * (engine/pooling.ts), so the last depth is the embedding, and nothing [B,T,D] is kept.
+ * Pooled, L2-normalized hidden states at every depth: vectors[text][depth] (each [D]), with the
+ * functions the model applies to its output (engine/pooling.ts), so the last depth is the
+ * embedding. The rows are packed (no padding to compute) and the depths are read from the cache,
+ * so without hook functions the run is compiled where the backend compiles.
  */
 export function depthEmbeddings(m: EmbeddingModel, texts: string[], opts: Omit<LayerwiseOptions, 'prefix' | 'onWarning'> = {}): Float32Array[][] {
   const L = m.config.numHiddenLayers, D = m.config.hiddenSize;
@@ -366,21 +406,16 @@ export function depthEmbeddings(m: EmbeddingModel, texts: string[], opts: Omit<L
   const size = opts.batchSize ?? 16;
   const out: Float32Array[][] = [];
   for (let start = 0; start < texts.length; start += size) {
-    const enc = m.tokenizer.encodeBatch(texts.slice(start, start + size), { maxLength: opts.maxLength ?? m.maxLength });
-    const batch: PaddedBatch = { inputIds: enc.inputIds, attentionMask: enc.attentionMask, tokenTypeIds: enc.tokenTypeIds, batchSize: enc.batchSize, seqLen: enc.seqLen };
-    const packed = packPadded(batch);
-    const pooled = new Map<HookName, tf.Tensor2D>();
-    const reader: HookFn = (x, info) => {
-      pooled.get(info.name)?.dispose();
-      pooled.set(info.name, tf.keep(tf.tidy(() => l2Normalize(pool(mode, tf.reshape(x, [-1, D]) as tf.Tensor2D, packed)))));
-    };
+    const encodings = texts.slice(start, start + size).map((t) => m.tokenizer.encode(t, { maxLength: opts.maxLength ?? m.maxLength }));
+    const packed = packSequences(encodings);
+    // Hook functions (interventions) run first, so the cache holds what flows on.
+    const ctx = new HookContext({ hooks: opts.hooks, cache: depths });
     try {
-      // Interventions first, so the reader sees what flows on.
-      m.bert.runWithHooks(batch, [...(opts.hooks ?? []), [(n: HookName) => depths.includes(n), reader]]).dispose();
-      const data = depths.map((d) => pooled.get(d)!.dataSync() as Float32Array);
-      for (let r = 0; r < enc.batchSize; r++) out.push(data.map((a) => a.slice(r * D, (r + 1) * D)));
+      m.bert.run(packed, { heads: opts.heads, poolerOutput: false }, ctx).dispose();
+      const data = depths.map((d) => tf.tidy(() => l2Normalize(pool(mode, tf.reshape(ctx.cache.get(d)!, [-1, D]) as tf.Tensor2D, packed)).dataSync() as Float32Array));
+      for (let r = 0; r < encodings.length; r++) out.push(data.map((a) => a.slice(r * D, (r + 1) * D)));
     } finally {
-      pooled.forEach((t) => t.dispose());
+      ctx.dispose();
     }
   }
   return out;
@@ -462,8 +497,10 @@ export interface AttentionViewOptions {
   /** Prefix for every text (default 'none': texts as given). */
   prefix?: Prefix;
   maxLength?: number;
-  /** Interventions applied in the run (e.g. ablation hooks). */
+  /** Hook functions applied in the run (op by op). */
   hooks?: Hooks;
+  /** Heads ablated in the run, as an input of the forward (headIntervention). */
+  heads?: HeadIntervention;
   title?: string;
   layerwise?: AttentionViewData['layerwise'];
 }
@@ -482,7 +519,7 @@ export function attentionViewData(m: EmbeddingModel, texts: string[], opts: Atte
   const rows = (a: Int32Array) => range(B).map((r) => Array.from(a.subarray(r * T, (r + 1) * T)));
   const batch = { inputIds: rows(enc.inputIds), attentionMask: rows(enc.attentionMask), tokenTypeIds: rows(enc.tokenTypeIds) };
   const names = layers.map((l) => blockHook(l, 'attn.hook_pattern'));
-  const { output, cache } = m.bert.runWithCache(batch, { names, hooks: opts.hooks });
+  const { output, cache } = m.bert.runWithCache(batch, { names, hooks: opts.hooks, heads: opts.heads });
   try {
     return attentionViewFromPatterns({
       model: m.info.repoId ?? m.info.dir, backend: describeBackendInfo(), title: opts.title, texts: prepared,

@@ -1,13 +1,15 @@
 /** The inspection toolkit: analysis helpers on runWithCache/runWithHooks, the HTML viewer, the bertviz export. */
 export {
   ablateHeads, attentionViewData, attentionViewFromPatterns, checkHeads, depthEmbeddings, depthHooks, describeBackendInfo,
-  headAblationHooks, InspectError, layerwiseSimilarity, meanHeadOutputs, parseHeadList, patchActivations, patchingEffect, patchingHooks,
+  headAblationHooks, headIntervention, InspectError, layerwiseSimilarity, meanHeadOutputs, parseHeadList, patchActivations, patchingEffect, patchingHooks,
 } from './analysis';
 export type {
-  AblationMode, AttentionViewOptions, HeadRef, LayerwiseOptions, LayerwiseSimilarity, ModelShape, PatchingEffectOptions,
+  AblationMode, AnalysisInput, AttentionViewOptions, HeadRef, LayerwiseOptions, LayerwiseSimilarity, ModelShape, PatchingEffectOptions,
   PatchingReport, PatchingResult, PatchSpec, PatternsForView,
 } from './analysis';
 export { AttentionViewError, checkAttentionViewData, renderAttentionHtml, VIEW_FORMAT } from './html';
 export type { AttentionViewData, AttentionViewErrorCode } from './html';
 export { shortestFloat32, toBertvizJson } from './bertviz';
+export { paddedLayout } from './layout';
+export type { PaddedTensor } from './layout';
 export type { BertvizJson } from './bertviz';

@@ -152,6 +152,39 @@ describe('engine', function () {
       }
     });
 
+    it('read-only hooks see packed rows of different lengths: token-wise as [1,N,…], attention as each row padded to the longest; each row equals it alone', () => {
+      const rows = [[101, 2129, 2172, 3010, 102], [101, 7163, 102], [101, 1, 2, 3, 4, 5, 6, 7, 8, 102]];
+      const names: HookName[] = ['blocks.1.attn.hook_pattern', 'blocks.1.attn.hook_z', 'blocks.1.hook_resid_post'];
+      const packedIn = packSequences(rows.map((r) => ({ inputIds: Int32Array.from(r) })));
+      const ctx = new (require('../engine/hooks').HookContext)({ cache: names });
+      bert.run(packedIn, { compiled: false }, ctx).dispose();
+      try {
+        const { numAttentionHeads: H, hiddenSize: D } = bert.config;
+        const N = packedIn.rows.total, T = 10;
+        assert.deepEqual(ctx.cache.get(names[0]).shape, [3, H, T, T]);
+        assert.deepEqual(ctx.cache.get(names[1]).shape, [1, N, H, D / H]);
+        assert.deepEqual(ctx.cache.get(names[2]).shape, [1, N, D]);
+        const grid = ctx.cache.get(names[0]).arraySync() as number[][][][];
+        rows.forEach((r, i) => {
+          const { output, cache } = bert.runWithCache({ inputIds: [r] }, { names, compiled: false });
+          output.dispose();
+          const alone = cache.get(names[0]).arraySync() as number[][][][];
+          const Tr = r.length;
+          for (let h = 0; h < H; h++) {
+            for (let q = 0; q < Tr; q++) {
+              close(grid[i][h][q].slice(0, Tr), alone[0][h][q], TOLERANCE.attention, `row ${i} head ${h} query ${q}`);
+              assert.ok(grid[i][h][q].slice(Tr).every((v) => v === 0), 'a shorter row gives its padding keys weight 0');
+            }
+          }
+          const start = packedIn.rows.starts[i];
+          close(ctx.cache.get(names[2]).dataSync().slice(start * D, (start + Tr) * D), cache.get(names[2]).dataSync(), TOLERANCE.hidden, `resid_post row ${i}`);
+          cache.dispose();
+        });
+      } finally {
+        ctx.dispose();
+      }
+    });
+
     it('the heads option zeroes heads as a hook at attn.hook_z does, bit for bit (op by op), and checks its shapes', () => {
       const b = batch();
       const { numHiddenLayers: L, numAttentionHeads: H } = bert.config;

@@ -114,6 +114,43 @@ describe('e5 inspect --ablate', () => {
   });
 });
 
+describe('e5 inspect packs texts', () => {
+  it('texts of different lengths run unpadded; the dump has the padded batch\'s layout: = --ids of that batch at real positions, 0 at padding', async () => {
+    const texts = ['the summit is the highest point of a mountain', 'x', 'women need protein'];
+    const hooks = ['--hooks', 'hook_full_embed,blocks.1.attn.hook_pattern,blocks.0.attn.hook_z,hook_embedding'];
+    const packedOut = path.join(dir, 'packed.safetensors'), paddedOut = path.join(dir, 'padded.safetensors');
+    const r = await e5(['inspect', ...M, ...texts, ...hooks, '--output', packedOut]);
+    assert.equal(r.code, 0, r.stderr);
+    const packed = readAll(packedOut);
+    assert.match(packed.metadata.padding, /own length \(packed\)/);
+    const ids = { input_ids: JSON.parse(packed.metadata.input_ids), attention_mask: JSON.parse(packed.metadata.attention_mask), token_type_ids: JSON.parse(packed.metadata.token_type_ids) };
+    const idsPath = path.join(dir, 'packed-ids.json');
+    fs.writeFileSync(idsPath, JSON.stringify(ids));
+    const p = await e5(['inspect', ...M, '--ids', idsPath, ...hooks, '--output', paddedOut]);
+    assert.equal(p.code, 0, p.stderr);
+    const padded = readAll(paddedOut);
+    assert.equal(padded.metadata.padding, undefined, '--ids runs the padded batch it is');
+    const mask = ids.attention_mask as number[][];
+    const [B, T] = [mask.length, mask[0].length];
+    assert.ok(mask.some((row) => row.includes(0)), 'the texts have different lengths');
+    for (const [name, a] of packed.tensors) {
+      const b = padded.tensors.get(name)!;
+      assert.deepEqual(a.shape, b.shape, name);
+      const per = a.data.length / B; // values per row
+      const grid = name.endsWith('hook_pattern');
+      const inner = grid ? per / T : per / T; // per (row, query) for patterns, per (row, token) otherwise
+      const keep = a.data.map((_, i) => {
+        if (name === 'hook_embedding') return 1;
+        const row = Math.floor(i / per);
+        const t = grid ? Math.floor((i % per) / T) % T : Math.floor((i % per) / inner);
+        return mask[row][t];
+      });
+      a.data.forEach((v, i) => { if (!keep[i]) assert.equal(v, 0, `${name}[${i}]: padding holds 0`); });
+      close(name, a.data.map((v, i) => (keep[i] ? v : 0)), b.data.map((v, i) => (keep[i] ? v : 0)));
+    }
+  });
+});
+
 describe('e5 inspect --query/--passage (layer-wise similarity)', () => {
   it('prints a depth × pair table whose last depth is the e5 similarity score', async () => {
     const r = await e5(['inspect', ...M, '--query', ...QUERIES, '--passage', ...PASSAGES]);

@@ -1,13 +1,15 @@
 /**
  * `e5 inspect`: run the model once and dump (or summarise) named activations.
  *
- * Inputs: TEXT arguments or --input (tokenized and right-padded, HF semantics), or --ids FILE
- * (token ids as reference.py reads them). Hooks: the default set (HF's hidden_states and
+ * Inputs: TEXT arguments or --input (tokenized; each text runs at its own length, packed, and the
+ * dump has the right-padded batch's layout with 0 at padding positions), or --ids FILE (token ids
+ * as reference.py reads them, run as the padded batch they are, HF semantics). Hooks: the default set (HF's hidden_states and
  * attentions, hook_pooled, hook_embedding), or --hooks globs, restricted by --layers.
  * Outputs: FILE.safetensors (float32, batch first, named by hook or --names hf), a directory of
  * .npy files (+ metadata.json), or a summary table on stdout; plus --html (the attention viewer
  * of inspect/html.ts) and --bertviz (bertviz's head_view/model_view JSON).
- * Interventions: --ablate L.H,... zero- or mean-ablates heads at attn.hook_z in the same pass.
+ * Interventions: --ablate L.H,... zero- or mean-ablates heads at attn.hook_z in the same pass (an
+ * input of the forward: on tensorflow the run stays compiled).
  * --query/--passage run the queries and passages instead of TEXT and add the layer-wise
  * similarity (a table on stdout without --output, the chart in --html, `layerwise` in metadata).
  * All the analysis is the library's (inspect/analysis.ts); this file only wires options to it.
@@ -17,8 +19,8 @@ import * as path from 'path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import {
   AblationMode, allHookNames, AttentionViewData, attentionViewFromPatterns, backendInfo, blockHook, defaultHookNames, describeBackendInfo,
-  EmbeddingModel, HeadRef, headAblationHooks, HookFn, hookMatcher, HookName, InspectError, layerwiseSimilarity, LayerwiseSimilarity,
-  parseHeadList, parseHookName, Prefix, renderAttentionHtml, toBertvizJson, writeSafetensorsStreaming,
+  EmbeddingModel, HeadIntervention, HeadRef, headIntervention, hookMatcher, HookName, InspectError, layerwiseSimilarity, LayerwiseSimilarity,
+  PackedInput, packPadded, packSequences, paddedLayout, parseHeadList, parseHookName, Prefix, renderAttentionHtml, toBertvizJson, writeSafetensorsStreaming,
 } from '../../index';
 import {
   addBackendOptions, addGeneralOptions, addModelOptions, BackendOptions, GeneralOptions, intArg, ModelOptions, modelLabel,
@@ -181,7 +183,7 @@ async function inspect(texts: string[], o: InspectOptions, cmd: Command): Promis
   let inputs: Inputs;
   if (ids) {
     checkIdsForModel(ids, m.config, o.ids!);
-    inputs = { ids, tokens: ids.inputIds.map((row) => row.map((id) => tokenString(m, id))) };
+    inputs = { ids, run: packPadded(toPaddedBatch(ids)), tokens: ids.inputIds.map((row) => row.map((id) => tokenString(m, id))) };
   } else if (pairs) {
     // Prefixed here, as e5 similarity does; the dump and the viewer show the texts the model saw.
     const prepared = [...m.prepare(o.query!, 'query', (w) => r.warn(w)), ...m.prepare(o.passage!, 'passage', (w) => r.warn(w))];
@@ -195,12 +197,12 @@ async function inspect(texts: string[], o: InspectOptions, cmd: Command): Promis
   const B = inputs.ids.inputIds.length;
   if (o.bertviz !== undefined && o.row >= B) usageError(cmd, `--row ${o.row}: there ${B === 1 ? 'is 1 text' : `are ${B} texts`} (rows 0-${B - 1})`);
 
-  const ablation = heads ? headAblationHooks(m.bert, toPaddedBatch(inputs.ids), heads, o.ablateMode) : undefined;
+  const ablation = heads ? headIntervention(m.bert, inputs.run, heads, o.ablateMode) : undefined;
   try {
-    const run = runInspect(m, inputs, hooks, o, ablation?.hooks ?? []);
+    const run = runInspect(m, inputs, hooks, o, ablation);
     try {
       if (pairs) {
-        run.layerwise = layerwiseSimilarity(m, o.query!, o.passage!, { prefix: 'auto', maxLength: o.maxLength, hooks: ablation?.hooks });
+        run.layerwise = layerwiseSimilarity(m, o.query!, o.passage!, { prefix: 'auto', maxLength: o.maxLength, heads: ablation });
         run.metadata.layerwise = JSON.stringify(run.layerwise);
       }
       if (o.html !== undefined) writeHtml(o.html, run, o, r);
@@ -231,6 +233,8 @@ function checkOutputFiles(cmd: Command, o: InspectOptions, out: OutputKind): voi
 /** The batch a run sees: ids (right-padded when tokenized here), token strings, and the texts if any. */
 interface Inputs {
   ids: IdsBatch;
+  /** What runs: texts tokenized here packed (no padding to compute), --ids as the padded batch it is. */
+  run: PackedInput;
   tokens: string[][];
   /** As given, and as the model saw them (prefixed). */
   texts?: string[];
@@ -244,7 +248,7 @@ function tokenizeInputs(m: EmbeddingModel, texts: string[], prepared: string[], 
   if (nTrunc) r.warn(`${nTrunc} input${nTrunc === 1 ? ' was' : 's were'} truncated to ${maxLength} tokens`);
   const { batchSize: B, seqLen: T } = enc;
   const ids = { inputIds: rowsOf(enc.inputIds, B, T), attentionMask: rowsOf(enc.attentionMask, B, T), tokenTypeIds: rowsOf(enc.tokenTypeIds, B, T) };
-  return { ids, tokens: ids.inputIds.map((row) => row.map((id) => tokenString(m, id))), texts, modelTexts: prepared };
+  return { ids, run: packSequences(enc.encodings), tokens: ids.inputIds.map((row) => row.map((id) => tokenString(m, id))), texts, modelTexts: prepared };
 }
 
 /** The similarity at each depth: one row per depth, one column per (query, passage), then a legend. */
@@ -296,21 +300,19 @@ function tokenString(m: EmbeddingModel, id: number): string {
   }
 }
 
-function runInspect(m: EmbeddingModel, inputs: Inputs, hooks: HookName[], o: InspectOptions, interventions: Array<[HookName, HookFn]>): InspectRun {
+function runInspect(m: EmbeddingModel, inputs: Inputs, hooks: HookName[], o: InspectOptions, heads: HeadIntervention | undefined): InspectRun {
   const { ids, tokens, texts } = inputs;
   // The viewer and bertviz need the attention of every layer shown (--layers, default all), dumped or not.
   const L = m.config.numHiddenLayers;
   const viewLayers = o.html !== undefined || o.bertviz !== undefined ? (o.layers ?? Array.from({ length: L }, (_, l) => l)) : [];
   const extra = viewLayers.map((l) => blockHook(l, 'attn.hook_pattern')).filter((n) => !hooks.includes(n));
-  const captured = runCaptured(m, toPaddedBatch(ids), [...hooks, ...extra], { hooks: interventions });
+  const captured = runCaptured(m, inputs.run, [...hooks, ...extra], { heads });
   const { cache, output } = captured;
   const f32 = (t: { dataSync(): unknown }) => () => t.dataSync() as Float32Array;
-  const tensors: DumpTensor[] = hooks.map((h) => {
-    const t = cache.get(h);
-    return { name: o.names === 'hf' ? hfName(h) : h, shape: t.shape, data: f32(t) };
-  });
+  const rows = inputs.run.rows;
+  const tensors: DumpTensor[] = hooks.map((h) => ({ name: o.names === 'hf' ? hfName(h) : h, ...paddedLayout(h, cache.get(h), rows) }));
   if (o.names === 'hf') {
-    tensors.push({ name: 'last_hidden_state', shape: output.lastHiddenState.shape, data: f32(output.lastHiddenState) });
+    tensors.push({ name: 'last_hidden_state', ...paddedLayout('last_hidden_state', output.lastHiddenState, rows) });
     if (output.poolerOutput) tensors.push({ name: 'pooler_output', shape: output.poolerOutput.shape, data: f32(output.poolerOutput) });
   }
   const info = m.info;
@@ -331,6 +333,7 @@ function runInspect(m: EmbeddingModel, inputs: Inputs, hooks: HookName[], o: Ins
     tokens: JSON.stringify(tokens),
     ...(texts ? { texts: JSON.stringify(texts), prefix: o.query ? 'auto' : o.prefix } : {}),
     pooling: m.bert.defaultPooling,
+    ...(rows.uniformLength === undefined ? { padding: 'zero: each text ran at its own length (packed), nothing was computed at padding positions' } : {}),
     ...(o.ablate !== undefined ? { ablate: JSON.stringify(parseHeadList(o.ablate).map((h) => `${h.layer}.${h.head}`)), ablate_mode: o.ablateMode } : {}),
   };
   return { model: m, ids, texts, modelTexts: inputs.modelTexts, tokens, hooks, tensors, captured, metadata, viewLayers };

@@ -53,6 +53,23 @@ function rowZ(pattern: tf.Tensor3D, v: RowHeads): tf.Tensor2D {
   return tf.reshape(tf.transpose(tf.matMul(pattern, v), [1, 0, 2]), [T, H * Dh]); // [H,T,Dh] → [T,H,Dh] → [T,D]
 }
 
+/**
+ * Rows' [H, T_r, T_r] scores as one [R, H, T, T] grid (T the longest row): a shorter row's extra
+ * keys and query rows hold the mask value, so its softmax gives them weight exactly 0 (keys) and
+ * its real cells the unpadded values. Rows of one length are only stacked.
+ */
+export function scoresGrid(rows: tf.Tensor3D[]): tf.Tensor4D {
+  const T = Math.max(...rows.map((s) => s.shape[1]));
+  return tf.stack(rows.map((s) => (s.shape[1] === T ? s : tf.pad(s, [[0, 0], [0, T - s.shape[1]], [0, T - s.shape[1]]], MASK_VALUE)))) as tf.Tensor4D;
+}
+
+/** Row r's own [H, T_r, T_r] cells of a pattern grid. */
+export function rowPattern(grid: tf.Tensor, r: number, length: number): tf.Tensor3D {
+  const [, H, T] = grid.shape;
+  const row = tf.reshape(tf.slice(grid, [r, 0, 0, 0], [1, -1, -1, -1]), [H!, T!, T!]) as tf.Tensor3D;
+  return T === length ? row : tf.slice(row, [0, 0, 0], [-1, length, length]);
+}
+
 /** Attention's operations from tfjs ops, with heads cut out by `split`. */
 export function rowAttention(split: HeadSplitter = splitHeadsWithOps): Pick<Ops, 'attention' | 'attentionScores' | 'attentionSoftmax' | 'attentionZ'> {
   return {
@@ -71,12 +88,12 @@ export function rowAttention(split: HeadSplitter = splitHeadsWithOps): Pick<Ops,
     },
     attentionScores(q, k, a) {
       const qh = split(q, a.rows, a.heads, false), kT = split(k, a.rows, a.heads, true);
-      return tf.stack(a.rows.starts.map((_, r) => rowScores(qh[r], kT[r], rowKeyMask(a, r), a.scale))) as tf.Tensor4D;
+      return scoresGrid(a.rows.starts.map((_, r) => rowScores(qh[r], kT[r], rowKeyMask(a, r), a.scale)));
     },
     attentionSoftmax: (scores) => tf.softmax(scores),
     attentionZ(pattern, v, a) {
       const vh = split(v, a.rows, a.heads, false);
-      return tf.concat(tf.unstack(pattern).map((p, r) => rowZ(p as tf.Tensor3D, vh[r])), 0) as tf.Tensor2D;
+      return tf.concat(a.rows.lengths.map((T, r) => rowZ(rowPattern(pattern, r, T), vh[r])), 0) as tf.Tensor2D;
     },
   };
 }

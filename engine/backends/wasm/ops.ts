@@ -8,7 +8,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { AttentionInput, Ops } from '../../ops';
 import type { Rows } from '../../rows';
-import { HeadSplitter, RowHeads, rowAttention } from '../generic/attention';
+import { HeadSplitter, RowHeads, rowAttention, rowPattern, scoresGrid } from '../generic/attention';
 import { genericOps } from '../generic/ops';
 import { geluErf, layerNorm } from '../kernel-ops';
 import {
@@ -53,14 +53,14 @@ export function wasmOps(state: WasmKernelState): Ops {
     // The hooked form runs the one kernel's own three functions, so hooking changes no number.
     attentionScores(q, k, a) {
       if (!simd(a)) return fromOps.attentionScores(q, k, a);
-      return tf.stack(a.rows.starts.map((_, r) => runKernel<tf.Tensor3D>(ATTN_SCORES_KERNEL, { q, k }, rowAttrs(a, r)))) as tf.Tensor4D;
+      return scoresGrid(a.rows.starts.map((_, r) => runKernel<tf.Tensor3D>(ATTN_SCORES_KERNEL, { q, k }, rowAttrs(a, r))));
     },
     attentionSoftmax(scores, a) {
       return simd(a) ? runKernel<tf.Tensor4D>(ATTN_SOFTMAX_KERNEL, { x: scores }, {}) : fromOps.attentionSoftmax(scores, a);
     },
     attentionZ(pattern, v, a) {
       if (!simd(a)) return fromOps.attentionZ(pattern, v, a);
-      const zRows = tf.unstack(pattern).map((p, r) => runKernel<tf.Tensor2D>(ATTN_Z_KERNEL, { pattern: p, v }, rowAttrs(a, r)));
+      const zRows = a.rows.lengths.map((T, r) => runKernel<tf.Tensor2D>(ATTN_Z_KERNEL, { pattern: rowPattern(pattern, r, T), v }, rowAttrs(a, r)));
       return tf.concat(zRows, 0) as tf.Tensor2D;
     },
   };
