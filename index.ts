@@ -7,6 +7,7 @@ export type { Ops, AttentionInput, EncoderOps, HeadIntervention, HookSite, IdsNa
 export { encoder, layersFrom, encoderLayer, selfAttention, embeddings } from './engine/bert';
 export type { Forward } from './engine/bert';
 export { eagerForward, publicView } from './engine/eager';
+export { NUMERICS_REVISION, MASK_VALUE } from './engine/numerics';
 export { loadModel, EmbeddingModel, planBatches, looksLikeE5, PREFIXES } from './e5/model';
 export type { EmbedOptions, EmbedResult, LoadModelOptions, ModelInfo, Prefix } from './e5/model';
 export { checkFolderAgreement, FolderAgreementError } from './e5/folder_checks';
@@ -43,7 +44,5 @@ export type {
 } from './inspect';
 export { compareArrays, describeMismatch } from './engine/compare';
 export type { CompareOptions, CompareResult, Mismatch } from './engine/compare';
-export {
-  evaluate, precomputeCorpus, formatEvalTable, formatEvalJson, loadBeir, parseKList, EngineEmbedder, modelFingerprint, BeirFormatError, EvalError,
-} from './eval';
-export type { EvalResult, EvaluateOptions, PrecomputeOptions, PrecomputeResult, BeirDataset, Embedder } from './eval';
+// BEIR evaluation: the whole of eval/'s public API (what `e5 eval` is built on).
+export * from './eval';

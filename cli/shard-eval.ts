@@ -7,13 +7,25 @@
 import type { Command } from 'commander';
 import { backendInfo, EngineEmbedder, loadBeir, precomputeCorpus } from '../index';
 import type { PrecomputeResult } from '../index';
-import { describeBackend, modelLabel, openModel, Reporter, usageError } from './common';
-import type { EvalOptions } from './commands/eval';
-import { resolveShard, shardLabel, ShardSpec, ShardUsageError } from './shard';
+import { BackendOptions, describeBackend, GeneralOptions, ModelOptions, modelLabel, openModel, Reporter, usageError } from './common';
+import { resolveShard, shardLabel, ShardOptions, ShardSpec, ShardUsageError } from './shard';
 import { WarningTally } from './warnings';
 
+/** What a worker reads of `e5 eval`'s options (cli/commands/eval.ts EvalOptions has them all). */
+export interface EvalShardOptions extends ModelOptions, BackendOptions, GeneralOptions, ShardOptions {
+  data: string;
+  split: string;
+  batchSize: number;
+  maxLength?: number;
+  cache: string | false;
+  docAsQuery?: boolean;
+  format?: string;
+  output?: string;
+  shardSize: number;
+}
+
 /** The shard this eval run does (undefined: a full run); options a worker cannot honour are usage errors. */
-export function evalShardCheck(o: EvalOptions, cmd: Command): ShardSpec | undefined {
+export function evalShardCheck(o: EvalShardOptions, cmd: Command): ShardSpec | undefined {
   let shard: ShardSpec | undefined;
   try {
     shard = resolveShard(o);
@@ -30,7 +42,7 @@ export function evalShardCheck(o: EvalOptions, cmd: Command): ShardSpec | undefi
   return shard;
 }
 
-export async function runEvalShard(o: EvalOptions, shard: ShardSpec, cacheDir: string): Promise<void> {
+export async function runEvalShard(o: EvalShardOptions, shard: ShardSpec, cacheDir: string): Promise<void> {
   const r = Reporter.from(o);
   const dataset = await loadBeir(o.data, { split: o.split });
   dataset.warnings.forEach((w) => r.warn(w));

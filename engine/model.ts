@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { BertConfig } from '../weights/config';
 import { BertParams, paramTensors } from '../weights/params';
 import type { PoolingMode } from '../weights/sentence_transformers';
-import { BackendInfo, CompiledEncoder, currentRuntime, Runtime } from './backend';
+import { BackendInfo, CompiledEncoder, currentRuntime, Runtime } from './runtime';
 import { encoder } from './bert';
 import { eagerForward, publicView } from './eager';
 import { checkHeadIntervention } from './heads';

@@ -12,8 +12,8 @@ import { backendInfo } from '../../index';
 import type { EmbeddingModel } from '../../index';
 import {
   DEFAULT_K, DEFAULT_SHARD_SIZE, EngineEmbedder, evaluate, EvalError, formatEvalJson, formatEvalTable, formatTrecRun, loadBeir, parseKList,
-} from '../../eval';
-import type { EvalResult } from '../../eval';
+} from '../../index';
+import type { EvalResult } from '../../index';
 import {
   addBackendOptions, addGeneralOptions, addModelOptions, BackendOptions, describeBackend, GeneralOptions, intArg,
   ModelOptions, modelLabel, openModel, Reporter, usageError,

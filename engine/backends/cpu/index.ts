@@ -4,7 +4,7 @@
  * approximation; ours is exact to float32).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { BackendPlugin, genericRuntime, setTfBackend } from '../../backend';
+import { BackendPlugin, genericRuntime, setTfBackend } from '../../runtime';
 import { genericOps } from '../generic/ops';
 import { geluErf, layerNorm } from '../kernel-ops';
 import { registerCpuKernels } from './kernels';

@@ -10,7 +10,7 @@
  */
 import * as os from 'os';
 import * as tf from '@tensorflow/tfjs-core';
-import { BackendOptions, BackendPlugin, genericRuntime, resolvePackage, Runtime, setTfBackend } from '../../backend';
+import { BackendOptions, BackendPlugin, genericRuntime, resolvePackage, Runtime, setTfBackend } from '../../runtime';
 import { compileEncoderGraph } from './graph/encoder';
 import { withStderrSilenced } from './quiet';
 import { tensorflowOps } from './ops';

@@ -17,7 +17,7 @@
  * transposed either.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { plainWeightSink, WeightSink } from '../../backend';
+import { plainWeightSink, WeightSink } from '../../runtime';
 import { nodeBackend } from './node-backend';
 import { PosixAddon, posixAddon } from './posix';
 import type { ParamsPlan } from '../../../weights/params';

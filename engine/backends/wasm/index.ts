@@ -18,7 +18,7 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { BertConfig } from '../../../weights/config';
 import { linearParameterCount, ParamsPlan } from '../../../weights/params';
-import { BackendOptions, BackendPlugin, currentRuntime, genericRuntime, plainWeightSink, Runtime, setTfBackend, WeightOptions, WeightSink } from '../../backend';
+import { BackendOptions, BackendPlugin, currentRuntime, genericRuntime, plainWeightSink, Runtime, setTfBackend, WeightOptions, WeightSink } from '../../runtime';
 import { genericOps } from '../generic/ops';
 import { filledTensor, prefaultWasmHeap, prepackLinear, releaseLinearWeight } from './heap';
 import { registerWasmKernels, WasmBackendLike, wasmMemoryOf, WasmKernelState } from './kernels';

@@ -23,7 +23,7 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { BertConfig } from '../../../../weights/config';
 import { BertParams, expectedTensors, paramTensors } from '../../../../weights/params';
-import type { CompiledEncoder, CompiledRun, CompiledRunOptions } from '../../../backend';
+import type { CompiledEncoder, CompiledRun, CompiledRunOptions } from '../../../runtime';
 import { checkEmbeddingIds, encoder } from '../../../bert';
 import { maskByLayer, tokenRows } from '../../../heads';
 import type { HookName } from '../../../hooks';
