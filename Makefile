@@ -75,12 +75,12 @@ test: build
 # tfjs-node does not load). Not backend.test (wasm and cpu kernels) nor eval-engine, which asserts
 # that a row's embedding is the same in any batch: oneDNN's GEMM blocking moves with the row count,
 # so on tensorflow the last bits do.
-TF_SUITES := test/engine.test.ts test/engine-parity.test.ts test/inspect-analysis.test.ts \
+TF_SUITES := test/engine.test.ts test/engine-parity.test.ts test/sublayer-parity.test.ts test/inspect-analysis.test.ts \
   test/inspect-cli.test.ts test/cli-inspect.test.ts test/cli.test.ts test/native.test.ts test/graph.test.ts
 # The numerical ones run a second time on oneDNN's AVX2 kernels (ONEDNN_MAX_CPU_ISA): oneDNN picks
 # kernels per CPU, so the last bits differ between machines of our kind, and a tolerance tighter than
 # the documented one (test/support/tolerance.ts) fails here rather than on someone else's machine.
-TF_PARITY_SUITES := test/engine-parity.test.ts test/inspect-analysis.test.ts test/graph.test.ts test/engine.test.ts test/cli.test.ts
+TF_PARITY_SUITES := test/engine-parity.test.ts test/sublayer-parity.test.ts test/inspect-analysis.test.ts test/graph.test.ts test/engine.test.ts test/cli.test.ts
 test-tensorflow: install
 	@if node scripts/native-check.js >/dev/null 2>&1; then \
 	  E5_TEST_BACKEND=tensorflow $(NODE_BIN)/mocha $(TF_SUITES) && \
@@ -90,7 +90,7 @@ test-tensorflow: install
 
 # Everything must pass on the cpu backend too: the engine suites once more on it.
 test-cpu: install
-	E5_TEST_BACKEND=cpu $(NODE_BIN)/mocha test/engine.test.ts test/engine-parity.test.ts test/heap.test.ts
+	E5_TEST_BACKEND=cpu $(NODE_BIN)/mocha test/engine.test.ts test/engine-parity.test.ts test/sublayer-parity.test.ts test/heap.test.ts
 
 $(LARGE_DIR)/model.safetensors: | install
 	$(TS_NODE) devtools/generate-model.ts --preset large --sentence-transformers mean --out $(LARGE_DIR)
