@@ -19,7 +19,7 @@ import * as path from 'path';
 import type { RunSettings } from './embedding-writers';
 import type { InputRecord } from './input';
 import { AtomicFile } from './output';
-import { ownsBlock, ShardSpec } from './shard';
+import { ownedBlock, ownedBlocks, ownsBlock, ShardSpec } from './shard';
 
 export const SHARD_FORMAT = 'e5-tfjs-embedding-shard/1';
 export type ShardedFormat = 'jsonl' | 'npy' | 'safetensors';
@@ -63,9 +63,7 @@ export async function* shardRecords(records: AsyncIterable<InputRecord>, s: Shar
 
 /** [start, end) of each block shard `s` owns among `total` inputs. */
 export function shardRanges(s: ShardSpec, total: number, blockSize: number): Array<[number, number]> {
-  const out: Array<[number, number]> = [];
-  for (let b = s.index; b * blockSize < total; b += s.count) out.push([b * blockSize, Math.min((b + 1) * blockSize, total)]);
-  return out;
+  return Array.from({ length: ownedBlocks(s, total, blockSize) }, (_, k) => ownedBlock(s, k, total, blockSize));
 }
 
 /** Before a sharded run writes `dataFile`: no sidecar may outlive the data it described. */
@@ -102,11 +100,22 @@ export function readManifest(dataFile: string): ShardManifest {
   if (!int(m.shard?.index) || !int(m.shard?.count) || !(m.shard.index < m.shard.count) || !(m.shard.block_size >= 1)) throw bad('shard: expected {index < count, count, block_size >= 1}');
   if (!int(m.input?.count) || typeof m.input.sha256 !== 'string') throw bad('input: expected {count, sha256}');
   if (!SHARDED_FORMATS.includes(m.output?.format)) throw bad(`output.format is ${JSON.stringify(m.output?.format)}`);
+  // Compared block by block, never expanded: the counts are checked against the ranges the file
+  // holds, so a count of 10^15 costs no more than the sidecar's own length.
   const spec = { index: m.shard.index, count: m.shard.count, source: mf };
-  if (JSON.stringify(m.ranges) !== JSON.stringify(shardRanges(spec, m.input.count, m.shard.block_size))) {
-    throw bad(`ranges do not match shard ${m.shard.index}/${m.shard.count} of ${m.input.count} inputs in blocks of ${m.shard.block_size}`);
+  const what = `shard ${m.shard.index}/${m.shard.count} of ${m.input.count} inputs in blocks of ${m.shard.block_size}`;
+  const blocks = ownedBlocks(spec, m.input.count, m.shard.block_size);
+  if (!Array.isArray(m.ranges) || m.ranges.length !== blocks) {
+    throw bad(`ranges ${Array.isArray(m.ranges) ? `lists ${m.ranges.length} blocks` : 'is not a list'}; ${what} has ${blocks}`);
   }
-  if (m.rows !== m.ranges.reduce((n, [a, b]) => n + b - a, 0)) throw bad(`rows ${m.rows} is not the size of its ranges`);
+  let rows = 0;
+  for (let k = 0; k < blocks; k++) {
+    const [a, b] = ownedBlock(spec, k, m.input.count, m.shard.block_size);
+    const r = m.ranges[k] as unknown;
+    if (!Array.isArray(r) || r.length !== 2 || r[0] !== a || r[1] !== b) throw bad(`ranges[${k}] is not [${a}, ${b}], the block ${what} has there`);
+    rows += b - a;
+  }
+  if (m.rows !== rows) throw bad(`rows ${m.rows} is not the size of its ranges (${rows})`);
   const bytes = fs.statSync(dataFile).size;
   if (bytes !== m.output.bytes) throw new Error(`${dataFile}: ${bytes} bytes, its sidecar says ${m.output.bytes}: the file was replaced or cut; rerun its worker`);
   return m;

@@ -110,6 +110,32 @@ describe('e5 embed --shard + e5 merge', () => {
     assert.match(cut.stderr, /query-1\.npy: 1000 bytes, its sidecar says \d+/);
   });
 
+  /** A copy of part-I.EXT named NAME.EXT, with its sidecar's parsed JSON changed by `edit` (or its text replaced). */
+  function tampered(name: string, edit: (m: Record<string, any>) => unknown, i = 0, ext = 'npy'): string {
+    const src = path.join(dir(), `part-${i}.${ext}`);
+    const file = path.join(dir(), `${name}.${ext}`);
+    fs.copyFileSync(src, file);
+    const m = JSON.parse(fs.readFileSync(`${src}.shard.json`, 'utf8'));
+    const out = edit(m);
+    fs.writeFileSync(`${file}.shard.json`, typeof out === 'string' ? out : JSON.stringify(m));
+    return file;
+  }
+
+  it('sidecar counts of 10^15 are refused at once, with bounded messages (never expanded)', async function () {
+    this.timeout(60_000);
+    const out = path.join(dir(), 'huge.npy');
+    const huge = tampered('huge-count', (m) => { m.input.count = 10 ** 15; });
+    const r1 = await runE5(['merge', '--output', out, huge], { timeoutMs: 20_000 });
+    assert.equal(r1.code, 1, r1.stderr);
+    assert.match(r1.stderr, /huge-count\.npy\.shard\.json: ranges lists 5 blocks; shard 0\/3 of 1000000000000000 inputs in blocks of 16 has 20833333333334$/m);
+    const many = tampered('many-shards', (m) => { m.shard.count = 10 ** 15; m.ranges = [[0, 16]]; m.rows = 16; });
+    const r2 = await runE5(['merge', '--output', out, many], { timeoutMs: 20_000 });
+    assert.equal(r2.code, 1, r2.stderr);
+    assert.match(r2.stderr, /missing shards 1\/1000000000000000 \(inputs from 16\), 2\/1000000000000000 .* and 999999999999979 more of the 1000000000000000/);
+    assert.ok(r2.stderr.length < 4000, `${r2.stderr.length} bytes of stderr`);
+    assert.equal(fs.existsSync(out), false);
+  });
+
   it('Slurm and Kubernetes variables select the same shard as --shard', async function () {
     this.timeout(60_000);
     const want = sha(path.join(dir(), 'part-1.npy'));

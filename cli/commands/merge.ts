@@ -17,6 +17,9 @@ interface MergeOptions extends GeneralOptions {
   force?: boolean;
 }
 
+/** Missing shards listed by index; the rest are counted. */
+const MAX_LISTED = 20;
+
 const EXTENSIONS: Record<ShardedFormat, string[]> = { jsonl: ['.jsonl', '.ndjson'], npy: ['.npy'], safetensors: ['.safetensors'] };
 
 export function register(program: Command): Command {
@@ -63,17 +66,22 @@ function checkedParts(files: string[]): Part[] {
     if (why) throw new InputDataError(`${p.file} does not belong with ${ref.file}: ${why}`);
   }
   const N = ref.m.shard.count;
-  const byIndex = new Array<Part | undefined>(N);
+  const byIndex = new Map<number, Part>();
   for (const p of parts) {
     const i = p.m.shard.index;
-    if (byIndex[i]) throw new InputDataError(`shard ${i}/${N} given twice: ${byIndex[i]!.file} and ${p.file}`);
-    byIndex[i] = p;
+    const seen = byIndex.get(i);
+    if (seen) throw new InputDataError(`shard ${i}/${N} given twice: ${seen.file} and ${p.file}`);
+    byIndex.set(i, p);
   }
-  const missing = [...byIndex.keys()].filter((i) => !byIndex[i]);
-  if (missing.length) {
+  if (byIndex.size < N) {
+    // The first few missing indexes and a count: N comes from a file and may be 10^15.
+    const missing: number[] = [];
+    for (let i = 0; i < N && missing.length < MAX_LISTED; i++) if (!byIndex.has(i)) missing.push(i);
+    const rest = N - byIndex.size - missing.length;
     const B = ref.m.shard.block_size, total = ref.m.input.count;
     const where = (i: number) => `${i}/${N} (inputs from ${i * B}${(i + N) * B < total ? `, ${(i + N) * B}` : ''}${(i + 2 * N) * B < total ? ', ...' : ''})`;
-    throw new InputDataError(`missing shard${missing.length === 1 ? '' : 's'} ${missing.map(where).join(', ')} of the ${N} made from ${ref.file}'s input`);
+    const count = N - byIndex.size;
+    throw new InputDataError(`missing shard${count === 1 ? '' : 's'} ${missing.map(where).join(', ')}${rest ? ` and ${rest} more` : ''} of the ${N} made from ${ref.file}'s input`);
   }
-  return byIndex as Part[];
+  return Array.from({ length: N }, (_, i) => byIndex.get(i)!);
 }
