@@ -17,6 +17,9 @@ import { createHash, Hash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import type { RunSettings } from './embedding-writers';
+import { describe } from '../e5/embed_options';
+import { ModelFileError, pathExists, readModelJson, requireRegularFile } from '../util/model_file';
+import { InputDataError } from './errors';
 import type { InputRecord } from './input';
 import { AtomicFile } from './output';
 import { ownedBlock, ownedBlocks, ownsBlock, ShardSpec } from './shard';
@@ -83,23 +86,37 @@ export function writeManifest(dataFile: string, m: ShardManifest): void {
   }
 }
 
-/** A shard's sidecar, checked for shape and against its data file; errors name the file. */
+/**
+ * A shard's sidecar, checked for shape and against its data file; errors name the file. Read with
+ * the model files' limits (util/model_file.ts): a regular file, of bounded size and JSON depth.
+ */
 export function readManifest(dataFile: string): ShardManifest {
   const mf = manifestPath(dataFile);
-  if (!fs.existsSync(dataFile)) throw new Error(`${dataFile}: no such file`);
-  if (!fs.existsSync(mf)) throw new Error(`${dataFile}: no ${path.basename(mf)} beside it: not a finished 'e5 embed --shard' output (rerun that worker)`);
+  if (!pathExists(dataFile)) throw new Error(`${dataFile}: no such file`);
+  if (!pathExists(mf)) throw new Error(`${dataFile}: no ${path.basename(mf)} beside it: not a finished 'e5 embed --shard' output (rerun that worker)`);
   let m: ShardManifest;
   try {
-    m = JSON.parse(fs.readFileSync(mf, 'utf8')) as ShardManifest;
+    requireRegularFile(dataFile);
+    m = readModelJson(mf) as ShardManifest;
   } catch (e) {
-    throw new Error(`${mf}: not JSON (${(e as Error).message})`);
+    if (e instanceof ModelFileError) throw new InputDataError(e.message);
+    throw e;
   }
-  const bad = (what: string) => new Error(`${mf}: ${what}`);
-  if (m?.format !== SHARD_FORMAT) throw bad(`format is ${JSON.stringify(m?.format)}, expected ${JSON.stringify(SHARD_FORMAT)}`);
+  const bad = (what: string) => new InputDataError(`${mf}: ${what}`);
+  if (typeof m !== 'object' || m === null || Array.isArray(m)) throw bad('expected a JSON object');
+  if (m.format !== SHARD_FORMAT) throw bad(`format is ${describe(m.format)}, expected '${SHARD_FORMAT}'`);
   const int = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
-  if (!int(m.shard?.index) || !int(m.shard?.count) || !(m.shard.index < m.shard.count) || !(m.shard.block_size >= 1)) throw bad('shard: expected {index < count, count, block_size >= 1}');
-  if (!int(m.input?.count) || typeof m.input.sha256 !== 'string') throw bad('input: expected {count, sha256}');
-  if (!SHARDED_FORMATS.includes(m.output?.format)) throw bad(`output.format is ${JSON.stringify(m.output?.format)}`);
+  const obj = (v: unknown) => typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (!obj(m.shard) || !int(m.shard.index) || !int(m.shard.count) || !(m.shard.index < m.shard.count) || !int(m.shard.block_size) || m.shard.block_size < 1) {
+    throw bad('shard: expected {index < count, count, block_size >= 1}');
+  }
+  if (!obj(m.input) || !int(m.input.count) || typeof m.input.sha256 !== 'string') throw bad('input: expected {count, sha256}');
+  if (!obj(m.output) || !SHARDED_FORMATS.includes(m.output.format) || typeof m.output.file !== 'string' || !int(m.output.bytes)) {
+    throw bad('output: expected {file, format (jsonl, npy or safetensors), bytes}');
+  }
+  if (typeof m.model_sha256 !== 'string') throw bad('model_sha256: expected a string');
+  if (!obj(m.settings)) throw bad(`settings: expected an object, got ${describe(m.settings)}`);
+  if (!int(m.settings.dim) || m.settings.dim < 1) throw bad(`settings.dim: expected an integer >= 1, got ${describe(m.settings.dim)}`);
   // Compared block by block, never expanded: the counts are checked against the ranges the file
   // holds, so a count of 10^15 costs no more than the sidecar's own length.
   const spec = { index: m.shard.index, count: m.shard.count, source: mf };
@@ -117,7 +134,7 @@ export function readManifest(dataFile: string): ShardManifest {
   }
   if (m.rows !== rows) throw bad(`rows ${m.rows} is not the size of its ranges (${rows})`);
   const bytes = fs.statSync(dataFile).size;
-  if (bytes !== m.output.bytes) throw new Error(`${dataFile}: ${bytes} bytes, its sidecar says ${m.output.bytes}: the file was replaced or cut; rerun its worker`);
+  if (bytes !== m.output.bytes) throw new InputDataError(`${dataFile}: ${bytes} bytes, its sidecar says ${m.output.bytes}: the file was replaced or cut; rerun its worker`);
   return m;
 }
 

@@ -11,7 +11,7 @@
  * merge refuses a missing or duplicated shard; the variables' strict parsing (in-process).
  */
 import * as assert from 'node:assert/strict';
-import { ChildProcess, spawn } from 'node:child_process';
+import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -134,6 +134,27 @@ describe('e5 embed --shard + e5 merge', () => {
     assert.match(r2.stderr, /missing shards 1\/1000000000000000 \(inputs from 16\), 2\/1000000000000000 .* and 999999999999979 more of the 1000000000000000/);
     assert.ok(r2.stderr.length < 4000, `${r2.stderr.length} bytes of stderr`);
     assert.equal(fs.existsSync(out), false);
+  });
+
+  it("sidecars are read with the model files' limits: a FIFO, 100,000-deep ranges, a missing field are clear errors", async function () {
+    this.timeout(60_000);
+    const out = path.join(dir(), 'limits.npy');
+    const fifo = tampered('fifo-sidecar', () => '');
+    fs.rmSync(`${fifo}.shard.json`);
+    execFileSync('mkfifo', [`${fifo}.shard.json`]);
+    const deep = tampered('deep-ranges', () => '{"format":"x","ranges":' + '['.repeat(100_000) + ']'.repeat(100_000) + '}');
+    const noSettings = tampered('no-settings', (m) => { delete m.settings; });
+    const cases: Array<[string, RegExp]> = [
+      [fifo, /fifo-sidecar\.npy\.shard\.json: not a regular file \(a FIFO\)/],
+      [deep, /deep-ranges\.npy\.shard\.json: not valid JSON \(nested deeper than 128 levels at byte offset \d+\)/],
+      [noSettings, /no-settings\.npy\.shard\.json: settings: expected an object, got undefined/],
+    ];
+    for (const [file, message] of cases) {
+      const r = await runE5(['merge', '--output', out, file], { timeoutMs: 20_000 });
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, message);
+      assert.doesNotMatch(r.stderr, /TypeError|call stack/);
+    }
   });
 
   it('Slurm and Kubernetes variables select the same shard as --shard', async function () {
