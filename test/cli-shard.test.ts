@@ -16,6 +16,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseShard, resolveShard, ShardUsageError } from '../cli/shard';
+import { joinJsonl, joinNpy, joinSafetensors } from '../cli/shard-join';
+import { readManifest } from '../cli/shard-manifest';
 import { CACHE_FORMAT, CorpusCacheKey, CorpusEmbeddingCache } from '../eval/cache';
 import type { EvalResult } from '../eval/evaluate';
 import { BIN, cliBuild, cliEnv, e5 as runE5, REPO_ROOT, tempDir } from './support/cli';
@@ -154,6 +156,21 @@ describe('e5 embed --shard + e5 merge', () => {
       assert.equal(r.code, 1, r.stderr);
       assert.match(r.stderr, message);
       assert.doesNotMatch(r.stderr, /TypeError|call stack/);
+    }
+  });
+
+  it('a file created at the --output while merge writes is kept, in every format (no check-then-rename race)', async () => {
+    for (const [ext, join] of [['npy', joinNpy], ['jsonl', joinJsonl], ['safetensors', joinSafetensors]] as const) {
+      const parts = [0, 1, 2].map((i) => path.join(dir(), `part-${i}.${ext}`)).map((file) => ({ file, m: readManifest(file) }));
+      const out = path.join(dir(), `raced.${ext}`);
+      const merging = join(parts, out, false);
+      fs.writeFileSync(out, 'written by someone else meanwhile'); // after the merge began, before it ends
+      await assert.rejects(merging, /raced\.\w+: created by someone else while this run was writing; it was left as it is/);
+      assert.equal(fs.readFileSync(out, 'utf8'), 'written by someone else meanwhile', ext);
+      assert.deepEqual(fs.readdirSync(dir()).filter((f) => f.startsWith('.raced')), [], 'no temp file left');
+      fs.rmSync(out);
+      await join(parts, out, true); // --force: replaced
+      assert.ok(sha(out).equals(sha(path.join(dir(), `all.${ext}`))));
     }
   });
 

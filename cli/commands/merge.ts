@@ -51,9 +51,8 @@ async function merge(files: string[], o: MergeOptions, cmd: Command): Promise<vo
   if (known && known[0] !== first.output.format) usageError(cmd, `--output ${o.output} names a ${known[0]} file, but the shards are ${first.output.format}`);
 
   const t0 = performance.now();
-  if (first.output.format === 'jsonl') await joinJsonl(byIndex, o.output);
-  else if (first.output.format === 'npy') joinNpy(byIndex, o.output);
-  else joinSafetensors(byIndex, o.output);
+  const join = { jsonl: joinJsonl, npy: joinNpy, safetensors: joinSafetensors }[first.output.format];
+  await join(byIndex, o.output, !!o.force);
   Reporter.from(o).note(`merged ${byIndex.length} shards (${first.input.count} rows, ${first.output.format}) in ${((performance.now() - t0) / 1000).toFixed(1)} s → ${o.output}`);
 }
 
