@@ -32,6 +32,8 @@ export interface RunSettings {
   pooling: string;
   normalize: boolean;
   max_length: number;
+  /** Rows per forward pass: on some backends a row's last bits depend on its batch-mates. */
+  batch_size: number;
   dim: number;
   tool: string;
 }
@@ -188,6 +190,7 @@ class SafetensorsWriter implements EmbeddingWriter {
       pooling: s.pooling,
       normalize: String(s.normalize),
       max_length: String(s.max_length),
+      batch_size: String(s.batch_size),
       n_tokens: JSON.stringify(this.nTokens),
       truncated: JSON.stringify(this.truncated),
       ...(this.ids.some((x) => x !== null) ? { ids: JSON.stringify(this.ids) } : {}),

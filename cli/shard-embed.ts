@@ -14,7 +14,7 @@ import { usageError } from './common';
 import type { EmbedFormat, RunSettings } from './embedding-writers';
 import type { InputRecord } from './input';
 import {
-  InputFingerprint, removeManifest, SHARD_FORMAT, shardRanges, shardRecords, SHARDED_FORMATS, ShardedFormat, writeManifest,
+  fileSha256, InputFingerprint, removeManifest, SHARD_FORMAT, shardRanges, shardRecords, SHARDED_FORMATS, ShardedFormat, writeManifest,
 } from './shard-manifest';
 import { ownedCount, resolveShard, shardLabel, ShardOptions, ShardSpec, ShardUsageError } from './shard';
 
@@ -63,7 +63,7 @@ export class EmbedShard {
       input: { count: total, sha256: this.fp.digest() },
       rows,
       ranges,
-      output: { file: path.basename(this.output), format: this.format, bytes: fs.statSync(this.output).size },
+      output: { file: path.basename(this.output), format: this.format, bytes: fs.statSync(this.output).size, sha256: fileSha256(this.output) },
       model_sha256: modelFingerprint(m.info.dir).sha256,
       settings,
     });

@@ -6,8 +6,11 @@
  *    "shard": {"index": 1, "count": 3, "block_size": 256},     inputs in blocks of block_size, block b → shard b mod count
  *    "input": {"count": 1000, "sha256": "..."},                 every input (not only this shard's), in order
  *    "rows": 256, "ranges": [[256, 512]],                       the global input indexes of the rows, in file order
- *    "output": {"file": "part-1.npy", "format": "npy", "bytes": 262272},
- *    "model_sha256": "...", "settings": {...the run settings of JSON/safetensors outputs}}
+ *    "output": {"file": "part-1.npy", "format": "npy", "bytes": 262272, "sha256": "..."},   the data file's name, size and sha256
+ *    "model_sha256": "...", "settings": {...the run settings of JSON/safetensors outputs, batch_size included}}
+ *
+ * Merge refuses a data file whose name, size or sha256 is not its sidecar's (a swapped or rewritten
+ * part), and shards whose settings differ in anything that changes bits (manifestMismatch).
  *
  * Order of writing: an old sidecar is removed first, then the data file is committed (temp +
  * rename), then the sidecar. A worker killed at any point leaves either no sidecar (merge refuses
@@ -24,7 +27,7 @@ import type { InputRecord } from './input';
 import { AtomicFile } from './output';
 import { ownedBlock, ownedBlocks, ownsBlock, ShardSpec } from './shard';
 
-export const SHARD_FORMAT = 'e5-tfjs-embedding-shard/1';
+export const SHARD_FORMAT = 'e5-tfjs-embedding-shard/2';
 export type ShardedFormat = 'jsonl' | 'npy' | 'safetensors';
 export const SHARDED_FORMATS: readonly ShardedFormat[] = ['jsonl', 'npy', 'safetensors'];
 
@@ -34,7 +37,7 @@ export interface ShardManifest {
   input: { count: number; sha256: string };
   rows: number;
   ranges: Array<[number, number]>;
-  output: { file: string; format: ShardedFormat; bytes: number };
+  output: { file: string; format: ShardedFormat; bytes: number; sha256: string };
   model_sha256: string;
   settings: RunSettings;
 }
@@ -67,6 +70,19 @@ export async function* shardRecords(records: AsyncIterable<InputRecord>, s: Shar
 /** [start, end) of each block shard `s` owns among `total` inputs. */
 export function shardRanges(s: ShardSpec, total: number, blockSize: number): Array<[number, number]> {
   return Array.from({ length: ownedBlocks(s, total, blockSize) }, (_, k) => ownedBlock(s, k, total, blockSize));
+}
+
+/** sha256 of a file's bytes, read in 1 MiB pieces. */
+export function fileSha256(file: string): string {
+  const h = createHash('sha256');
+  const fd = fs.openSync(file, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(1 << 20);
+    for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0;) h.update(buf.subarray(0, n));
+  } finally {
+    fs.closeSync(fd);
+  }
+  return h.digest('hex');
 }
 
 /** Before a sharded run writes `dataFile`: no sidecar may outlive the data it described. */
@@ -111,8 +127,11 @@ export function readManifest(dataFile: string): ShardManifest {
     throw bad('shard: expected {index < count, count, block_size >= 1}');
   }
   if (!obj(m.input) || !int(m.input.count) || typeof m.input.sha256 !== 'string') throw bad('input: expected {count, sha256}');
-  if (!obj(m.output) || !SHARDED_FORMATS.includes(m.output.format) || typeof m.output.file !== 'string' || !int(m.output.bytes)) {
-    throw bad('output: expected {file, format (jsonl, npy or safetensors), bytes}');
+  if (!obj(m.output) || !SHARDED_FORMATS.includes(m.output.format) || typeof m.output.file !== 'string' || !int(m.output.bytes) || typeof m.output.sha256 !== 'string') {
+    throw bad('output: expected {file, format (jsonl, npy or safetensors), bytes, sha256}');
+  }
+  if (m.output.file !== path.basename(dataFile)) {
+    throw bad(`describes ${m.output.file}, not ${path.basename(dataFile)}: a shard's file and its sidecar are renamed together or not at all (name it ${m.output.file} again, or rerun its worker)`);
   }
   if (typeof m.model_sha256 !== 'string') throw bad('model_sha256: expected a string');
   if (!obj(m.settings)) throw bad(`settings: expected an object, got ${describe(m.settings)}`);
@@ -135,6 +154,7 @@ export function readManifest(dataFile: string): ShardManifest {
   if (m.rows !== rows) throw bad(`rows ${m.rows} is not the size of its ranges (${rows})`);
   const bytes = fs.statSync(dataFile).size;
   if (bytes !== m.output.bytes) throw new InputDataError(`${dataFile}: ${bytes} bytes, its sidecar says ${m.output.bytes}: the file was replaced or cut; rerun its worker`);
+  if (fileSha256(dataFile) !== m.output.sha256) throw new InputDataError(`${dataFile}: its sha256 is not the one its sidecar records: the file was replaced or changed since its worker wrote it; rerun its worker`);
   return m;
 }
 
@@ -151,8 +171,10 @@ export function manifestMismatch(a: ShardManifest, b: ShardManifest): string | u
     ['pooling', (m) => m.settings.pooling],
     ['normalize', (m) => m.settings.normalize],
     ['max length', (m) => m.settings.max_length],
+    ['batch size (--batch-size)', (m) => m.settings.batch_size],
     ['dimension', (m) => m.settings.dim],
-    ['backend', (m) => m.settings.backend?.name],
+    // name, threads and the tfjs/native versions: any of them may change the last bits
+    ['backend (name, threads, versions)', (m) => JSON.stringify(m.settings.backend)],
     ['tool version', (m) => m.settings.tool],
   ];
   for (const [name, get] of fields) {

@@ -88,11 +88,12 @@ describe('e5 embed --shard + e5 merge', () => {
     const missing = await e5(['merge', '--output', out, part(0), part(2)]);
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /missing shard 1\/3 \(inputs from 16, 64, \.\.\.\)/);
-    fs.copyFileSync(part(2), path.join(dir(), 'copy-2.npy'));
-    fs.copyFileSync(`${part(2)}.shard.json`, path.join(dir(), 'copy-2.npy.shard.json'));
-    const twice = await e5(['merge', '--output', out, part(0), part(1), part(2), path.join(dir(), 'copy-2.npy')]);
+    fs.mkdirSync(path.join(dir(), 'copy'), { recursive: true });
+    fs.copyFileSync(part(2), path.join(dir(), 'copy', 'part-2.npy'));
+    fs.copyFileSync(`${part(2)}.shard.json`, path.join(dir(), 'copy', 'part-2.npy.shard.json'));
+    const twice = await e5(['merge', '--output', out, part(0), part(1), part(2), path.join(dir(), 'copy', 'part-2.npy')]);
     assert.equal(twice.code, 1);
-    assert.match(twice.stderr, /shard 2\/3 given twice: .*part-2\.npy and .*copy-2\.npy/);
+    assert.match(twice.stderr, /shard 2\/3 given twice: .*part-2\.npy and .*copy\/part-2\.npy/);
     assert.equal(fs.existsSync(out), false);
     assert.deepEqual(fs.readdirSync(dir()).filter((f) => f.startsWith('.refused')), [], 'no temp file left');
     const onto = await e5(['merge', '--force', '--output', part(0), part(0), part(1), part(2)]);
@@ -118,6 +119,7 @@ describe('e5 embed --shard + e5 merge', () => {
     const file = path.join(dir(), `${name}.${ext}`);
     fs.copyFileSync(src, file);
     const m = JSON.parse(fs.readFileSync(`${src}.shard.json`, 'utf8'));
+    m.output.file = path.basename(file);
     const out = edit(m);
     fs.writeFileSync(`${file}.shard.json`, typeof out === 'string' ? out : JSON.stringify(m));
     return file;
@@ -172,6 +174,34 @@ describe('e5 embed --shard + e5 merge', () => {
       await join(parts, out, true); // --force: replaced
       assert.ok(sha(out).equals(sha(path.join(dir(), `all.${ext}`))));
     }
+  });
+
+  it('swapped or renamed shard files are refused: each data file has its sha256 and name in its sidecar', async () => {
+    const swapped = path.join(dir(), 'swapped');
+    fs.mkdirSync(swapped, { recursive: true });
+    for (const i of [0, 1, 2]) {
+      fs.copyFileSync(path.join(dir(), `part-${i === 2 ? 2 : 1 - i}.npy`), path.join(swapped, `part-${i}.npy`)); // 0 <-> 1: same size
+      fs.copyFileSync(path.join(dir(), `part-${i}.npy.shard.json`), path.join(swapped, `part-${i}.npy.shard.json`));
+    }
+    const out = path.join(dir(), 'swapped.npy');
+    const r = await e5(['merge', '--output', out, ...[0, 1, 2].map((i) => path.join(swapped, `part-${i}.npy`))]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /swapped\/part-0\.npy: its sha256 is not the one its sidecar records/);
+    fs.copyFileSync(path.join(dir(), 'part-0.npy'), path.join(dir(), 'renamed.npy'));
+    fs.copyFileSync(path.join(dir(), 'part-0.npy.shard.json'), path.join(dir(), 'renamed.npy.shard.json'));
+    const renamed = await e5(['merge', '--output', out, path.join(dir(), 'renamed.npy')]);
+    assert.equal(renamed.code, 1, renamed.stderr);
+    assert.match(renamed.stderr, /renamed\.npy\.shard\.json: describes part-0\.npy, not renamed\.npy/);
+    assert.equal(fs.existsSync(out), false);
+  });
+
+  it('a shard made with another --batch-size is refused (the sidecar records every setting that changes bits)', async () => {
+    const other = path.join(dir(), 'batch4', 'part-1.npy');
+    fs.mkdirSync(path.dirname(other), { recursive: true });
+    assert.equal((await e5(embedArgs(other, '--shard', '1/3', '--batch-size', '4'))).code, 0);
+    const r = await e5(['merge', '--output', path.join(dir(), 'x.npy'), path.join(dir(), 'part-0.npy'), other, path.join(dir(), 'part-2.npy')]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /batch4\/part-1\.npy does not belong with .*part-0\.npy: batch size \(--batch-size\): 32 vs 4/);
   });
 
   it('Slurm and Kubernetes variables select the same shard as --shard', async function () {

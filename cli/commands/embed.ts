@@ -88,6 +88,7 @@ function runSettings(m: EmbeddingModel, o: EmbedOptions): RunSettings {
     pooling: o.pooling ?? m.bert.defaultPooling,
     normalize: o.normalize,
     max_length: o.maxLength ?? m.maxLength,
+    batch_size: o.batchSize,
     dim: m.config.hiddenSize,
     tool: toolVersion(),
   };
