@@ -11,10 +11,11 @@ import type { Command } from 'commander';
 import { modelFingerprint } from '../index';
 import type { EmbeddingModel } from '../index';
 import { usageError } from './common';
+import { removeStaleTempFiles } from './output';
 import type { EmbedFormat, RunSettings } from './embedding-writers';
 import type { InputRecord } from './input';
 import {
-  fileSha256, InputFingerprint, removeManifest, SHARD_FORMAT, shardRanges, shardRecords, SHARDED_FORMATS, ShardedFormat, writeManifest,
+  fileSha256, InputFingerprint, manifestPath, removeManifest, SHARD_FORMAT, shardRanges, shardRecords, SHARDED_FORMATS, ShardedFormat, writeManifest,
 } from './shard-manifest';
 import { ownedCount, resolveShard, shardLabel, ShardOptions, ShardSpec, ShardUsageError } from './shard';
 
@@ -38,9 +39,13 @@ export class EmbedShard {
     return new EmbedShard(spec, o.output, format as ShardedFormat, o.chunkSize);
   }
 
-  /** Call before writing: a sidecar left from an earlier run must not describe the new file. */
-  start(): void {
+  /**
+   * Call before writing: a sidecar left from an earlier run must not describe the new file, and the
+   * sidecar temp files of a killed run go. Returns the names of those removed.
+   */
+  start(): string[] {
     removeManifest(this.output);
+    return removeStaleTempFiles(manifestPath(this.output));
   }
 
   /** This shard's records; every record passes through the input fingerprint. */

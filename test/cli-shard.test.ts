@@ -204,6 +204,23 @@ describe('e5 embed --shard + e5 merge', () => {
     assert.match(r.stderr, /batch4\/part-1\.npy does not belong with .*part-0\.npy: batch size \(--batch-size\): 32 vs 4/);
   });
 
+  it("a killed worker's sidecar temp and a killed merge's temp are removed by the next run", async () => {
+    const dead = 2 ** 22 + 12345; // above Linux's default pid_max: no such process here
+    const target = path.join(dir(), 'stale', 'part-1.npy');
+    fs.mkdirSync(path.dirname(target), { recursive: true });
+    const sidecarTemp = path.join(dir(), 'stale', `.part-1.npy.shard.json.${dead}.0a1b2c3d.tmp`);
+    const mergeTemp = path.join(dir(), 'stale', `.merged.npy.${dead}.0a1b2c3d.tmp`);
+    const live = path.join(dir(), 'stale', `.merged.npy.${process.pid}.0a1b2c3d.tmp`);
+    for (const f of [sidecarTemp, mergeTemp, live]) fs.writeFileSync(f, 'partial');
+    const w = await e5(embedArgs(target, '--shard', '1/3').filter((a) => a !== '-q'));
+    assert.equal(w.code, 0, w.stderr);
+    assert.match(w.stderr, /removed \.part-1\.npy\.shard\.json\.\d+\.0a1b2c3d\.tmp, left by a run that was killed/);
+    const m = await e5(['merge', '--output', path.join(dir(), 'stale', 'merged.npy'), path.join(dir(), 'part-0.npy'), target, path.join(dir(), 'part-2.npy')]);
+    assert.equal(m.code, 0, m.stderr);
+    assert.match(m.stderr, /removed \.merged\.npy\.\d+\.0a1b2c3d\.tmp, left by a merge that was killed/);
+    assert.deepEqual(fs.readdirSync(path.join(dir(), 'stale')).filter((f) => f.endsWith('.tmp')), [path.basename(live)], "a live process's temp is kept");
+  });
+
   it('Slurm and Kubernetes variables select the same shard as --shard', async function () {
     this.timeout(60_000);
     const want = sha(path.join(dir(), 'part-1.npy'));

@@ -8,7 +8,7 @@ import * as path from 'path';
 import { Command } from 'commander';
 import { addGeneralOptions, GeneralOptions, Reporter, usageError } from '../common';
 import { InputDataError } from '../errors';
-import { checkWritableFolder, outputConflict } from '../output';
+import { checkWritableFolder, outputConflict, removeStaleTempFiles } from '../output';
 import { joinJsonl, joinNpy, joinSafetensors, Part } from '../shard-join';
 import { manifestMismatch, readManifest, ShardedFormat } from '../shard-manifest';
 
@@ -42,6 +42,7 @@ async function merge(files: string[], o: MergeOptions, cmd: Command): Promise<vo
   const conflict = outputConflict(o.output, !!o.force);
   if (conflict) usageError(cmd, conflict);
   checkWritableFolder(o.output);
+  removeStaleTempFiles(o.output).forEach((f) => Reporter.from(o).note(`removed ${f}, left by a merge that was killed`));
   const inputs = files.map((f) => f.replace(/\.shard\.json$/, ''));
   if (inputs.some((f) => path.resolve(f) === path.resolve(o.output))) usageError(cmd, `--output ${o.output} is one of the shards`);
   const byIndex = checkedParts(inputs);
