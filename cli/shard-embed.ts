@@ -11,7 +11,7 @@ import type { Command } from 'commander';
 import { modelFingerprint } from '../index';
 import type { EmbeddingModel } from '../index';
 import { usageError } from './common';
-import { removeStaleTempFiles } from './output';
+import { isStdout, outputTarget, removeStaleTempFiles } from './output';
 import type { EmbedFormat, RunSettings } from './embedding-writers';
 import type { InputRecord } from './input';
 import {
@@ -34,7 +34,8 @@ export class EmbedShard {
     }
     if (!spec) return undefined;
     const why = `shard ${shardLabel(spec)} (${spec.source})`;
-    if (!o.output || o.output === '-') usageError(cmd, `${why} writes a file for 'e5 merge': give --output FILE (not stdout)`);
+    if (!o.output || isStdout(o.output)) usageError(cmd, `${why} writes a file for 'e5 merge': give --output FILE (not stdout)`);
+    if (outputTarget(o.output).kind !== 'file') usageError(cmd, `${why} writes a file for 'e5 merge': --output ${o.output} is not a regular file`);
     if (!(SHARDED_FORMATS as readonly string[]).includes(format)) usageError(cmd, `${why}: --format ${format} cannot be merged; use ${SHARDED_FORMATS.join(', ')}`);
     return new EmbedShard(spec, o.output, format as ShardedFormat, o.chunkSize);
   }

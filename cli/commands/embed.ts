@@ -14,7 +14,7 @@ import {
 import { EMBED_FORMATS, EmbedFormat, embeddingWriter, RunSettings } from '../embedding-writers';
 import { toolVersion } from '../format';
 import { chunked } from '../input';
-import { checkWritableFolder, outputConflict, removeStaleTempFiles } from '../output';
+import { checkWritableFolder, isStdout, outputConflict, removeStaleTempFiles } from '../output';
 import { addShardOptions, shardLabel, ShardOptions } from '../shard';
 import { EmbedShard } from '../shard-embed';
 import { addInputOptions, inputSource, InputOptions } from '../sources';
@@ -96,7 +96,7 @@ function runSettings(m: EmbeddingModel, o: EmbedOptions): RunSettings {
 
 async function embed(texts: string[], o: EmbedOptions, cmd: Command): Promise<void> {
   const r = Reporter.from(o);
-  if (o.output === '-') o.output = undefined; // '-' is stdout
+  if (o.output !== undefined && isStdout(o.output)) o.output = undefined; // '-', /dev/stdout: stdout
   const format = resolveFormat(o);
   if ((format === 'npy' || format === 'safetensors') && !o.output && process.stdout.isTTY) {
     usageError(cmd, `--format ${format} is binary: give --output FILE, or redirect stdout`);
