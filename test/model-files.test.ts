@@ -72,6 +72,36 @@ describe('model folder files', function () {
     }
   });
 
+  describe('a file that is there but cannot be read is an error naming it, never taken as absent', () => {
+    const dangling = (p: string) => fs.symlinkSync(path.join(path.dirname(p), 'no-such-file'), p);
+    const loop = (p: string) => {
+      fs.symlinkSync(`${p}.b`, p);
+      fs.symlinkSync(p, `${p}.b`);
+    };
+    const cases: Array<[string, string, (p: string) => void, RegExp]> = [
+      ['optional 1_Pooling/config.json, a dangling link (pooling must not fall back to mean)', '1_Pooling/config.json', dangling, /1_Pooling\/config\.json: a symbolic link to a missing file \(.*no-such-file\)/],
+      ['optional 1_Pooling/config.json, a link loop', '1_Pooling/config.json', loop, /1_Pooling\/config\.json: a symbolic link loop \(ELOOP\)/],
+      ['optional tokenizer_config.json, a dangling link (model_max_length must not fall back to 512)', 'tokenizer_config.json', dangling, /tokenizer_config\.json: a symbolic link to a missing file/],
+      ['required config.json, a link loop', 'config.json', loop, /config\.json: a symbolic link loop \(ELOOP\)/],
+    ];
+    for (const [what, file, make, message] of cases) {
+      it(what, async () => {
+        const dir = modelCopy(root, `unreadable-${what.replace(/\W+/g, '-')}`);
+        fs.rmSync(path.join(dir, file), { force: true });
+        fs.mkdirSync(path.dirname(path.join(dir, file)), { recursive: true });
+        make(path.join(dir, file));
+        await assert.rejects(loadModel(dir), message);
+        const r = await e5(['embed', '--model', dir, 'hello'], { timeoutMs: 30_000 });
+        assert.equal(r.code, 1, r.stderr);
+        assert.match(r.stderr, message);
+        const v = await e5(['verify', '--model', dir], { timeoutMs: 30_000 });
+        assert.equal(v.code, 3, v.stderr);
+        assert.match(v.stderr, message);
+        assert.doesNotMatch(v.stderr, /ELOOP: too many/);
+      });
+    }
+  });
+
   describe('JSON nested 100,000 deep in a field is refused with a message', () => {
     const cases: Array<[string, string[]]> = [
       ['config.json', ['hidden_act']],
