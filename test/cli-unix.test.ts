@@ -395,3 +395,30 @@ describe('no spool file outlives e5 embed to stdout', function () {
     assert.deepEqual(fs.readdirSync(spoolDir), []);
   });
 });
+
+describe('input lines are bounded (--max-line-bytes, default 1 MiB)', function () {
+  this.timeout(120_000);
+  let M: string[];
+  before(() => {
+    M = ['embed', '--model', cachedModel({ preset: 'tiny' }), '--backend', 'cpu'];
+  });
+
+  it('--input /dev/zero (no newline, ever): exit 1 naming line 1 and the limit, at once', async () => {
+    const r = await e5([...M, '--input', '/dev/zero'], { timeoutMs: 30_000 });
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /^e5 embed: \/dev\/zero:1: the line is longer than 1048576 bytes \(--max-line-bytes 1048576; raise it for longer lines\)$/m);
+  });
+
+  it('a longer line aborts with its number, or is skipped with --on-error skip; a line of exactly the limit (CRLF too) is read', async () => {
+    const input = `0123456789\r\n${'x'.repeat(11)}\nok\n`;
+    const abort = await e5([...M, '--max-line-bytes', '10', '-i', '-'], { input });
+    assert.equal(abort.code, 1, abort.stderr);
+    assert.match(abort.stderr, /<stdin>:2: the line is longer than 10 bytes/);
+    const skip = await e5([...M, '--max-line-bytes', '10', '--on-error', 'skip', '-i', '-'], { input });
+    assert.equal(skip.code, 0, skip.stderr);
+    assert.deepEqual(jsonLines<{ index: number; line: number }>(skip.stdout).map((l) => l.line), [1, 3]);
+    assert.match(skip.stderr, /skipped <stdin>:2: the line is longer than 10 bytes/);
+    const bad = await e5([...M, '--max-line-bytes', '0', 'x']);
+    assert.equal(bad.code, 2, bad.stderr);
+  });
+});
