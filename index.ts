@@ -1,7 +1,7 @@
 /**
  * Public library API. The CLI (cli/) is built only on what is exported here.
  */
-export { initBackend, backendInfo, currentRuntime, installedBackends, BACKEND_NAMES } from './engine/backend';
+export { initBackend, backendInfo, currentRuntime, installedBackends, maxThreads, BACKEND_NAMES } from './engine/backend';
 export type { BackendInfo, BackendName, BackendOptions, Runtime } from './engine/backend';
 export type { Ops, AttentionInput } from './engine/ops';
 export { loadModel, EmbeddingModel, planBatches, looksLikeE5, PREFIXES } from './e5/model';

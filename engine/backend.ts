@@ -10,6 +10,7 @@
  * it (`currentRuntime()`), and a process has one.
  */
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { BertConfig } from '../weights/config';
@@ -35,7 +36,10 @@ export interface BackendInfo {
 export interface BackendOptions {
   /** Force a backend; default: the first of BACKEND_NAMES that loads. */
   backend?: BackendName;
-  /** Threads (wasm: its thread pool; tensorflow: TensorFlow's intra-op threads). Default: the number of cores. */
+  /**
+   * Threads (wasm: its thread pool; tensorflow: TensorFlow's intra-op threads). Default: the number
+   * of cores, which is also the most accepted (maxThreads): more only makes threads fight for them.
+   */
   threads?: number;
   /** wasm: our SIMD module for attention, GELU and LayerNorm (default true; false measures without it). */
   simd?: boolean;
@@ -132,6 +136,10 @@ const runtimes = new WeakMap<tf.KernelBackend, Runtime>();
  * first of BACKEND_NAMES that loads; every failure is named when none does.
  */
 export async function initBackend(opts: BackendOptions = {}): Promise<Runtime> {
+  const t = opts.threads;
+  if (t !== undefined && !(Number.isSafeInteger(t) && t >= 1 && t <= maxThreads())) {
+    throw new RangeError(`initBackend: threads must be an integer from 1 to ${maxThreads()} (the cores of this machine), got ${t}`);
+  }
   const existing = initialised();
   if (existing) {
     if (opts.backend && opts.backend !== existing.info.name) {
@@ -154,6 +162,11 @@ export async function initBackend(opts: BackendOptions = {}): Promise<Runtime> {
     }
   }
   throw new Error(`no tfjs backend could be initialised (${failures.join('; ')})`);
+}
+
+/** The most threads a backend is given: the cores of this machine (the default). */
+export function maxThreads(): number {
+  return os.cpus().length || 1;
 }
 
 /** The backends whose packages are installed here, in preference order (nothing is loaded). */
