@@ -152,6 +152,22 @@ describe('model folder files', function () {
     await assert.rejects(loadModel(dir), /1_Pooling\/config\.json: 'pooling_mode_cls_token' must be true or false, got "false"/);
   });
 
+  it('a tokenizer.json id outside config.json vocab_size is refused by load and verify (exit 3), not by the first embed', async () => {
+    const dir = modelCopy(root, 'vocab-id-outside');
+    fs.rmSync(path.join(dir, 'vocab.txt')); // tokenizer.json alone: nothing to cross-check it with
+    const V = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')).vocab_size as number;
+    const tj = path.join(dir, 'tokenizer.json');
+    const json = JSON.parse(fs.readFileSync(tj, 'utf8'));
+    const [token] = Object.entries(json.model.vocab as Record<string, number>).find(([t, id]) => id >= 1000 && /^[a-z]+$/.test(t))!;
+    json.model.vocab[token] = V + 9478;
+    fs.writeFileSync(tj, JSON.stringify(json));
+    const message = new RegExp(`tokenizer\\.json: token "${token}" has id ${V + 9478}, outside .*config\\.json vocab_size ${V} \\(ids 0-${V - 1}\\)`);
+    await assert.rejects(loadModel(dir), message);
+    const v = await e5(['verify', '--model', dir], { timeoutMs: 30_000 });
+    assert.equal(v.code, 3, v.stderr);
+    assert.match(v.stderr, message);
+  });
+
   it('verify refuses model_max_length 1 as loading does (exit 3, naming the field)', async () => {
     const dir = modelCopy(root, 'max-length-1');
     const cfg = path.join(dir, 'tokenizer_config.json');
