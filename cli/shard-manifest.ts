@@ -173,8 +173,9 @@ export function manifestMismatch(a: ShardManifest, b: ShardManifest): string | u
     ['max length', (m) => m.settings.max_length],
     ['batch size (--batch-size)', (m) => m.settings.batch_size],
     ['dimension', (m) => m.settings.dim],
-    // name, threads and the tfjs/native versions: any of them may change the last bits
-    ['backend (name, threads, versions)', (m) => JSON.stringify(m.settings.backend)],
+    // name and the tfjs/native versions may change the last bits; the thread count does not
+    // (deploy/README.md), so tasks on machines of other core counts still merge
+    ['backend (name and versions)', (m) => { const b = m.settings.backend; return b && JSON.stringify([b.name, b.tfjsVersion, b.nativeVersion]); }],
     ['tool version', (m) => m.settings.tool],
   ];
   for (const [name, get] of fields) {
