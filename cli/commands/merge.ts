@@ -2,7 +2,8 @@
  * `e5 merge`: join the outputs of `e5 embed --shard I/N` into one file in input order — the file a
  * single `e5 embed` over all the inputs writes (JSONL and .npy byte for byte). Every shard's
  * sidecar (cli/shard-manifest.ts) is checked first: all from one model, settings and input, each
- * shard exactly once, each file the size its sidecar says; any problem is exit 1 naming the files.
+ * shard exactly once, each file the name, size and sha256 its sidecar says; any problem is exit 1
+ * naming the files.
  */
 import * as path from 'path';
 import { Command } from 'commander';
@@ -30,8 +31,10 @@ export function register(program: Command): Command {
     .option('--force', 'replace an existing --output file');
   addGeneralOptions(cmd);
   cmd.addHelpText('after', `
-Refused (exit 1, naming the files): a shard missing or given twice, a file without its sidecar or
-of another size than it says, shards of different models, settings, inputs or shard counts.
+Refused (exit 1, naming the files): a shard missing or given twice, a file without its sidecar, of
+another size or sha256 than it records or renamed without it, shards of different models, settings
+(batch size, backend... included), inputs or shard counts. A file that appears at --output during
+the merge is kept unless --force.
 
 Example:
   $ e5 merge --output passages.npy parts/passages-*.npy`);
