@@ -23,7 +23,7 @@ export { readBertConfig, parseBertConfig, ConfigError } from './weights/config';
 export type { BertConfig, HiddenAct } from './weights/config';
 export { loadBertParams, planParams, expectedTensors, ParamsError } from './weights/params';
 export type { BertParams } from './weights/params';
-export { SafetensorsFile, writeSafetensors, writeSafetensorsStreaming, writeSafetensorsTo, SafetensorsError } from './weights/safetensors';
+export { SafetensorsFile, writeSafetensors, writeSafetensorsStreaming, writeSafetensorsStreamingTo, writeSafetensorsTo, SafetensorsError } from './weights/safetensors';
 export { Checkpoint } from './weights/checkpoint';
 export { resolveModel, ModelFolderError, DEFAULT_MODEL_ID } from './weights/folder';
 export type { DownloadProgress, ResolvedModel, ResolveOptions } from './weights/folder';

@@ -319,6 +319,14 @@ describe('outputs that are not regular files are written in place, never renamed
     assert.equal(kind('/dev/full'), 'chardev');
   });
 
+  it('e5 inspect --output LINK.safetensors (a link to /dev/null): written in place, the link kept', async () => {
+    const link = path.join(dir, 'acts.safetensors');
+    fs.symlinkSync('/dev/null', link);
+    const r = await e5(['inspect', '--model', cachedModel({ preset: 'tiny' }), '--backend', 'cpu', '--force', '--output', link, 'hello']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(kind(link), 'link');
+  });
+
   it('a character device node itself (root only: mknod) is written in place', async function () {
     if (process.getuid?.() !== 0) this.skip();
     const node = path.join(dir, 'devnull');

@@ -82,7 +82,18 @@ export function writeSafetensorsTo(
 ): void {
   const map = new Map(Object.entries(tensors));
   const entries = [...map].map(([name, t]) => ({ name, dtype: t.dtype, shape: t.shape, byteLength: t.data?.byteLength }));
-  writeLayout(path, planLayout(path, entries, metadata), (name) => map.get(name)!.data, write);
+  writeSafetensorsStreamingTo(path, entries, (name) => map.get(name)!.data, metadata, write);
+}
+
+/** writeSafetensorsStreaming's bytes to `write` (see writeSafetensorsTo). */
+export function writeSafetensorsStreamingTo(
+  path: string,
+  entries: readonly TensorEntry[],
+  produce: (name: string) => TensorData | Uint8Array,
+  metadata: Record<string, string> | undefined,
+  write: (bytes: Uint8Array, tensor?: string) => void,
+): void {
+  writeLayout(path, planLayout(path, entries, metadata), produce, write);
 }
 
 function writeLayout(path: string, layout: Layout, produce: (name: string) => TensorData | Uint8Array, write: (bytes: Uint8Array, tensor?: string) => void): void {
