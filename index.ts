@@ -1,7 +1,7 @@
 /**
  * Public library API. The CLI (cli/) is built only on what is exported here.
  */
-export { initBackend, backendInfo, currentRuntime, installedBackends, BACKEND_NAMES } from './engine/backend';
+export { initBackend, backendInfo, currentRuntime, installedBackends, maxThreads, BACKEND_NAMES } from './engine/backend';
 export type { BackendInfo, BackendName, BackendOptions, Runtime } from './engine/backend';
 export type { Ops, AttentionInput, EncoderOps, HeadIntervention, HookSite, IdsName } from './engine/ops';
 export { encoder, layersFrom, encoderLayer, selfAttention, embeddings } from './engine/bert';
@@ -27,7 +27,7 @@ export { readBertConfig, parseBertConfig, ConfigError } from './weights/config';
 export type { BertConfig, HiddenAct } from './weights/config';
 export { loadBertParams, planParams, expectedTensors, ParamsError } from './weights/params';
 export type { BertParams } from './weights/params';
-export { SafetensorsFile, writeSafetensors, writeSafetensorsStreaming, SafetensorsError } from './weights/safetensors';
+export { SafetensorsFile, writeSafetensors, writeSafetensorsStreaming, writeSafetensorsStreamingTo, writeSafetensorsTo, SafetensorsError } from './weights/safetensors';
 export { Checkpoint } from './weights/checkpoint';
 export { resolveModel, ModelFolderError, DEFAULT_MODEL_ID } from './weights/folder';
 export type { DownloadProgress, ResolvedModel, ResolveOptions } from './weights/folder';

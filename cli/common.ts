@@ -4,7 +4,7 @@
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import {
-  BACKEND_NAMES, BackendName, DEFAULT_MODEL_ID, DownloadProgress, EmbeddingModel, initBackend, installedBackends, loadModel,
+  BACKEND_NAMES, BackendName, DEFAULT_MODEL_ID, DownloadProgress, EmbeddingModel, initBackend, installedBackends, loadModel, maxThreads,
 } from '../index';
 import { downloadBar, Progress, ProgressMode } from './progress';
 
@@ -36,7 +36,7 @@ export function addBackendOptions(cmd: Command): Command {
   return cmd
     .addOption(new Option('--backend <name>', `tfjs backend: auto picks tensorflow, else wasm, else cpu (installed here: ${installedBackends().join(', ')}; tensorflow: npm install @tensorflow/tfjs-node, or make native)`)
       .choices(['auto', ...BACKEND_NAMES]).default('auto'))
-    .addOption(new Option('--threads <n>', 'threads (wasm: its thread pool; tensorflow: TensorFlow intra-op threads; default: all cores)').argParser(intArg(1)));
+    .addOption(new Option('--threads <n>', `threads (wasm: its thread pool; tensorflow: TensorFlow intra-op threads; default and most: the cores, ${maxThreads()} here)`).argParser(intArg(1, maxThreads(), 'the cores of this machine')));
 }
 
 /** -q, --debug, --progress */
@@ -48,12 +48,13 @@ export function addGeneralOptions(cmd: Command): Command {
       .choices(['auto', 'on', 'off']).default('auto'));
 }
 
-/** An option parser for integers >= min. */
-export function intArg(min: number): (value: string) => number {
+/** An option parser for integers >= min (and <= max, said to be `maxIs`). */
+export function intArg(min: number, max = Number.MAX_SAFE_INTEGER, maxIs = ''): (value: string) => number {
   return (value) => {
     const n = Number(value);
     if (!/^\s*[+-]?\d+\s*$/.test(value) || !Number.isSafeInteger(n)) throw new InvalidArgumentError(`'${value}' is not an integer.`);
     if (n < min) throw new InvalidArgumentError(`must be at least ${min}, got ${n}.`);
+    if (n > max) throw new InvalidArgumentError(`must be at most ${max}${maxIs ? `, ${maxIs}` : ''}, got ${n}.`);
     return n;
   };
 }

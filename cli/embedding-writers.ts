@@ -1,22 +1,20 @@
 /**
  * `e5 embed` output formats. JSONL, JSON and .npy are written chunk by chunk as the embeddings
  * arrive (memory stays flat for any input length); safetensors needs the whole matrix and its
- * header up front, so it is collected and written at the end.
+ * header up front, so it is collected and written at the end. .npy to stdout waits in an unlinked
+ * spool file (cli/output.ts SpoolFile) for its row count.
  *
  *   jsonl        one object per input: {"index", "id"?, "n_tokens", "truncated", "embedding"}
  *   json         {"model", ..., "embeddings": [<the same objects>]}
  *   npy          an (N, dim) float32 matrix, row i = input i
  *   safetensors  tensor "embeddings" [N, dim] F32; run settings, ids, n_tokens in __metadata__
  */
-import * as fs from 'fs';
-import * as os from 'os';
-import * as path from 'path';
 import type { BackendInfo, EmbedResult } from '../index';
-import { writeSafetensors } from '../index';
+import { writeSafetensorsTo } from '../index';
 import { f32Array } from './format';
 import type { InputRecord } from './input';
 import { NpyRowWriter } from './npy';
-import { AtomicFile, placeFile, tempPathFor, textSink, TextSink, trackTempFile, untrackTempFile, writeStdout } from './output';
+import { AtomicFile, SpoolFile, textSink, TextSink, writeStdout } from './output';
 
 export type EmbedFormat = 'jsonl' | 'json' | 'npy' | 'safetensors';
 export const EMBED_FORMATS: readonly EmbedFormat[] = ['jsonl', 'json', 'npy', 'safetensors'];
@@ -32,6 +30,8 @@ export interface RunSettings {
   pooling: string;
   normalize: boolean;
   max_length: number;
+  /** Rows per forward pass: on some backends a row's last bits depend on its batch-mates. */
+  batch_size: number;
   dim: number;
   tool: string;
 }
@@ -54,38 +54,9 @@ export function embeddingWriter(format: EmbedFormat, output: string | undefined,
   switch (format) {
     case 'jsonl': return new JsonlWriter(textSink(output, opts), opts.lines);
     case 'json': return new JsonWriter(textSink(output, opts), settings, opts.lines);
-    case 'npy': return output ? new NpyWriter(output, settings.dim, opts.replace) : viaSpoolFile('npy', (f) => new NpyWriter(f, settings.dim, true));
-    case 'safetensors': return output ? new SafetensorsWriter(output, settings, opts) : viaSpoolFile('safetensors', (f) => new SafetensorsWriter(f, settings, { ...opts, replace: true }));
+    case 'npy': return output ? new NpyWriter(new AtomicFile(output, { replace: opts.replace }), settings.dim) : new NpyWriter(new SpoolFile('<stdout>'), settings.dim);
+    case 'safetensors': return new SafetensorsWriter(output, settings, opts);
   }
-}
-
-/**
- * Binary formats need their header patched (npy) or written (safetensors) once the row count is
- * known, which a pipe cannot do: they are written to a temp file, copied to stdout when complete.
- */
-function viaSpoolFile(ext: string, make: (file: string) => EmbeddingWriter): EmbeddingWriter {
-  const spool = tempPathFor(path.join(os.tmpdir(), `e5-embed.${ext}`));
-  trackTempFile(spool);
-  const inner = make(spool);
-  const remove = () => {
-    fs.rmSync(spool, { force: true });
-    untrackTempFile(spool);
-  };
-  return {
-    write: (records, res) => inner.write(records, res),
-    finish: async () => {
-      try {
-        await inner.finish();
-        for await (const chunk of fs.createReadStream(spool, { highWaterMark: 1 << 20 })) await writeStdout(chunk as Buffer);
-      } finally {
-        remove();
-      }
-    },
-    abort: () => {
-      inner.abort();
-      remove();
-    },
-  };
 }
 
 function itemJson(r: InputRecord, res: EmbedResult, i: number, withLine: boolean): string {
@@ -136,19 +107,22 @@ class JsonWriter implements EmbeddingWriter {
   }
 }
 
+/**
+ * The matrix streams into `file`; its row count is patched into the header at the end, which a
+ * pipe cannot take: stdout gets a SpoolFile, copied out when complete.
+ */
 class NpyWriter implements EmbeddingWriter {
-  private readonly file: AtomicFile;
   private readonly matrix: NpyRowWriter;
-  constructor(target: string, dim: number, replace: boolean) {
-    this.file = new AtomicFile(target, { replace });
-    this.matrix = new NpyRowWriter(this.file, dim);
+  constructor(private readonly file: AtomicFile | SpoolFile, dim: number) {
+    this.matrix = new NpyRowWriter(file, dim);
   }
   async write(_records: InputRecord[], res: EmbedResult): Promise<void> {
     res.embeddings.forEach((e) => this.matrix.append(e));
   }
   async finish(): Promise<void> {
     this.matrix.finish();
-    this.file.commit();
+    if (this.file instanceof SpoolFile) await this.file.toStdout();
+    else this.file.commit();
   }
   abort(): void {
     this.file.abort();
@@ -161,7 +135,7 @@ class SafetensorsWriter implements EmbeddingWriter {
   private readonly nTokens: number[] = [];
   private readonly truncated: boolean[] = [];
   private readonly lines: number[] = [];
-  constructor(private readonly target: string, private readonly settings: RunSettings, private readonly opts: WriterOptions) {}
+  constructor(private readonly target: string | undefined, private readonly settings: RunSettings, private readonly opts: WriterOptions) {}
   async write(records: InputRecord[], res: EmbedResult): Promise<void> {
     records.forEach((r, i) => {
       this.rows.push(res.embeddings[i]);
@@ -188,20 +162,26 @@ class SafetensorsWriter implements EmbeddingWriter {
       pooling: s.pooling,
       normalize: String(s.normalize),
       max_length: String(s.max_length),
+      batch_size: String(s.batch_size),
       n_tokens: JSON.stringify(this.nTokens),
       truncated: JSON.stringify(this.truncated),
       ...(this.ids.some((x) => x !== null) ? { ids: JSON.stringify(this.ids) } : {}),
       ...(this.opts.lines ? { lines: JSON.stringify(this.lines) } : {}),
     };
-    // writeSafetensors renames over its target: write a temp name of ours, then place it.
-    const tmp = tempPathFor(this.target);
-    trackTempFile(tmp);
+    const tensors = { embeddings: { dtype: 'F32' as const, shape: [this.rows.length, D], data } };
+    if (this.target === undefined) { // stdout: the header is known now, nothing needs a seek
+      const chunks: Uint8Array[] = [];
+      writeSafetensorsTo('<stdout>', tensors, metadata, (bytes) => chunks.push(bytes));
+      for (const c of chunks) await writeStdout(c);
+      return;
+    }
+    const file = new AtomicFile(this.target, { replace: this.opts.replace });
     try {
-      writeSafetensors(tmp, { embeddings: { dtype: 'F32', shape: [this.rows.length, D], data } }, metadata);
-      placeFile(tmp, this.target, this.opts.replace);
-    } finally {
-      fs.rmSync(tmp, { force: true });
-      untrackTempFile(tmp);
+      writeSafetensorsTo(this.target, tensors, metadata, (bytes) => file.write(bytes));
+      file.commit();
+    } catch (e) {
+      file.abort();
+      throw e;
     }
   }
   abort(): void {}

@@ -7,11 +7,18 @@
  * skip` skips such lines (each reported as a warning, the count at the end) instead of stopping.
  * Whitespace-only lines are skipped in JSONL (there is no record on them); in `lines` format
  * every line is a text, an empty one included, so record i is line i+1.
+ *
+ * A line may hold at most `maxLineBytes` (default 1 MiB; --max-line-bytes): a longer one is an
+ * error naming its line (or skipped with --on-error skip), read no further than the limit, so
+ * `--input /dev/zero` or a file without newlines cannot fill memory.
  */
 import * as fs from 'fs';
 import { InputDataError } from './errors';
 
 export type InputFormat = 'lines' | 'jsonl';
+
+/** The longest input line read by default: far beyond the 512 tokens a text is cut to. */
+export const DEFAULT_MAX_LINE_BYTES = 1 << 20;
 export type OnError = 'abort' | 'skip';
 
 export interface InputRecord {
@@ -31,6 +38,8 @@ export interface ReadOptions {
   idField?: string;
   pairField?: string;
   onError: OnError;
+  /** The longest line accepted, in bytes (default DEFAULT_MAX_LINE_BYTES). */
+  maxLineBytes?: number;
   /** Called with each skipped line's message (`--on-error skip`). */
   onSkip?: (message: string) => void;
   /** Called once when a line of `lines` input looks like a JSON object (the format was guessed, not given). */
@@ -65,9 +74,11 @@ export async function* recordsFromArgs(texts: string[]): AsyncGenerator<InputRec
 export async function* readRecords(file: string, opts: ReadOptions): AsyncGenerator<InputRecord> {
   const name = displayName(file);
   let index = 0;
-  for await (const { line, offset, bytes } of readLines(openInput(file), name)) {
+  const max = opts.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
+  for await (const { line, offset, bytes, tooLong } of readLines(openInput(file), name, max)) {
     let record: Omit<InputRecord, 'index'> | undefined;
     try {
+      if (tooLong) throw new InputDataError(`${name}:${line}: the line is longer than ${max} bytes (--max-line-bytes ${max}; raise it for longer lines)`);
       const text = decodeUtf8(bytes, offset, `${name}:${line}`);
       record = opts.format === 'lines' ? { text, line } : parseJsonlRecord(text, `${name}:${line}`, line, opts);
       if (bytes.includes(0x0d)) opts.onNotice?.('bare_cr', `${name}:${line}`);
@@ -110,37 +121,59 @@ function openInput(file: string): AsyncIterable<Buffer> {
   return fs.createReadStream(file, { highWaterMark: 1 << 16 });
 }
 
-/** Lines as raw bytes with their 1-based number and the byte offset of their start; `\r\n` is accepted. */
-export async function* readLines(chunks: AsyncIterable<Buffer | string>, name: string): AsyncGenerator<{ line: number; offset: number; bytes: Buffer }> {
+/**
+ * Lines as raw bytes with their 1-based number and the byte offset of their start; `\r\n` is
+ * accepted. A line longer than `maxBytes` comes as `tooLong` with no bytes, as soon as it passes
+ * the limit (a stream without newlines ends there); the rest of it is dropped as it arrives.
+ */
+export async function* readLines(chunks: AsyncIterable<Buffer | string>, name: string, maxBytes = DEFAULT_MAX_LINE_BYTES): AsyncGenerator<{ line: number; offset: number; bytes: Buffer; tooLong?: boolean }> {
   let pending: Buffer[] = [];
+  let pendingBytes = 0;
+  let dropping = false; // the current line passed maxBytes and was reported: its bytes are dropped
   let pendingStart = 0; // byte offset of the first pending byte
   let consumed = 0; // bytes of the file seen before the current chunk
   let line = 0;
+  const tooLong = () => ({ line: ++line, offset: pendingStart, bytes: Buffer.alloc(0), tooLong: true });
   const take = (parts: Buffer[], start: number) => {
     let bytes = parts.length === 1 ? parts[0] : Buffer.concat(parts);
     if (bytes.length && bytes[bytes.length - 1] === 0x0d) bytes = bytes.subarray(0, bytes.length - 1);
+    if (bytes.length > maxBytes) return tooLong();
     if (line === 0 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) return { line: ++line, offset: start + 3, bytes: bytes.subarray(3) };
     return { line: ++line, offset: start, bytes };
+  };
+  /** Keep part of the current line; true when it just passed the limit (+ 1: a '\r' before '\n' is no part of it). */
+  const keep = (part: Buffer): boolean => {
+    if (dropping) return false;
+    pendingBytes += part.length;
+    if (pendingBytes <= maxBytes + 1) {
+      pending.push(part);
+      return false;
+    }
+    pending = [];
+    dropping = true;
+    return true;
   };
   try {
     for await (const raw of chunks) {
       const chunk = typeof raw === 'string' ? Buffer.from(raw) : raw;
       let from = 0;
       for (let nl = chunk.indexOf(0x0a); nl !== -1; nl = chunk.indexOf(0x0a, from)) {
-        pending.push(chunk.subarray(from, nl));
-        yield take(pending, pendingStart);
+        if (keep(chunk.subarray(from, nl))) yield tooLong();
+        else if (!dropping) yield take(pending, pendingStart);
         pending = [];
+        pendingBytes = 0;
+        dropping = false;
         from = nl + 1;
         pendingStart = consumed + from;
       }
-      if (from < chunk.length) pending.push(chunk.subarray(from));
+      if (from < chunk.length && keep(chunk.subarray(from))) yield tooLong();
       consumed += chunk.length;
     }
   } catch (e) {
     if (e instanceof InputDataError) throw e;
     throw new Error(`${name}: read failed (${(e as Error).message})`);
   }
-  if (pending.some((p) => p.length > 0)) yield take(pending, pendingStart);
+  if (!dropping && pending.some((p) => p.length > 0)) yield take(pending, pendingStart);
 }
 
 const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
@@ -237,7 +270,7 @@ export async function* chunked<T>(source: AsyncIterable<T>, size: number): Async
 
 /** Lines in a regular file (for the progress bar's total); undefined for stdin. */
 export async function countLines(file: string): Promise<number | undefined> {
-  if (file === '-') return undefined;
+  if (file === '-' || !fs.statSync(file).isFile()) return undefined; // a device or FIFO may never end
   let n = 0, last = 0x0a;
   for await (const chunk of fs.createReadStream(file, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
     for (let i = chunk.indexOf(0x0a); i !== -1; i = chunk.indexOf(0x0a, i + 1)) n++;

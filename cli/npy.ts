@@ -7,7 +7,7 @@
  * its row count patched in at the end, so this small writer is ours.
  */
 import * as fs from 'fs';
-import { AtomicFile } from './output';
+import { AtomicFile, OutputFile } from './output';
 
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
 /** Header size reserved by the streaming writer: room for any row count. */
@@ -55,7 +55,7 @@ export function writeNpy(target: string, data: Float32Array, shape: readonly num
 /** An (N, D) float32 matrix written row by row; N is filled in by finish(). */
 export class NpyRowWriter {
   private rows = 0;
-  constructor(private readonly file: AtomicFile, private readonly cols: number) {
+  constructor(private readonly file: OutputFile, private readonly cols: number) {
     file.write(npyHeader([0, cols], STREAM_HEADER_BYTES));
   }
 

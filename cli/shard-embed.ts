@@ -11,10 +11,11 @@ import type { Command } from 'commander';
 import { modelFingerprint } from '../index';
 import type { EmbeddingModel } from '../index';
 import { usageError } from './common';
+import { isStdout, outputTarget, removeStaleTempFiles } from './output';
 import type { EmbedFormat, RunSettings } from './embedding-writers';
 import type { InputRecord } from './input';
 import {
-  InputFingerprint, removeManifest, SHARD_FORMAT, shardRanges, shardRecords, SHARDED_FORMATS, ShardedFormat, writeManifest,
+  fileSha256, InputFingerprint, manifestPath, removeManifest, SHARD_FORMAT, shardRanges, shardRecords, SHARDED_FORMATS, ShardedFormat, writeManifest,
 } from './shard-manifest';
 import { ownedCount, resolveShard, shardLabel, ShardOptions, ShardSpec, ShardUsageError } from './shard';
 
@@ -33,14 +34,19 @@ export class EmbedShard {
     }
     if (!spec) return undefined;
     const why = `shard ${shardLabel(spec)} (${spec.source})`;
-    if (!o.output || o.output === '-') usageError(cmd, `${why} writes a file for 'e5 merge': give --output FILE (not stdout)`);
+    if (!o.output || isStdout(o.output)) usageError(cmd, `${why} writes a file for 'e5 merge': give --output FILE (not stdout)`);
+    if (outputTarget(o.output).kind !== 'file') usageError(cmd, `${why} writes a file for 'e5 merge': --output ${o.output} is not a regular file`);
     if (!(SHARDED_FORMATS as readonly string[]).includes(format)) usageError(cmd, `${why}: --format ${format} cannot be merged; use ${SHARDED_FORMATS.join(', ')}`);
     return new EmbedShard(spec, o.output, format as ShardedFormat, o.chunkSize);
   }
 
-  /** Call before writing: a sidecar left from an earlier run must not describe the new file. */
-  start(): void {
+  /**
+   * Call before writing: a sidecar left from an earlier run must not describe the new file, and the
+   * sidecar temp files of a killed run go. Returns the names of those removed.
+   */
+  start(): string[] {
     removeManifest(this.output);
+    return removeStaleTempFiles(manifestPath(this.output));
   }
 
   /** This shard's records; every record passes through the input fingerprint. */
@@ -63,7 +69,7 @@ export class EmbedShard {
       input: { count: total, sha256: this.fp.digest() },
       rows,
       ranges,
-      output: { file: path.basename(this.output), format: this.format, bytes: fs.statSync(this.output).size },
+      output: { file: path.basename(this.output), format: this.format, bytes: fs.statSync(this.output).size, sha256: fileSha256(this.output) },
       model_sha256: modelFingerprint(m.info.dir).sha256,
       settings,
     });

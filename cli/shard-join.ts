@@ -2,10 +2,13 @@
  * The joins behind `e5 merge`: the parts' rows in global input order, written as one file of the
  * parts' format. Blocks are dealt round-robin (block b in part b mod N), so the output is walked
  * block by block, each part read front to back; every row is checked to be the one expected there.
+ * The output is an AtomicFile: never renamed over a file that appeared meanwhile unless `replace`
+ * (--force). Each join yields to the event loop between blocks, so Ctrl-C and SIGTERM are answered
+ * (and the temp file removed) during a long merge.
  */
 import * as fs from 'fs';
 import * as readline from 'readline';
-import { SafetensorsFile, writeSafetensors } from '../index';
+import { SafetensorsFile, writeSafetensorsTo } from '../index';
 import { InputDataError } from './errors';
 import { NpyRowWriter, readNpyHeader } from './npy';
 import { AtomicFile } from './output';
@@ -17,6 +20,8 @@ export interface Part {
   m: ShardManifest;
 }
 
+const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 /** Global input order: block b of every shard's ranges, b = 0, 1, ... across shards round-robin. */
 function* blocks(parts: Part[]): Generator<{ part: number; start: number; end: number }> {
   const nBlocks = Math.ceil(parts[0].m.input.count / parts[0].m.shard.block_size);
@@ -27,12 +32,12 @@ function* blocks(parts: Part[]): Generator<{ part: number; start: number; end: n
   }
 }
 
-export async function joinJsonl(parts: Part[], output: string): Promise<void> {
+export async function joinJsonl(parts: Part[], output: string, replace: boolean): Promise<void> {
   const readers = parts.map((p) => {
     const rl = readline.createInterface({ input: fs.createReadStream(p.file), crlfDelay: Infinity });
     return { rl, lines: rl[Symbol.asyncIterator](), line: 0 };
   });
-  const out = new AtomicFile(output);
+  const out = new AtomicFile(output, { replace });
   try {
     for (const { part, start, end } of blocks(parts)) {
       const rd = readers[part];
@@ -60,7 +65,7 @@ export async function joinJsonl(parts: Part[], output: string): Promise<void> {
   }
 }
 
-export function joinNpy(parts: Part[], output: string): void {
+export async function joinNpy(parts: Part[], output: string, replace: boolean): Promise<void> {
   const dim = parts[0].m.settings.dim;
   const inputs = parts.map((p) => {
     const h = readNpyHeader(p.file);
@@ -69,10 +74,11 @@ export function joinNpy(parts: Part[], output: string): void {
     }
     return { fd: fs.openSync(p.file, 'r'), at: h.dataOffset };
   });
-  const out = new AtomicFile(output);
+  const out = new AtomicFile(output, { replace });
   try {
     const matrix = new NpyRowWriter(out, dim);
     for (const { part, start, end } of blocks(parts)) {
+      await tick();
       const src = inputs[part];
       const rows = new Float32Array((end - start) * dim);
       const bytes = new Uint8Array(rows.buffer);
@@ -91,35 +97,24 @@ export function joinNpy(parts: Part[], output: string): void {
 }
 
 /** Shards are whole matrices in memory (as a safetensors output is anyway); metadata lists are joined in order. */
-export function joinSafetensors(parts: Part[], output: string): void {
+export async function joinSafetensors(parts: Part[], output: string, replace: boolean): Promise<void> {
+  const out = new AtomicFile(output, { replace });
+  try {
+    await joinSafetensorsInto(parts, out);
+    out.commit();
+  } catch (e) {
+    out.abort();
+    throw e;
+  }
+}
+
+async function joinSafetensorsInto(parts: Part[], out: AtomicFile): Promise<void> {
   const dim = parts[0].m.settings.dim;
-  const loaded = parts.map((p) => {
-    const st = SafetensorsFile.open(p.file);
-    try {
-      const info = st.tensors.get('embeddings');
-      if (!info || info.shape.length !== 2 || info.shape[0] !== p.m.rows || info.shape[1] !== dim) {
-        throw new InputDataError(`${p.file}: tensor "embeddings" is ${info ? `[${info.shape.join(', ')}]` : 'missing'}, its sidecar says [${p.m.rows}, ${dim}]`);
-      }
-      const list = <T>(key: string, optional = false): T[] | undefined => {
-        const text = st.metadata[key];
-        if (text === undefined && optional) return undefined;
-        let v: unknown;
-        try {
-          v = JSON.parse(text ?? 'null');
-        } catch {
-          // reported below
-        }
-        if (!Array.isArray(v) || v.length !== p.m.rows) throw new InputDataError(`${p.file}: __metadata__ ${key} is not a list of ${p.m.rows} values`);
-        return v as T[];
-      };
-      return {
-        data: st.readF32('embeddings'), metadata: st.metadata, at: 0,
-        nTokens: list<number>('n_tokens')!, truncated: list<boolean>('truncated')!, ids: list<string | number | null>('ids', true),
-      };
-    } finally {
-      st.close();
-    }
-  });
+  const loaded = [];
+  for (const p of parts) {
+    await tick();
+    loaded.push(loadSafetensorsPart(p, dim));
+  }
   const total = parts[0].m.input.count;
   const data = new Float32Array(total * dim);
   const nTokens: number[] = [], truncated: boolean[] = [], ids: Array<string | number | null> = [];
@@ -140,5 +135,35 @@ export function joinSafetensors(parts: Part[], output: string): void {
     truncated: JSON.stringify(truncated),
     ...(ids.some((x) => x !== null) ? { ids: JSON.stringify(ids) } : {}),
   };
-  writeSafetensors(output, { embeddings: { dtype: 'F32', shape: [total, dim], data } }, metadata);
+  writeSafetensorsTo(out.target, { embeddings: { dtype: 'F32', shape: [total, dim], data } }, metadata, (bytes) => out.write(bytes));
 }
+
+/** A safetensors shard's matrix and metadata lists, checked against its sidecar. */
+function loadSafetensorsPart(p: Part, dim: number) {
+  const st = SafetensorsFile.open(p.file);
+  try {
+    const info = st.tensors.get('embeddings');
+    if (!info || info.shape.length !== 2 || info.shape[0] !== p.m.rows || info.shape[1] !== dim) {
+      throw new InputDataError(`${p.file}: tensor "embeddings" is ${info ? `[${info.shape.join(', ')}]` : 'missing'}, its sidecar says [${p.m.rows}, ${dim}]`);
+    }
+    const list = <T>(key: string, optional = false): T[] | undefined => {
+      const text = st.metadata[key];
+      if (text === undefined && optional) return undefined;
+      let v: unknown;
+      try {
+        v = JSON.parse(text ?? 'null');
+      } catch {
+        // reported below
+      }
+      if (!Array.isArray(v) || v.length !== p.m.rows) throw new InputDataError(`${p.file}: __metadata__ ${key} is not a list of ${p.m.rows} values`);
+      return v as T[];
+    };
+    return {
+      data: st.readF32('embeddings'), metadata: st.metadata, at: 0,
+      nTokens: list<number>('n_tokens')!, truncated: list<boolean>('truncated')!, ids: list<string | number | null>('ids', true),
+    };
+  } finally {
+    st.close();
+  }
+}
+

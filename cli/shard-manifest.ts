@@ -6,8 +6,11 @@
  *    "shard": {"index": 1, "count": 3, "block_size": 256},     inputs in blocks of block_size, block b → shard b mod count
  *    "input": {"count": 1000, "sha256": "..."},                 every input (not only this shard's), in order
  *    "rows": 256, "ranges": [[256, 512]],                       the global input indexes of the rows, in file order
- *    "output": {"file": "part-1.npy", "format": "npy", "bytes": 262272},
- *    "model_sha256": "...", "settings": {...the run settings of JSON/safetensors outputs}}
+ *    "output": {"file": "part-1.npy", "format": "npy", "bytes": 262272, "sha256": "..."},   the data file's name, size and sha256
+ *    "model_sha256": "...", "settings": {...the run settings of JSON/safetensors outputs, batch_size included}}
+ *
+ * Merge refuses a data file whose name, size or sha256 is not its sidecar's (a swapped or rewritten
+ * part), and shards whose settings differ in anything that changes bits (manifestMismatch).
  *
  * Order of writing: an old sidecar is removed first, then the data file is committed (temp +
  * rename), then the sidecar. A worker killed at any point leaves either no sidecar (merge refuses
@@ -17,11 +20,14 @@ import { createHash, Hash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import type { RunSettings } from './embedding-writers';
+import { describe } from '../util/describe';
+import { ModelFileError, pathExists, readModelJson, requireRegularFile } from '../util/model_file';
+import { InputDataError } from './errors';
 import type { InputRecord } from './input';
 import { AtomicFile } from './output';
-import { ownsBlock, ShardSpec } from './shard';
+import { ownedBlock, ownedBlocks, ownsBlock, ShardSpec } from './shard';
 
-export const SHARD_FORMAT = 'e5-tfjs-embedding-shard/1';
+export const SHARD_FORMAT = 'e5-tfjs-embedding-shard/2';
 export type ShardedFormat = 'jsonl' | 'npy' | 'safetensors';
 export const SHARDED_FORMATS: readonly ShardedFormat[] = ['jsonl', 'npy', 'safetensors'];
 
@@ -31,7 +37,7 @@ export interface ShardManifest {
   input: { count: number; sha256: string };
   rows: number;
   ranges: Array<[number, number]>;
-  output: { file: string; format: ShardedFormat; bytes: number };
+  output: { file: string; format: ShardedFormat; bytes: number; sha256: string };
   model_sha256: string;
   settings: RunSettings;
 }
@@ -63,9 +69,20 @@ export async function* shardRecords(records: AsyncIterable<InputRecord>, s: Shar
 
 /** [start, end) of each block shard `s` owns among `total` inputs. */
 export function shardRanges(s: ShardSpec, total: number, blockSize: number): Array<[number, number]> {
-  const out: Array<[number, number]> = [];
-  for (let b = s.index; b * blockSize < total; b += s.count) out.push([b * blockSize, Math.min((b + 1) * blockSize, total)]);
-  return out;
+  return Array.from({ length: ownedBlocks(s, total, blockSize) }, (_, k) => ownedBlock(s, k, total, blockSize));
+}
+
+/** sha256 of a file's bytes, read in 1 MiB pieces. */
+export function fileSha256(file: string): string {
+  const h = createHash('sha256');
+  const fd = fs.openSync(file, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(1 << 20);
+    for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0;) h.update(buf.subarray(0, n));
+  } finally {
+    fs.closeSync(fd);
+  }
+  return h.digest('hex');
 }
 
 /** Before a sharded run writes `dataFile`: no sidecar may outlive the data it described. */
@@ -85,30 +102,59 @@ export function writeManifest(dataFile: string, m: ShardManifest): void {
   }
 }
 
-/** A shard's sidecar, checked for shape and against its data file; errors name the file. */
+/**
+ * A shard's sidecar, checked for shape and against its data file; errors name the file. Read with
+ * the model files' limits (util/model_file.ts): a regular file, of bounded size and JSON depth.
+ */
 export function readManifest(dataFile: string): ShardManifest {
   const mf = manifestPath(dataFile);
-  if (!fs.existsSync(dataFile)) throw new Error(`${dataFile}: no such file`);
-  if (!fs.existsSync(mf)) throw new Error(`${dataFile}: no ${path.basename(mf)} beside it: not a finished 'e5 embed --shard' output (rerun that worker)`);
+  if (!pathExists(dataFile)) throw new Error(`${dataFile}: no such file`);
+  if (!pathExists(mf)) throw new Error(`${dataFile}: no ${path.basename(mf)} beside it: not a finished 'e5 embed --shard' output (rerun that worker)`);
   let m: ShardManifest;
   try {
-    m = JSON.parse(fs.readFileSync(mf, 'utf8')) as ShardManifest;
+    requireRegularFile(dataFile);
+    m = readModelJson(mf) as ShardManifest;
   } catch (e) {
-    throw new Error(`${mf}: not JSON (${(e as Error).message})`);
+    if (e instanceof ModelFileError) throw new InputDataError(e.message);
+    throw e;
   }
-  const bad = (what: string) => new Error(`${mf}: ${what}`);
-  if (m?.format !== SHARD_FORMAT) throw bad(`format is ${JSON.stringify(m?.format)}, expected ${JSON.stringify(SHARD_FORMAT)}`);
+  const bad = (what: string) => new InputDataError(`${mf}: ${what}`);
+  if (typeof m !== 'object' || m === null || Array.isArray(m)) throw bad('expected a JSON object');
+  if (m.format !== SHARD_FORMAT) throw bad(`format is ${describe(m.format)}, expected '${SHARD_FORMAT}'`);
   const int = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
-  if (!int(m.shard?.index) || !int(m.shard?.count) || !(m.shard.index < m.shard.count) || !(m.shard.block_size >= 1)) throw bad('shard: expected {index < count, count, block_size >= 1}');
-  if (!int(m.input?.count) || typeof m.input.sha256 !== 'string') throw bad('input: expected {count, sha256}');
-  if (!SHARDED_FORMATS.includes(m.output?.format)) throw bad(`output.format is ${JSON.stringify(m.output?.format)}`);
-  const spec = { index: m.shard.index, count: m.shard.count, source: mf };
-  if (JSON.stringify(m.ranges) !== JSON.stringify(shardRanges(spec, m.input.count, m.shard.block_size))) {
-    throw bad(`ranges do not match shard ${m.shard.index}/${m.shard.count} of ${m.input.count} inputs in blocks of ${m.shard.block_size}`);
+  const obj = (v: unknown) => typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (!obj(m.shard) || !int(m.shard.index) || !int(m.shard.count) || !(m.shard.index < m.shard.count) || !int(m.shard.block_size) || m.shard.block_size < 1) {
+    throw bad('shard: expected {index < count, count, block_size >= 1}');
   }
-  if (m.rows !== m.ranges.reduce((n, [a, b]) => n + b - a, 0)) throw bad(`rows ${m.rows} is not the size of its ranges`);
+  if (!obj(m.input) || !int(m.input.count) || typeof m.input.sha256 !== 'string') throw bad('input: expected {count, sha256}');
+  if (!obj(m.output) || !SHARDED_FORMATS.includes(m.output.format) || typeof m.output.file !== 'string' || !int(m.output.bytes) || typeof m.output.sha256 !== 'string') {
+    throw bad('output: expected {file, format (jsonl, npy or safetensors), bytes, sha256}');
+  }
+  if (m.output.file !== path.basename(dataFile)) {
+    throw bad(`describes ${m.output.file}, not ${path.basename(dataFile)}: a shard's file and its sidecar are renamed together or not at all (name it ${m.output.file} again, or rerun its worker)`);
+  }
+  if (typeof m.model_sha256 !== 'string') throw bad('model_sha256: expected a string');
+  if (!obj(m.settings)) throw bad(`settings: expected an object, got ${describe(m.settings)}`);
+  if (!int(m.settings.dim) || m.settings.dim < 1) throw bad(`settings.dim: expected an integer >= 1, got ${describe(m.settings.dim)}`);
+  // Compared block by block, never expanded: the counts are checked against the ranges the file
+  // holds, so a count of 10^15 costs no more than the sidecar's own length.
+  const spec = { index: m.shard.index, count: m.shard.count, source: mf };
+  const what = `shard ${m.shard.index}/${m.shard.count} of ${m.input.count} inputs in blocks of ${m.shard.block_size}`;
+  const blocks = ownedBlocks(spec, m.input.count, m.shard.block_size);
+  if (!Array.isArray(m.ranges) || m.ranges.length !== blocks) {
+    throw bad(`ranges ${Array.isArray(m.ranges) ? `lists ${m.ranges.length} blocks` : 'is not a list'}; ${what} has ${blocks}`);
+  }
+  let rows = 0;
+  for (let k = 0; k < blocks; k++) {
+    const [a, b] = ownedBlock(spec, k, m.input.count, m.shard.block_size);
+    const r = m.ranges[k] as unknown;
+    if (!Array.isArray(r) || r.length !== 2 || r[0] !== a || r[1] !== b) throw bad(`ranges[${k}] is not [${a}, ${b}], the block ${what} has there`);
+    rows += b - a;
+  }
+  if (m.rows !== rows) throw bad(`rows ${m.rows} is not the size of its ranges (${rows})`);
   const bytes = fs.statSync(dataFile).size;
-  if (bytes !== m.output.bytes) throw new Error(`${dataFile}: ${bytes} bytes, its sidecar says ${m.output.bytes}: the file was replaced or cut; rerun its worker`);
+  if (bytes !== m.output.bytes) throw new InputDataError(`${dataFile}: ${bytes} bytes, its sidecar says ${m.output.bytes}: the file was replaced or cut; rerun its worker`);
+  if (fileSha256(dataFile) !== m.output.sha256) throw new InputDataError(`${dataFile}: its sha256 is not the one its sidecar records: the file was replaced or changed since its worker wrote it; rerun its worker`);
   return m;
 }
 
@@ -125,8 +171,11 @@ export function manifestMismatch(a: ShardManifest, b: ShardManifest): string | u
     ['pooling', (m) => m.settings.pooling],
     ['normalize', (m) => m.settings.normalize],
     ['max length', (m) => m.settings.max_length],
+    ['batch size (--batch-size)', (m) => m.settings.batch_size],
     ['dimension', (m) => m.settings.dim],
-    ['backend', (m) => m.settings.backend?.name],
+    // name and the tfjs/native versions may change the last bits; the thread count does not
+    // (deploy/README.md), so tasks on machines of other core counts still merge
+    ['backend (name and versions)', (m) => { const b = m.settings.backend; return b && JSON.stringify([b.name, b.tfjsVersion, b.nativeVersion]); }],
     ['tool version', (m) => m.settings.tool],
   ];
   for (const [name, get] of fields) {

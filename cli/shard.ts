@@ -114,11 +114,24 @@ export function ownsBlock(s: ShardSpec, block: number): boolean {
   return block % s.count === s.index;
 }
 
+/** How many blocks of `blockSize` among `total` items shard `s` owns (arithmetic: bounded for any total). */
+export function ownedBlocks(s: ShardSpec, total: number, blockSize: number): number {
+  const blocks = Math.ceil(total / blockSize);
+  return blocks > s.index ? Math.ceil((blocks - s.index) / s.count) : 0;
+}
+
+/** [start, end) of the k-th block shard `s` owns (block s.index + k * s.count). */
+export function ownedBlock(s: ShardSpec, k: number, total: number, blockSize: number): [number, number] {
+  const b = s.index + k * s.count;
+  return [b * blockSize, Math.min((b + 1) * blockSize, total)];
+}
+
 /** How many of `total` items, in blocks of `blockSize`, shard `s` owns. */
 export function ownedCount(s: ShardSpec, total: number, blockSize: number): number {
-  let n = 0;
-  for (let b = s.index; b * blockSize < total; b += s.count) n += Math.min(blockSize, total - b * blockSize);
-  return n;
+  const k = ownedBlocks(s, total, blockSize);
+  if (k === 0) return 0;
+  const [start, end] = ownedBlock(s, k - 1, total, blockSize);
+  return (k - 1) * blockSize + (end - start);
 }
 
 /** "2/8" */

@@ -1,7 +1,7 @@
 /** The input options shared by embed, tokenize and inspect, and the record stream they select. */
 import { Command, Option } from 'commander';
-import { usageError, Reporter } from './common';
-import { countLines, displayName, guessFormat, InputFormat, InputNotice, InputRecord, OnError, readRecords, recordsFromArgs } from './input';
+import { intArg, usageError, Reporter } from './common';
+import { countLines, DEFAULT_MAX_LINE_BYTES, displayName, guessFormat, InputFormat, InputNotice, InputRecord, OnError, readRecords, recordsFromArgs } from './input';
 
 const NOTICES: Record<InputNotice, string> = {
   lone_surrogate: 'a lone UTF-16 surrogate (a \\ud800-\\udfff escape without its pair), which is not a character; the tokenizer drops it',
@@ -14,6 +14,7 @@ export interface InputOptions {
   textField: string;
   idField?: string;
   onError: OnError;
+  maxLineBytes: number;
 }
 
 export function addInputOptions(cmd: Command, opts: { ids?: boolean; onError?: boolean } = {}): Command {
@@ -21,10 +22,12 @@ export function addInputOptions(cmd: Command, opts: { ids?: boolean; onError?: b
     .option('-i, --input <file>', "read inputs from FILE ('-' = stdin)")
     .addOption(new Option('--input-format <fmt>', 'lines: one text per line; jsonl: one JSON object per line (default: jsonl for .jsonl/.ndjson files, else lines)')
       .choices(['lines', 'jsonl']))
-    .option('--text-field <name>', 'JSONL field holding the text', 'text');
+    .option('--text-field <name>', 'JSONL field holding the text', 'text')
+    .addOption(new Option('--max-line-bytes <n>', 'the longest input line read; a longer one is a malformed line (see --on-error)')
+      .argParser(intArg(1)).default(DEFAULT_MAX_LINE_BYTES, '1048576 = 1 MiB'));
   if (opts.ids !== false) cmd.option('--id-field <name>', 'JSONL field copied to the output as "id"', 'id');
   if (opts.onError !== false) {
-    cmd.addOption(new Option('--on-error <what>', 'a malformed input line (bad JSON, missing field, not UTF-8): abort with its line number, or skip it (each reported, the count at the end)')
+    cmd.addOption(new Option('--on-error <what>', 'a malformed input line (bad JSON, missing field, not UTF-8, too long): abort with its line number, or skip it (each reported, the count at the end)')
       .choices(['abort', 'skip']).default('abort'));
   }
   return cmd;
@@ -84,6 +87,7 @@ export function inputSource(cmd: Command, texts: string[], o: InputOptions, r: R
     idField: o.idField,
     pairField,
     onError: o.onError ?? 'abort',
+    maxLineBytes: o.maxLineBytes,
     onSkip: (message) => {
       skipped++;
       r.warn(`skipped ${message}`);

@@ -1,10 +1,13 @@
 /**
- * The checks `EmbeddingModel.embed()` runs on its arguments before any work, so a JavaScript
+ * The checks `EmbeddingModel.embed()` and `loadModel()` run on their arguments before any work, so a JavaScript
  * caller (no type checker) gets an error naming the option and the accepted values instead of
  * a TypeError deep inside, or — worse — a silent wrong result (`prefix: 'querry'` would prepend
  * "undefined"). One string stands for a list of one.
  */
+import { describe } from '../util/describe';
 import { POOLING_MODES } from '../weights/sentence_transformers';
+
+export { describe };
 
 const PREFIX_VALUES = ['query', 'passage', 'none'] as const;
 
@@ -25,6 +28,10 @@ const headIntervention: Check = (v) => {
   const fill = (v as { fill?: unknown }).fill;
   return fill === undefined || isTensor(fill) ? undefined : `.fill must be a tf.Tensor [L, D], got ${describe(fill)}`;
 };
+const string: Check = (v) => (typeof v === 'string' ? undefined : `must be a string, got ${describe(v)}`);
+const object: Check = (v) => (typeof v === 'object' && v !== null && !Array.isArray(v) ? undefined : `must be an object, got ${describe(v)}`);
+const strings: Check = (v) => (Array.isArray(v) && v.every((x) => typeof x === 'string') ? undefined : `must be an array of strings, got ${describe(v)}`);
+const booleanOrFunction: Check = (v) => (typeof v === 'boolean' || typeof v === 'function' ? undefined : `must be false or a function, got ${describe(v)}`);
 
 /** Every option embed() knows, with its check (undefined values mean "the default" and pass). */
 const OPTION_CHECKS: Record<string, Check> = {
@@ -39,19 +46,22 @@ const OPTION_CHECKS: Record<string, Check> = {
   heads: headIntervention,
 };
 
-/** A short, safe description of any value for a message (never throws, never huge). */
-export function describe(v: unknown): string {
-  if (v === null) return 'null';
-  if (Array.isArray(v)) return 'an array';
-  switch (typeof v) {
-    case 'string': return `'${v.length > 40 ? `${v.slice(0, 40)}…` : v}'`;
-    case 'number': case 'boolean': case 'bigint': return String(v);
-    case 'undefined': return 'undefined';
-    case 'function': return 'a function';
-    case 'symbol': return 'a symbol';
-    default: return 'an object';
-  }
-}
+/** Every option loadModel() knows (LoadModelOptions, ResolveOptions included). */
+const LOAD_OPTION_CHECKS: Record<string, Check> = {
+  revision: string,
+  offline: boolean,
+  cacheDir: string,
+  endpoint: string,
+  token: string,
+  progress: booleanOrFunction,
+  files: strings,
+  allowNonFinite: boolean,
+  e5: boolean,
+  runtime: object,
+  prepack: boolean,
+  keepLinearWeights: boolean,
+};
+
 
 /**
  * The texts as a list (one string → a list of one); throws TypeError naming the first text or
@@ -63,18 +73,31 @@ export function checkEmbedArgs(texts: unknown, opts: unknown): string[] {
   for (let i = 0; i < list.length; i++) {
     if (typeof list[i] !== 'string') throw new TypeError(`embed(texts): texts[${i}] must be a string, got ${describe(list[i])}`);
   }
-  if (opts === undefined) return list;
+  checkOptions('embed(texts, options)', opts, OPTION_CHECKS);
+  return list;
+}
+
+/** loadModel's arguments: a non-empty string, and options as LOAD_OPTION_CHECKS say. */
+export function checkLoadArgs(nameOrDir: unknown, opts: unknown): void {
+  if (typeof nameOrDir !== 'string' || nameOrDir === '') {
+    throw new TypeError(`loadModel(nameOrDir): nameOrDir must be a model folder or a hub id like 'intfloat/e5-large-unsupervised', got ${describe(nameOrDir)}`);
+  }
+  checkOptions('loadModel(nameOrDir, options)', opts, LOAD_OPTION_CHECKS);
+}
+
+/** Throws TypeError naming the first unknown option or wrong value (RangeError for a number out of range). */
+function checkOptions(call: string, opts: unknown, checks: Record<string, Check>): void {
+  if (opts === undefined) return;
   if (typeof opts !== 'object' || opts === null || Array.isArray(opts)) {
-    throw new TypeError(`embed(texts, options): options must be an object, got ${describe(opts)}`);
+    throw new TypeError(`${call}: options must be an object, got ${describe(opts)}`);
   }
   for (const [key, value] of Object.entries(opts)) {
-    const check = OPTION_CHECKS[key];
-    if (!check) throw new TypeError(`embed(texts, options): unknown option '${key}' (known: ${Object.keys(OPTION_CHECKS).join(', ')})`);
+    const check = checks[key];
+    if (!check) throw new TypeError(`${call}: unknown option '${key}' (known: ${Object.keys(checks).join(', ')})`);
     const wrong = value === undefined ? undefined : check(value);
     if (wrong) {
       const Err = typeof value === 'number' ? RangeError : TypeError;
-      throw new Err(`embed(texts, options): option '${key}' ${wrong}`);
+      throw new Err(`${call}: option '${key}' ${wrong}`);
     }
   }
-  return list;
 }

@@ -19,6 +19,9 @@ export function checkFolderAgreement(dir: string, config: BertConfig, tokenizer:
   if (tokenizer.vocabSize > config.vocabSize) {
     throw new FolderAgreementError(`${path.join(dir, 'config.json')}: vocab_size ${config.vocabSize} is smaller than the tokenizer's ${tokenizer.vocabSize} tokens`);
   }
+  if (tokenizer.maxId >= config.vocabSize) { // every id must have a row in the word-embedding table
+    throw new FolderAgreementError(`${tokenizer.source}: token ${JSON.stringify(tokenizer.idToToken(tokenizer.maxId))} has id ${tokenizer.maxId}, outside ${path.join(dir, 'config.json')} vocab_size ${config.vocabSize} (ids 0-${config.vocabSize - 1})`);
+  }
   const limit = sequenceLimit(config, tokenizer, st);
   if (limit < 2) { // [CLS] and [SEP] alone take two positions
     const from = limit === tokenizer.modelMaxLength ? [path.join(dir, 'tokenizer_config.json'), 'model_max_length']

@@ -17,7 +17,7 @@ import { HookContext } from '../engine/hooks';
 import { BertModel } from '../engine/model';
 import { packSequences } from '../engine/rows';
 import type { HeadIntervention } from '../engine/ops';
-import { checkEmbedArgs } from './embed_options';
+import { checkEmbedArgs, checkLoadArgs } from './embed_options';
 import { checkFolderAgreement, sequenceLimit } from './folder_checks';
 
 export type Prefix = 'query' | 'passage' | 'none';
@@ -146,6 +146,8 @@ export class EmbeddingModel {
     const batches = planBatches(encodings, opts.batchSize ?? 32, opts.maxBatchTokens ?? 8192);
     let done = 0;
     for (const batch of batches) {
+      // A callback (onProgress, onWarning) may have disposed the model: say so, not fail inside tfjs.
+      if (this.disposed) throw new Error(`embed(): the model ${this.info.name} was disposed during this call (by an onProgress or onWarning callback?); dispose it after embed() returns`);
       const input = packSequences(batch.map((i) => encodings[i]));
       const out = this.bert.runScoped(input, { pooling: opts.pooling, poolerOutput: false, heads: opts.heads }, new HookContext()); // e5 never uses BERT's pooler
       try {
@@ -212,6 +214,7 @@ export function looksLikeE5(name: string): boolean {
 
 /** Resolve, validate and load a model. The caller must have initialised a tfjs backend. */
 export async function loadModel(nameOrDir: string, opts: LoadModelOptions = {}): Promise<EmbeddingModel> {
+  checkLoadArgs(nameOrDir, opts);
   const resolved = await resolveModel(nameOrDir, opts);
   const dir = resolved.dir;
   const config = readBertConfig(dir);

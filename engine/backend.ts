@@ -10,6 +10,7 @@
  * it (`currentRuntime()`), and a process has one.
  */
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import { BACKEND_NAMES, BackendName, BackendOptions, BackendPlugin, currentRuntime, initialised, keepRuntime, resolvePackage, Runtime } from './runtime';
@@ -34,6 +35,10 @@ const BACKENDS: Record<BackendName, { plugin: () => BackendPlugin; installed: ()
  * first of BACKEND_NAMES that loads; every failure is named when none does.
  */
 export async function initBackend(opts: BackendOptions = {}): Promise<Runtime> {
+  const t = opts.threads;
+  if (t !== undefined && !(Number.isSafeInteger(t) && t >= 1 && t <= maxThreads())) {
+    throw new RangeError(`initBackend: threads must be an integer from 1 to ${maxThreads()} (the cores of this machine), got ${t}`);
+  }
   const existing = initialised();
   if (existing) {
     if (opts.backend && opts.backend !== existing.info.name) {
@@ -56,6 +61,11 @@ export async function initBackend(opts: BackendOptions = {}): Promise<Runtime> {
     }
   }
   throw new Error(`no tfjs backend could be initialised (${failures.join('; ')})`);
+}
+
+/** The most threads a backend is given: the cores of this machine (the default). */
+export function maxThreads(): number {
+  return os.cpus().length || 1;
 }
 
 /** The backends whose packages are installed here, in preference order (nothing is loaded). */

@@ -31,7 +31,10 @@ export interface BackendInfo {
 export interface BackendOptions {
   /** Force a backend; default: the first of BACKEND_NAMES that loads. */
   backend?: BackendName;
-  /** Threads (wasm: its thread pool; tensorflow: TensorFlow's intra-op threads). Default: the number of cores. */
+  /**
+   * Threads (wasm: its thread pool; tensorflow: TensorFlow's intra-op threads). Default: the number
+   * of cores, which is also the most accepted (maxThreads): more only makes threads fight for them.
+   */
   threads?: number;
   /** wasm: our SIMD module for attention, GELU and LayerNorm (default true; false measures without it). */
   simd?: boolean;

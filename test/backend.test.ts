@@ -5,7 +5,8 @@
  */
 import { strict as assert } from 'assert';
 import * as tf from '@tensorflow/tfjs-core';
-import { backendInfo, initBackend } from '../engine/backend';
+import * as os from 'os';
+import { backendInfo, initBackend, maxThreads } from '../engine/backend';
 import { geluErf, layerNorm } from '../engine/backends/kernel-ops';
 import { GELU_ERF_KERNEL, LAYER_NORM_KERNEL, ROW_HEADS_KERNEL, RowHeadsAttrs } from '../engine/backends/wasm/kernels';
 import { elementwiseThreads } from '../engine/backends/wasm';
@@ -38,6 +39,14 @@ describe('backend', () => {
     const asked = Number(process.env.E5_TEST_THREADS ?? 2);
     // Read back from the wasm module: without the worker/CPU-count work in engine/backend.ts this is 1.
     assert.equal(info.threads, asked, `asked for ${asked} wasm threads, the module runs ${info.threads}`);
+  });
+
+  it('threads are bounded by the cores: more (10000), 0 or 1.5 is a RangeError naming the bound', async () => {
+    const cores = os.cpus().length;
+    assert.equal(maxThreads(), cores);
+    for (const threads of [cores + 1, 10_000, 0, 1.5]) {
+      await assert.rejects(initBackend({ threads }), new RegExp(`threads must be an integer from 1 to ${cores} \\(the cores of this machine\\), got ${threads}`));
+    }
   });
 
   it('refuses to switch backend once initialised', async () => {

@@ -11,11 +11,13 @@
  * merge refuses a missing or duplicated shard; the variables' strict parsing (in-process).
  */
 import * as assert from 'node:assert/strict';
-import { ChildProcess, spawn } from 'node:child_process';
+import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseShard, resolveShard, ShardUsageError } from '../cli/shard';
+import { joinJsonl, joinNpy, joinSafetensors } from '../cli/shard-join';
+import { readManifest } from '../cli/shard-manifest';
 import { CACHE_FORMAT, CorpusCacheKey, CorpusEmbeddingCache } from '../eval/cache';
 import type { EvalResult } from '../eval/evaluate';
 import { BIN, cliBuild, cliEnv, e5 as runE5, REPO_ROOT, tempDir } from './support/cli';
@@ -86,11 +88,12 @@ describe('e5 embed --shard + e5 merge', () => {
     const missing = await e5(['merge', '--output', out, part(0), part(2)]);
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /missing shard 1\/3 \(inputs from 16, 64, \.\.\.\)/);
-    fs.copyFileSync(part(2), path.join(dir(), 'copy-2.npy'));
-    fs.copyFileSync(`${part(2)}.shard.json`, path.join(dir(), 'copy-2.npy.shard.json'));
-    const twice = await e5(['merge', '--output', out, part(0), part(1), part(2), path.join(dir(), 'copy-2.npy')]);
+    fs.mkdirSync(path.join(dir(), 'copy'), { recursive: true });
+    fs.copyFileSync(part(2), path.join(dir(), 'copy', 'part-2.npy'));
+    fs.copyFileSync(`${part(2)}.shard.json`, path.join(dir(), 'copy', 'part-2.npy.shard.json'));
+    const twice = await e5(['merge', '--output', out, part(0), part(1), part(2), path.join(dir(), 'copy', 'part-2.npy')]);
     assert.equal(twice.code, 1);
-    assert.match(twice.stderr, /shard 2\/3 given twice: .*part-2\.npy and .*copy-2\.npy/);
+    assert.match(twice.stderr, /shard 2\/3 given twice: .*part-2\.npy and .*copy\/part-2\.npy/);
     assert.equal(fs.existsSync(out), false);
     assert.deepEqual(fs.readdirSync(dir()).filter((f) => f.startsWith('.refused')), [], 'no temp file left');
     const onto = await e5(['merge', '--force', '--output', part(0), part(0), part(1), part(2)]);
@@ -108,6 +111,114 @@ describe('e5 embed --shard + e5 merge', () => {
     const cut = await e5(['merge', '--output', path.join(dir(), 'x.npy'), other]);
     assert.equal(cut.code, 1);
     assert.match(cut.stderr, /query-1\.npy: 1000 bytes, its sidecar says \d+/);
+  });
+
+  /** A copy of part-I.EXT named NAME.EXT, with its sidecar's parsed JSON changed by `edit` (or its text replaced). */
+  function tampered(name: string, edit: (m: Record<string, any>) => unknown, i = 0, ext = 'npy'): string {
+    const src = path.join(dir(), `part-${i}.${ext}`);
+    const file = path.join(dir(), `${name}.${ext}`);
+    fs.copyFileSync(src, file);
+    const m = JSON.parse(fs.readFileSync(`${src}.shard.json`, 'utf8'));
+    m.output.file = path.basename(file);
+    const out = edit(m);
+    fs.writeFileSync(`${file}.shard.json`, typeof out === 'string' ? out : JSON.stringify(m));
+    return file;
+  }
+
+  it('sidecar counts of 10^15 are refused at once, with bounded messages (never expanded)', async function () {
+    this.timeout(60_000);
+    const out = path.join(dir(), 'huge.npy');
+    const huge = tampered('huge-count', (m) => { m.input.count = 10 ** 15; });
+    const r1 = await runE5(['merge', '--output', out, huge], { timeoutMs: 20_000 });
+    assert.equal(r1.code, 1, r1.stderr);
+    assert.match(r1.stderr, /huge-count\.npy\.shard\.json: ranges lists 5 blocks; shard 0\/3 of 1000000000000000 inputs in blocks of 16 has 20833333333334$/m);
+    const many = tampered('many-shards', (m) => { m.shard.count = 10 ** 15; m.ranges = [[0, 16]]; m.rows = 16; });
+    const r2 = await runE5(['merge', '--output', out, many], { timeoutMs: 20_000 });
+    assert.equal(r2.code, 1, r2.stderr);
+    assert.match(r2.stderr, /missing shards 1\/1000000000000000 \(inputs from 16\), 2\/1000000000000000 .* and 999999999999979 more of the 1000000000000000/);
+    assert.ok(r2.stderr.length < 4000, `${r2.stderr.length} bytes of stderr`);
+    assert.equal(fs.existsSync(out), false);
+  });
+
+  it("sidecars are read with the model files' limits: a FIFO, 100,000-deep ranges, a missing field are clear errors", async function () {
+    this.timeout(60_000);
+    const out = path.join(dir(), 'limits.npy');
+    const fifo = tampered('fifo-sidecar', () => '');
+    fs.rmSync(`${fifo}.shard.json`);
+    execFileSync('mkfifo', [`${fifo}.shard.json`]);
+    const deep = tampered('deep-ranges', () => '{"format":"x","ranges":' + '['.repeat(100_000) + ']'.repeat(100_000) + '}');
+    const noSettings = tampered('no-settings', (m) => { delete m.settings; });
+    const cases: Array<[string, RegExp]> = [
+      [fifo, /fifo-sidecar\.npy\.shard\.json: not a regular file \(a FIFO\)/],
+      [deep, /deep-ranges\.npy\.shard\.json: not valid JSON \(nested deeper than 128 levels at byte offset \d+\)/],
+      [noSettings, /no-settings\.npy\.shard\.json: settings: expected an object, got undefined/],
+    ];
+    for (const [file, message] of cases) {
+      const r = await runE5(['merge', '--output', out, file], { timeoutMs: 20_000 });
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, message);
+      assert.doesNotMatch(r.stderr, /TypeError|call stack/);
+    }
+  });
+
+  it('a file created at the --output while merge writes is kept, in every format (no check-then-rename race)', async () => {
+    for (const [ext, join] of [['npy', joinNpy], ['jsonl', joinJsonl], ['safetensors', joinSafetensors]] as const) {
+      const parts = [0, 1, 2].map((i) => path.join(dir(), `part-${i}.${ext}`)).map((file) => ({ file, m: readManifest(file) }));
+      const out = path.join(dir(), `raced.${ext}`);
+      const merging = join(parts, out, false);
+      fs.writeFileSync(out, 'written by someone else meanwhile'); // after the merge began, before it ends
+      await assert.rejects(merging, /raced\.\w+: created by someone else while this run was writing; it was left as it is/);
+      assert.equal(fs.readFileSync(out, 'utf8'), 'written by someone else meanwhile', ext);
+      assert.deepEqual(fs.readdirSync(dir()).filter((f) => f.startsWith('.raced')), [], 'no temp file left');
+      fs.rmSync(out);
+      await join(parts, out, true); // --force: replaced
+      assert.ok(sha(out).equals(sha(path.join(dir(), `all.${ext}`))));
+    }
+  });
+
+  it('swapped or renamed shard files are refused: each data file has its sha256 and name in its sidecar', async () => {
+    const swapped = path.join(dir(), 'swapped');
+    fs.mkdirSync(swapped, { recursive: true });
+    for (const i of [0, 1, 2]) {
+      fs.copyFileSync(path.join(dir(), `part-${i === 2 ? 2 : 1 - i}.npy`), path.join(swapped, `part-${i}.npy`)); // 0 <-> 1: same size
+      fs.copyFileSync(path.join(dir(), `part-${i}.npy.shard.json`), path.join(swapped, `part-${i}.npy.shard.json`));
+    }
+    const out = path.join(dir(), 'swapped.npy');
+    const r = await e5(['merge', '--output', out, ...[0, 1, 2].map((i) => path.join(swapped, `part-${i}.npy`))]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /swapped\/part-0\.npy: its sha256 is not the one its sidecar records/);
+    fs.copyFileSync(path.join(dir(), 'part-0.npy'), path.join(dir(), 'renamed.npy'));
+    fs.copyFileSync(path.join(dir(), 'part-0.npy.shard.json'), path.join(dir(), 'renamed.npy.shard.json'));
+    const renamed = await e5(['merge', '--output', out, path.join(dir(), 'renamed.npy')]);
+    assert.equal(renamed.code, 1, renamed.stderr);
+    assert.match(renamed.stderr, /renamed\.npy\.shard\.json: describes part-0\.npy, not renamed\.npy/);
+    assert.equal(fs.existsSync(out), false);
+  });
+
+  it('a shard made with another --batch-size is refused (the sidecar records every setting that changes bits)', async () => {
+    const other = path.join(dir(), 'batch4', 'part-1.npy');
+    fs.mkdirSync(path.dirname(other), { recursive: true });
+    assert.equal((await e5(embedArgs(other, '--shard', '1/3', '--batch-size', '4'))).code, 0);
+    const r = await e5(['merge', '--output', path.join(dir(), 'x.npy'), path.join(dir(), 'part-0.npy'), other, path.join(dir(), 'part-2.npy')]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /batch4\/part-1\.npy does not belong with .*part-0\.npy: batch size \(--batch-size\): 32 vs 4/);
+  });
+
+  it("a killed worker's sidecar temp and a killed merge's temp are removed by the next run", async () => {
+    const dead = 2 ** 22 + 12345; // above Linux's default pid_max: no such process here
+    const target = path.join(dir(), 'stale', 'part-1.npy');
+    fs.mkdirSync(path.dirname(target), { recursive: true });
+    const sidecarTemp = path.join(dir(), 'stale', `.part-1.npy.shard.json.${dead}.0a1b2c3d.tmp`);
+    const mergeTemp = path.join(dir(), 'stale', `.merged.npy.${dead}.0a1b2c3d.tmp`);
+    const live = path.join(dir(), 'stale', `.merged.npy.${process.pid}.0a1b2c3d.tmp`);
+    for (const f of [sidecarTemp, mergeTemp, live]) fs.writeFileSync(f, 'partial');
+    const w = await e5(embedArgs(target, '--shard', '1/3').filter((a) => a !== '-q'));
+    assert.equal(w.code, 0, w.stderr);
+    assert.match(w.stderr, /removed \.part-1\.npy\.shard\.json\.\d+\.0a1b2c3d\.tmp, left by a run that was killed/);
+    const m = await e5(['merge', '--output', path.join(dir(), 'stale', 'merged.npy'), path.join(dir(), 'part-0.npy'), target, path.join(dir(), 'part-2.npy')]);
+    assert.equal(m.code, 0, m.stderr);
+    assert.match(m.stderr, /removed \.merged\.npy\.\d+\.0a1b2c3d\.tmp, left by a merge that was killed/);
+    assert.deepEqual(fs.readdirSync(path.join(dir(), 'stale')).filter((f) => f.endsWith('.tmp')), [path.basename(live)], "a live process's temp is kept");
   });
 
   it('Slurm and Kubernetes variables select the same shard as --shard', async function () {

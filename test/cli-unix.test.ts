@@ -4,7 +4,7 @@
  * plain lines. The expectations are the same texts embedded as TEXT arguments into files.
  */
 import * as assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import stringWidth from 'string-width';
@@ -263,5 +263,170 @@ describe('tables align by display width', function () {
     const rows = r.stdout.trimEnd().split('\n').filter((l) => /\d\s*$/.test(l));
     assert.equal(rows.length, 2, r.stdout);
     assert.equal(stringWidth(rows[0]), stringWidth(rows[1]), r.stdout);
+  });
+});
+
+describe('outputs that are not regular files are written in place, never renamed over', function () {
+  this.timeout(120_000);
+  let M: string[];
+  let dir: string;
+  let want: Record<string, Buffer>;
+  const TEXTS = ['first text', 'the second one'];
+  before(async () => {
+    M = ['embed', '--model', cachedModel({ preset: 'tiny' }), '--backend', 'cpu', ...TEXTS];
+    dir = tempDir();
+    want = {};
+    for (const f of ['jsonl', 'npy']) {
+      const r = await e5([...M, '-f', f]);
+      assert.equal(r.code, 0, r.stderr);
+      want[f] = r.raw;
+    }
+  });
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const kind = (p: string) => { const s = fs.lstatSync(p); return s.isSymbolicLink() ? 'link' : s.isFIFO() ? 'fifo' : s.isCharacterDevice() ? 'chardev' : s.isFile() ? 'file' : 'other'; };
+
+  it('a FIFO (and a link to one) gets the complete output; it stays a FIFO', async () => {
+    const fifo = path.join(dir, 'pipe');
+    execFileSync('mkfifo', [fifo]);
+    fs.symlinkSync(fifo, path.join(dir, 'pipe-link'));
+    for (const [target, format] of [[fifo, 'jsonl'], [path.join(dir, 'pipe-link'), 'npy']]) {
+      const reader = spawn('cat', [fifo], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const got: Buffer[] = [];
+      reader.stdout.on('data', (b: Buffer) => got.push(b));
+      const done = new Promise((resolve) => reader.on('close', resolve));
+      const r = await e5([...M, '-f', format, '-o', target]);
+      await done;
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(Buffer.concat(got), want[format], `${target} (${format})`);
+    }
+    assert.equal(kind(fifo), 'fifo');
+    assert.equal(kind(path.join(dir, 'pipe-link')), 'link');
+  });
+
+  it('links to /dev/null, /dev/full and a /dev/stdout-style link: written in place or a clear error; the links stay', async () => {
+    const links: Record<string, string> = { null: '/dev/null', full: '/dev/full', stdout: '/proc/self/fd/1' };
+    for (const [name, to] of Object.entries(links)) fs.symlinkSync(to, path.join(dir, name));
+    const toNull = await e5([...M, '-f', 'npy', '--force', '-o', path.join(dir, 'null')]);
+    assert.equal(toNull.code, 0, toNull.stderr);
+    const toFull = await e5([...M, '--force', '-o', path.join(dir, 'full')]);
+    assert.equal(toFull.code, 1, toFull.stderr);
+    assert.match(toFull.stderr, /full: write failed \(ENOSPC\)/);
+    const toStdout = await e5([...M, '-f', 'npy', '--force', '-o', path.join(dir, 'stdout')]);
+    assert.equal(toStdout.code, 0, toStdout.stderr);
+    assert.deepEqual(toStdout.raw, want.npy);
+    for (const name of Object.keys(links)) assert.equal(kind(path.join(dir, name)), 'link', name);
+    assert.equal(kind('/dev/null'), 'chardev');
+    assert.equal(kind('/dev/full'), 'chardev');
+  });
+
+  it('e5 inspect --output LINK.safetensors (a link to /dev/null): written in place, the link kept', async () => {
+    const link = path.join(dir, 'acts.safetensors');
+    fs.symlinkSync('/dev/null', link);
+    const r = await e5(['inspect', '--model', cachedModel({ preset: 'tiny' }), '--backend', 'cpu', '--force', '--output', link, 'hello']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(kind(link), 'link');
+  });
+
+  it('a character device node itself (root only: mknod) is written in place', async function () {
+    if (process.getuid?.() !== 0) this.skip();
+    const node = path.join(dir, 'devnull');
+    execFileSync('mknod', [node, 'c', '1', '3']);
+    const r = await e5([...M, '--force', '-o', node]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(kind(node), 'chardev');
+  });
+
+  it('a link to a regular file: the file it names is replaced (--force), the link kept; dangling and looping links are refused', async () => {
+    const real = path.join(dir, 'real.jsonl');
+    fs.writeFileSync(real, 'old\n');
+    fs.symlinkSync(real, path.join(dir, 'link.jsonl'));
+    const refused = await e5([...M, '-o', path.join(dir, 'link.jsonl')]);
+    assert.equal(refused.code, 2, refused.stderr);
+    assert.match(refused.stderr, /link\.jsonl exists; pass --force/);
+    const forced = await e5([...M, '--force', '-o', path.join(dir, 'link.jsonl')]);
+    assert.equal(forced.code, 0, forced.stderr);
+    assert.equal(kind(path.join(dir, 'link.jsonl')), 'link');
+    assert.deepEqual(fs.readFileSync(real), want.jsonl);
+    fs.symlinkSync(path.join(dir, 'nowhere'), path.join(dir, 'dangling'));
+    fs.symlinkSync(path.join(dir, 'loop-b'), path.join(dir, 'loop-a'));
+    fs.symlinkSync(path.join(dir, 'loop-a'), path.join(dir, 'loop-b'));
+    for (const [name, message] of [['dangling', /dangling is a symbolic link to a missing file/], ['loop-a', /loop-a is a symbolic link loop/]] as const) {
+      const r = await e5([...M, '--force', '-o', path.join(dir, name)]);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, message);
+      assert.equal(kind(path.join(dir, name)), 'link');
+    }
+    assert.equal(fs.existsSync(path.join(dir, 'nowhere')), false);
+    assert.deepEqual(fs.readdirSync(dir).filter((f) => f.endsWith('.tmp')), []);
+  });
+});
+
+describe('no spool file outlives e5 embed to stdout', function () {
+  this.timeout(120_000);
+  let spoolDir: string;
+  let input: string;
+  before(() => {
+    spoolDir = tempDir('e5-spool-');
+    input = Array.from({ length: 3000 }, (_, i) => `text number ${i}`).join('\n') + '\n'; // 3000 rows of 128 bytes: more than a pipe holds
+  });
+  after(() => fs.rmSync(spoolDir, { recursive: true, force: true }));
+
+  it('npy to a reader that leaves early (| head -c 100): exit 0, nothing left in TMPDIR', async () => {
+    const inputFile = path.join(spoolDir, '..', `${path.basename(spoolDir)}-input.txt`);
+    fs.writeFileSync(inputFile, input);
+    try {
+      const env = { ...cliEnv(), TMPDIR: spoolDir };
+      const cmd = `"${process.execPath}" "${BIN}" embed --model "${cachedModel({ preset: 'tiny' })}" --backend cpu -q -f npy -i "${inputFile}" | head -c 100 | wc -c`;
+      const r = spawnSync('bash', ['-o', 'pipefail', '-c', cmd], { env, encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(r.stdout.trim(), '100');
+      assert.deepEqual(fs.readdirSync(spoolDir), []);
+    } finally {
+      fs.rmSync(inputFile, { force: true });
+    }
+  });
+
+  it('npy to stdout, killed with SIGKILL mid-run: nothing left in TMPDIR', async () => {
+    const child = spawn(process.execPath, [BIN, 'embed', '--model', cachedModel({ preset: 'tiny' }), '--backend', 'cpu', '--batch-size', '1', '--progress', 'on', '-f', 'npy', '-i', '-'],
+      { env: cliEnv({ TMPDIR: spoolDir }), stdio: ['pipe', 'pipe', 'pipe'] });
+    child.stdout.resume();
+    child.stdin.on('error', () => {});
+    child.stdin.end(input);
+    let stderr = '';
+    // the bar is drawn once the output (and its spool) exists: kill then
+    await new Promise<void>((resolve) => child.stderr.on('data', (b: Buffer) => {
+      stderr += b.toString();
+      if (/embed/.test(stderr)) resolve();
+    }));
+    child.kill('SIGKILL');
+    await new Promise((resolve) => child.on('close', resolve));
+    assert.deepEqual(fs.readdirSync(spoolDir), []);
+  });
+});
+
+describe('input lines are bounded (--max-line-bytes, default 1 MiB)', function () {
+  this.timeout(120_000);
+  let M: string[];
+  before(() => {
+    M = ['embed', '--model', cachedModel({ preset: 'tiny' }), '--backend', 'cpu'];
+  });
+
+  it('--input /dev/zero (no newline, ever): exit 1 naming line 1 and the limit, at once', async () => {
+    const r = await e5([...M, '--input', '/dev/zero'], { timeoutMs: 30_000 });
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /^e5 embed: \/dev\/zero:1: the line is longer than 1048576 bytes \(--max-line-bytes 1048576; raise it for longer lines\)$/m);
+  });
+
+  it('a longer line aborts with its number, or is skipped with --on-error skip; a line of exactly the limit (CRLF too) is read', async () => {
+    const input = `0123456789\r\n${'x'.repeat(11)}\nok\n`;
+    const abort = await e5([...M, '--max-line-bytes', '10', '-i', '-'], { input });
+    assert.equal(abort.code, 1, abort.stderr);
+    assert.match(abort.stderr, /<stdin>:2: the line is longer than 10 bytes/);
+    const skip = await e5([...M, '--max-line-bytes', '10', '--on-error', 'skip', '-i', '-'], { input });
+    assert.equal(skip.code, 0, skip.stderr);
+    assert.deepEqual(jsonLines<{ index: number; line: number }>(skip.stdout).map((l) => l.line), [1, 3]);
+    assert.match(skip.stderr, /skipped <stdin>:2: the line is longer than 10 bytes/);
+    const bad = await e5([...M, '--max-line-bytes', '0', 'x']);
+    assert.equal(bad.code, 2, bad.stderr);
   });
 });

@@ -8,6 +8,7 @@
 import * as assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { BertTokenizer, SafetensorsFile } from '../index';
 import { buildProgram } from '../cli/main';
@@ -112,6 +113,7 @@ describe('e5 CLI: usage and help', () => {
       [['embed'], /nothing to do: give TEXT arguments or --input/],
       [['embed', '--input', 'f.txt', 'text'], /TEXT arguments or --input FILE, not both/],
       [['embed', '--batch-size', '0', 'x'], /--batch-size.*must be at least 1/],
+      [['embed', '--threads', '10000', 'x'], new RegExp(`--threads.*must be at most ${os.cpus().length}, the cores of this machine, got 10000`)],
       [['similarity', '--query', 'q'], /required option '--passage <text...>' not specified/],
       [['inspect', '--layers', '3-1', 'x'], /range '3-1' runs backwards/],
       [['parity'], /required option '--ref <file>'/],

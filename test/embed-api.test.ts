@@ -1,7 +1,8 @@
 /**
- * embed()'s argument checks, as a JavaScript caller (no type checker) meets them: a single
- * string works, every wrong text or option value is an error naming it, a disposed model says
- * so, and `[Symbol.dispose]` frees the model like dispose().
+ * embed()'s and loadModel()'s argument checks, as a JavaScript caller (no type checker) meets
+ * them: a single string works, every wrong text, model name or option value is an error naming
+ * it, a disposed model says so (also when disposed by its own onProgress), and `[Symbol.dispose]`
+ * frees the model like dispose().
  */
 import { strict as assert } from 'assert';
 import * as tf from '@tensorflow/tfjs-core';
@@ -53,6 +54,34 @@ describe('embed() arguments', function () {
     m.dispose(); // twice is harmless
     await assert.rejects(m.embed('a'), /has been disposed; load it again/);
   });
+
+  it('dispose() inside onProgress: a clear error from the next batch, not a TypeError inside tfjs', async () => {
+    const m = await loadModel(dir);
+    await assert.rejects(m.embed(['a', 'b', 'c'], { batchSize: 1, onProgress: () => m.dispose() }), (e: Error) => {
+      assert.equal(e.constructor, Error);
+      assert.match(e.message, /was disposed during this call \(by an onProgress or onWarning callback\?\); dispose it after embed\(\) returns/);
+      return true;
+    });
+  });
+
+  const loadAny = (nameOrDir: unknown, opts?: unknown) => (loadModel as (n: unknown, o?: unknown) => Promise<EmbeddingModel>)(nameOrDir, opts);
+  const badLoads: Array<[string, unknown, unknown, RegExp]> = [
+    ['a number for the model', 123, undefined, /^TypeError: loadModel\(nameOrDir\): nameOrDir must be a model folder or a hub id .*, got 123$/],
+    ['an empty model name', '', undefined, /nameOrDir must be a model folder or a hub id .*, got ''$/],
+    ['a string for offline', 'x/y', { offline: 'yes' }, /^TypeError: loadModel\(nameOrDir, options\): option 'offline' must be true or false, got 'yes'$/],
+    ['a misspelt option name', 'x/y', { revison: 'main' }, /unknown option 'revison' \(known: revision, /],
+    ['a number for revision', 'x/y', { revision: 5 }, /^RangeError: .*option 'revision' must be a string, got 5$/],
+    ['files that are not strings', 'x/y', { files: ['a', 1] }, /option 'files' must be an array of strings, got an array$/],
+    ['options that are a string', 'x/y', 'offline', /options must be an object, got 'offline'/],
+  ];
+  for (const [what, name, opts, message] of badLoads) {
+    it(`loadModel rejects ${what}, naming it`, async () => {
+      await assert.rejects(loadAny(name, opts), (e: Error) => {
+        assert.match(`${e.name}: ${e.message}`, message);
+        return true;
+      });
+    });
+  }
 
   it('[Symbol.dispose] frees every weight tensor', async () => {
     const before = tf.memory().numTensors;

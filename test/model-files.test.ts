@@ -72,6 +72,36 @@ describe('model folder files', function () {
     }
   });
 
+  describe('a file that is there but cannot be read is an error naming it, never taken as absent', () => {
+    const dangling = (p: string) => fs.symlinkSync(path.join(path.dirname(p), 'no-such-file'), p);
+    const loop = (p: string) => {
+      fs.symlinkSync(`${p}.b`, p);
+      fs.symlinkSync(p, `${p}.b`);
+    };
+    const cases: Array<[string, string, (p: string) => void, RegExp]> = [
+      ['optional 1_Pooling/config.json, a dangling link (pooling must not fall back to mean)', '1_Pooling/config.json', dangling, /1_Pooling\/config\.json: a symbolic link to a missing file \(.*no-such-file\)/],
+      ['optional 1_Pooling/config.json, a link loop', '1_Pooling/config.json', loop, /1_Pooling\/config\.json: a symbolic link loop \(ELOOP\)/],
+      ['optional tokenizer_config.json, a dangling link (model_max_length must not fall back to 512)', 'tokenizer_config.json', dangling, /tokenizer_config\.json: a symbolic link to a missing file/],
+      ['required config.json, a link loop', 'config.json', loop, /config\.json: a symbolic link loop \(ELOOP\)/],
+    ];
+    for (const [what, file, make, message] of cases) {
+      it(what, async () => {
+        const dir = modelCopy(root, `unreadable-${what.replace(/\W+/g, '-')}`);
+        fs.rmSync(path.join(dir, file), { force: true });
+        fs.mkdirSync(path.dirname(path.join(dir, file)), { recursive: true });
+        make(path.join(dir, file));
+        await assert.rejects(loadModel(dir), message);
+        const r = await e5(['embed', '--model', dir, 'hello'], { timeoutMs: 30_000 });
+        assert.equal(r.code, 1, r.stderr);
+        assert.match(r.stderr, message);
+        const v = await e5(['verify', '--model', dir], { timeoutMs: 30_000 });
+        assert.equal(v.code, 3, v.stderr);
+        assert.match(v.stderr, message);
+        assert.doesNotMatch(v.stderr, /ELOOP: too many/);
+      });
+    }
+  });
+
   describe('JSON nested 100,000 deep in a field is refused with a message', () => {
     const cases: Array<[string, string[]]> = [
       ['config.json', ['hidden_act']],
@@ -120,6 +150,22 @@ describe('model folder files', function () {
     fs.mkdirSync(path.join(dir, '1_Pooling'));
     fs.writeFileSync(path.join(dir, '1_Pooling', 'config.json'), JSON.stringify({ pooling_mode_mean_tokens: true, pooling_mode_cls_token: 'false' }));
     await assert.rejects(loadModel(dir), /1_Pooling\/config\.json: 'pooling_mode_cls_token' must be true or false, got "false"/);
+  });
+
+  it('a tokenizer.json id outside config.json vocab_size is refused by load and verify (exit 3), not by the first embed', async () => {
+    const dir = modelCopy(root, 'vocab-id-outside');
+    fs.rmSync(path.join(dir, 'vocab.txt')); // tokenizer.json alone: nothing to cross-check it with
+    const V = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')).vocab_size as number;
+    const tj = path.join(dir, 'tokenizer.json');
+    const json = JSON.parse(fs.readFileSync(tj, 'utf8'));
+    const [token] = Object.entries(json.model.vocab as Record<string, number>).find(([t, id]) => id >= 1000 && /^[a-z]+$/.test(t))!;
+    json.model.vocab[token] = V + 9478;
+    fs.writeFileSync(tj, JSON.stringify(json));
+    const message = new RegExp(`tokenizer\\.json: token "${token}" has id ${V + 9478}, outside .*config\\.json vocab_size ${V} \\(ids 0-${V - 1}\\)`);
+    await assert.rejects(loadModel(dir), message);
+    const v = await e5(['verify', '--model', dir], { timeoutMs: 30_000 });
+    assert.equal(v.code, 3, v.stderr);
+    assert.match(v.stderr, message);
   });
 
   it('verify refuses model_max_length 1 as loading does (exit 3, naming the field)', async () => {

@@ -29,7 +29,7 @@ const LOADER_ERRORS = new Set([
 
 const DEEP = '@@DEEP@@'; // replaced by 100,000 nested arrays in the written text
 const VALUES: unknown[] = [
-  null, true, false, 0, -1, 1, 2, 0.5, 1e308, -1e308, 2 ** 53, '', 'x', 'gelu', '[UNK]', '##', [], {}, [1, 2], { a: 1 },
+  null, true, false, 0, -1, 1, 2, 0.5, 1e308, -1e308, 2 ** 53, 10 ** 6, 10 ** 15, '', 'x', 'gelu', '[UNK]', '##', [], {}, [1, 2], { a: 1 },
   'a'.repeat(100_000), DEEP, '\u0000', '\ud800',
 ];
 
@@ -136,6 +136,18 @@ function render(v: unknown): Buffer {
   return Buffer.from(JSON.stringify(v).replace(`"${DEEP}"`, '['.repeat(100_000) + ']'.repeat(100_000)));
 }
 
+/** The safetensors file with `n` more (empty, unused) tensors in its header. */
+function withExtraTensors(bytes: Buffer, n: number): Buffer {
+  const len = Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.subarray(8, 8 + len).toString('utf8'));
+  for (let i = 0; i < n; i++) header[`extra.${i}`] = { dtype: 'F32', shape: [0], data_offsets: [0, 0] };
+  let json = Buffer.from(JSON.stringify(header));
+  json = Buffer.concat([json, Buffer.alloc((8 - (json.length % 8)) % 8, 0x20)]);
+  const prefix = Buffer.alloc(8);
+  prefix.writeBigUInt64LE(BigInt(json.length));
+  return Buffer.concat([prefix, json, bytes.subarray(8 + len)]);
+}
+
 function describeValue(v: unknown): string {
   if (v === DEEP) return '100,000 nested arrays';
   const s = JSON.stringify(v) ?? String(v);
@@ -210,4 +222,37 @@ describe('model folder fuzzing', function () {
       assert.doesNotMatch(r.stderr, /\n\s+at |RangeError|TypeError|call stack/, `${c.label}: ${r.stderr}`);
     }
   });
+
+  // Large *valid* integers: each must be refused (or loaded) in bounded time and memory, with a short
+  // message, never by building one name or problem per unit of the value.
+  const LARGE: Array<[string, (b: Buffer) => Buffer]> = [
+    ...['num_hidden_layers', 'hidden_size', 'num_attention_heads', 'intermediate_size', 'vocab_size', 'max_position_embeddings', 'type_vocab_size'].flatMap((k) =>
+      [10 ** 6, 10 ** 15].map((n): [string, (b: Buffer) => Buffer] => [`config.json ${k} = ${n}`, (b) => render({ ...JSON.parse(b.toString('utf8')), [k]: n })])),
+    ...[10 ** 6, 10 ** 15].map((n): [string, (b: Buffer) => Buffer] => [`tokenizer_config.json model_max_length = ${n}`, (b) => render({ ...JSON.parse(b.toString('utf8')), model_max_length: n })]),
+    ['model.safetensors with 100,000 unused empty tensors', (b) => withExtraTensors(b, 100_000)],
+  ];
+  for (const [what, edit] of LARGE) {
+    it(`large valid integers: ${what}`, async function () {
+      this.timeout(60_000);
+      const file = what.split(' ')[0];
+      const dir = folderWith(1000 + LARGE.findIndex(([w]) => w === what), file, edit(originals.get(file)!));
+      const t0 = Date.now();
+      try {
+        const model = await loadModel(dir);
+        model.dispose();
+      } catch (e) {
+        const err = e as Error;
+        assert.ok(LOADER_ERRORS.has(err.name), `${what}: escaped as ${err.name}: ${err.message}`);
+        assert.ok(err.message.includes(dir), `${what}: names no file: ${err.message}`);
+        assert.ok(err.message.split('\n').length <= 22, `${what}: ${err.message.split('\n').length} lines`);
+      }
+      const r = await e5(['verify', '--model', dir], { timeoutMs: 60_000 });
+      assert.ok(r.code === 0 || r.code === 3, `${what}: verify exit ${r.code}: ${r.stderr.slice(0, 2000)}`);
+      assert.ok(r.stderr.length < 10_000, `${what}: ${r.stderr.length} bytes of stderr`);
+      assert.ok(Date.now() - t0 < 30_000, `${what}: took ${Date.now() - t0} ms`);
+      if (what.startsWith('config.json num_hidden_layers')) assert.match(r.stderr, /num_hidden_layers is \d+, but the weights hold 2 encoder layers/);
+      if (what.includes('unused')) assert.match(r.stderr, /\(100000 problems\):[^]*\.\.\. and 99980 more/);
+      fs.rmSync(dir, { recursive: true, force: true });
+    });
+  }
 });

@@ -2,10 +2,9 @@
 // special_tokens_map.json). When both kinds are present they must agree (vocabulary ids, lower-casing,
 // accents, Chinese chars, special tokens); the first difference is a 'mismatch' TokenizerError.
 
-import * as fs from 'fs';
 import * as path from 'path';
 import { Json, TokenizerSpec, asTokenizerError, bad, isObject, readJsonFile } from './config';
-import { readModelText } from '../util/model_file';
+import { pathExists, readModelText } from '../util/model_file';
 import { TokenizerError } from './errors';
 import { parseTokenizerJson, templateClsSep } from './tokenizer_json';
 import { declaredSpecialTokens, parseVocabTxt, specFromVocab } from './vocab_files';
@@ -72,7 +71,7 @@ export function loadFolderSpec(dir: string): TokenizerSpec {
     config: path.join(dir, 'tokenizer_config.json'),
     special: path.join(dir, 'special_tokens_map.json'),
   };
-  const has = (p: string) => fs.existsSync(p);
+  const has = (p: string) => pathExists(p); // a dangling link is there, and reading it fails naming it
   if (!has(dir)) throw new TokenizerError('not_found', 'model folder does not exist', { file: dir });
   const readObject = (p: string): Json => {
     if (!has(p)) return {};

@@ -97,6 +97,8 @@ function identity(text: string, from: number, to: number, cpFrom: number): Norma
 
 export class BertTokenizer {
   readonly vocabSize: number;
+  /** The largest id any token maps to (-1 for none): the embedding table needs a row for it. */
+  readonly maxId: number;
   readonly modelMaxLength: number;
   readonly padId: number;
   readonly clsId: number;
@@ -136,6 +138,8 @@ export class BertTokenizer {
     for (const [t, id] of spec.vocab) this.idToTokenMap.set(id, t);
     for (const t of spec.addedTokens) this.idToTokenMap.set(t.id, t.content);
     this.vocabSize = this.tokenToIdMap.size;
+    this.maxId = -1;
+    for (const id of this.idToTokenMap.keys()) if (id > this.maxId) this.maxId = id;
 
     this.rawMatcher = new AddedTokenMatcher(spec.addedTokens.filter((t) => !t.normalized));
     const normalizedTokens = spec.addedTokens.filter((t) => t.normalized);

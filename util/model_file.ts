@@ -45,9 +45,17 @@ function checkStat(file: string, st: fs.Stats, maxBytes: number): void {
   if (st.size > maxBytes) throw new ModelFileError('too_large', file, `is ${st.size} bytes, more than the ${maxBytes} a model text file may have`);
 }
 
-/** Whether `file` exists at all (a dangling link does not); unlike existsSync, never opens it. */
+/**
+ * Whether the folder has an entry named `file`: a dangling or looping link counts (reading it is
+ * then an error naming it), so an optional file that is there but unreadable is never taken for
+ * an absent one. Never opens or follows it.
+ */
 export function pathExists(file: string): boolean {
-  return fs.statSync(file, { throwIfNoEntry: false }) !== undefined;
+  try {
+    return fs.lstatSync(file, { throwIfNoEntry: false }) !== undefined;
+  } catch {
+    return true; // e.g. EACCES on the folder: there may be something; reading it says what
+  }
 }
 
 /** Throws unless `file` is a regular file of at most `maxBytes` (stat only: safe on FIFOs). */
@@ -56,9 +64,15 @@ export function requireRegularFile(file: string, maxBytes = Number.MAX_SAFE_INTE
   try {
     st = fs.statSync(file, { throwIfNoEntry: false });
   } catch (e) {
-    throw new ModelFileError('io_error', file, `cannot read (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ELOOP') throw new ModelFileError('not_a_file', file, 'a symbolic link loop (ELOOP)');
+    throw new ModelFileError('io_error', file, `cannot read (${code ?? String(e)})`);
   }
-  if (!st) throw new ModelFileError('not_found', file, 'missing');
+  if (!st) {
+    const link = fs.lstatSync(file, { throwIfNoEntry: false })?.isSymbolicLink();
+    if (link) throw new ModelFileError('not_a_file', file, `a symbolic link to a missing file (${fs.readlinkSync(file)})`);
+    throw new ModelFileError('not_found', file, 'missing');
+  }
   checkStat(file, st, maxBytes);
   return st;
 }

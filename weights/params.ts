@@ -129,11 +129,27 @@ export function isIgnoredTensor(name: string): boolean {
   return /^embeddings\.position_ids$/.test(name) || /^cls\./.test(name);
 }
 
+/** Problems a ParamsError lists one by one; the rest are counted ("... and N more"). */
+export const MAX_LISTED_PROBLEMS = 20;
+
 export class ParamsError extends Error {
-  constructor(readonly source: string, readonly problems: string[]) {
-    super(`${source}: the weights do not match the config (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n  ${problems.join('\n  ')}`);
+  /** `problems`: the first MAX_LISTED_PROBLEMS; `unlisted`: how many more there were. */
+  constructor(readonly source: string, readonly problems: string[], readonly unlisted = 0) {
+    const total = problems.length + unlisted;
+    const more = unlisted ? `\n  ... and ${unlisted} more` : '';
+    super(`${source}: the weights do not match the config (${total} problem${total === 1 ? '' : 's'}):\n  ${problems.join('\n  ')}${more}`);
     this.name = 'ParamsError';
   }
+}
+
+/** The encoder layer indexes the checkpoint's (prefix-stripped) names hold: `encoder.layer.{i}.`. */
+function layerIndexes(names: Iterable<string>): Set<string> {
+  const out = new Set<string>();
+  for (const n of names) {
+    const m = /^encoder\.layer\.(\d+)\./.exec(n);
+    if (m) out.add(m[1]);
+  }
+  return out;
 }
 
 /** Describes how the checkpoint's names map onto BertModel names. */
@@ -156,7 +172,18 @@ export function planParams(ckpt: Pick<Checkpoint, 'tensors'>, c: BertConfig, sou
   const prefix = prefixed > 0 && prefixed >= names.filter((n) => !isIgnoredTensor(n)).length / 2 ? 'bert.' : '';
   const strip = (n: string) => (prefix && n.startsWith(prefix) ? n.slice(prefix.length) : n);
   const byName = new Map(names.map((n) => [strip(n), n]));
+  // Before any name is made from the config: a num_hidden_layers the file cannot hold is one
+  // problem, not a list (and a build) of millions of missing names.
+  const layers = layerIndexes(byName.keys()).size;
+  if (c.numHiddenLayers > layers) {
+    throw new ParamsError(source, [`config.json num_hidden_layers is ${c.numHiddenLayers}, but the weights hold ${layers} encoder layer${layers === 1 ? '' : 's'} (${prefix}encoder.layer.N.*)`]);
+  }
   const problems: string[] = [];
+  let unlisted = 0;
+  const problem = (p: () => string) => {
+    if (problems.length < MAX_LISTED_PROBLEMS) problems.push(p());
+    else unlisted++;
+  };
   const expected = expectedTensors(c);
   const hasPooler = byName.has('pooler.dense.weight') || byName.has('pooler.dense.bias');
   const dtypes = new Set<string>();
@@ -164,16 +191,16 @@ export function planParams(ckpt: Pick<Checkpoint, 'tensors'>, c: BertConfig, sou
   for (const e of expected) {
     const stored = byName.get(e.name);
     if (stored === undefined) {
-      if (!e.optional || hasPooler) problems.push(`missing tensor '${prefix}${e.name}' (expected shape [${e.shape}])`);
+      if (!e.optional || hasPooler) problem(() => `missing tensor '${prefix}${e.name}' (expected shape [${e.shape}])`);
       continue;
     }
     const info = ckpt.tensors.get(stored)!;
     dtypes.add(info.dtype);
     if (!['F32', 'F16', 'BF16'].includes(info.dtype)) {
-      problems.push(`tensor '${stored}' has dtype ${info.dtype}; weights must be F32, F16 or BF16`);
+      problem(() => `tensor '${stored}' has dtype ${info.dtype}; weights must be F32, F16 or BF16`);
     }
     if (info.shape.length !== e.shape.length || info.shape.some((d, i) => d !== e.shape[i])) {
-      problems.push(`tensor '${stored}' has shape [${info.shape}], expected [${e.shape}]`);
+      problem(() => `tensor '${stored}' has shape [${info.shape}], expected [${e.shape}]`);
     }
     parameterCount += e.shape.reduce((a, b) => a * b, 1);
   }
@@ -182,9 +209,9 @@ export function planParams(ckpt: Pick<Checkpoint, 'tensors'>, c: BertConfig, sou
   for (const [name, stored] of byName) {
     if (known.has(name)) continue;
     if (isIgnoredTensor(name)) skipped.push(stored);
-    else problems.push(`unexpected tensor '${stored}' (not part of a BertModel with ${c.numHiddenLayers} layers)`);
+    else problem(() => `unexpected tensor '${stored}' (not part of a BertModel with ${c.numHiddenLayers} layers)`);
   }
-  if (problems.length) throw new ParamsError(source, problems);
+  if (problems.length) throw new ParamsError(source, problems, unlisted);
   return { prefix, hasPooler, skipped, dtypes: [...dtypes].sort(), parameterCount };
 }
 

@@ -14,7 +14,7 @@ import {
 import { EMBED_FORMATS, EmbedFormat, embeddingWriter, RunSettings } from '../embedding-writers';
 import { toolVersion } from '../format';
 import { chunked } from '../input';
-import { checkWritableFolder, outputConflict, removeStaleTempFiles } from '../output';
+import { checkWritableFolder, isStdout, outputConflict, removeStaleTempFiles } from '../output';
 import { addShardOptions, shardLabel, ShardOptions } from '../shard';
 import { EmbedShard } from '../shard-embed';
 import { addInputOptions, inputSource, InputOptions } from '../sources';
@@ -88,6 +88,7 @@ function runSettings(m: EmbeddingModel, o: EmbedOptions): RunSettings {
     pooling: o.pooling ?? m.bert.defaultPooling,
     normalize: o.normalize,
     max_length: o.maxLength ?? m.maxLength,
+    batch_size: o.batchSize,
     dim: m.config.hiddenSize,
     tool: toolVersion(),
   };
@@ -95,7 +96,7 @@ function runSettings(m: EmbeddingModel, o: EmbedOptions): RunSettings {
 
 async function embed(texts: string[], o: EmbedOptions, cmd: Command): Promise<void> {
   const r = Reporter.from(o);
-  if (o.output === '-') o.output = undefined; // '-' is stdout
+  if (o.output !== undefined && isStdout(o.output)) o.output = undefined; // '-', /dev/stdout: stdout
   const format = resolveFormat(o);
   if ((format === 'npy' || format === 'safetensors') && !o.output && process.stdout.isTTY) {
     usageError(cmd, `--format ${format} is binary: give --output FILE, or redirect stdout`);
@@ -116,7 +117,7 @@ async function embed(texts: string[], o: EmbedOptions, cmd: Command): Promise<vo
     usageError(cmd, `--max-length ${o.maxLength} exceeds the model's ${m.config.maxPositionEmbeddings} positions`);
   }
   const settings = runSettings(m, o);
-  shard?.start();
+  shard?.start().forEach((f) => r.note(`removed ${f}, left by a run that was killed`));
   const writer = embeddingWriter(format, o.output, settings, { replace: !!o.force, lines: o.onError === 'skip' });
   const tally = new WarningTally();
   // Counting a file's lines costs a read of it: only when a bar may be shown.

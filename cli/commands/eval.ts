@@ -19,7 +19,7 @@ import {
   ModelOptions, modelLabel, openModel, Reporter, usageError,
 } from '../common';
 import { toolVersion } from '../format';
-import { checkWritableFolder, outputConflict, removeStaleTempFiles, textSink } from '../output';
+import { checkWritableFolder, isStdout, outputConflict, removeStaleTempFiles, textSink } from '../output';
 import { addShardOptions, ShardOptions } from '../shard';
 import { evalShardCheck, runEvalShard } from '../shard-eval';
 import { WarningTally } from '../warnings';
@@ -123,7 +123,7 @@ async function runEval(o: EvalOptions, cmd: Command): Promise<void> {
   const shard = evalShardCheck(o, cmd);
   if (shard) return runEvalShard(o, shard, path.resolve(o.cache || defaultEvalCacheDir()));
   const r = Reporter.from(o);
-  if (o.output === '-') o.output = undefined; // '-' is stdout
+  if (o.output !== undefined && isStdout(o.output)) o.output = undefined; // '-', /dev/stdout: stdout
   const format = resolveFormat(o);
   if (o.output) {
     const conflict = outputConflict(o.output, !!o.force);

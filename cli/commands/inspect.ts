@@ -20,7 +20,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import {
   AblationMode, allHookNames, AttentionViewData, attentionViewFromPatterns, backendInfo, blockHook, defaultHookNames, describeBackendInfo,
   EmbeddingModel, HeadIntervention, HeadRef, headIntervention, hookMatcher, HookName, InspectError, layerwiseSimilarity, LayerwiseSimilarity,
-  PackedInput, packPadded, packSequences, paddedLayout, parseHeadList, parseHookName, Prefix, renderAttentionHtml, toBertvizJson, writeSafetensorsStreaming,
+  PackedInput, packPadded, packSequences, paddedLayout, parseHeadList, parseHookName, Prefix, renderAttentionHtml, toBertvizJson, writeSafetensorsStreamingTo,
 } from '../../index';
 import {
   addBackendOptions, addGeneralOptions, addModelOptions, BackendOptions, GeneralOptions, intArg, ModelOptions, modelLabel,
@@ -404,7 +404,14 @@ function writeOutputs(run: InspectRun, out: OutputKind): void {
   switch (out.kind) {
     case 'safetensors': {
       const byName = new Map(run.tensors.map((t) => [t.name, t]));
-      writeSafetensorsStreaming(out.file, run.tensors.map((t) => ({ name: t.name, dtype: 'F32', shape: t.shape })), (name) => byName.get(name)!.data(), run.metadata);
+      const file = new AtomicFile(out.file); // a device or FIFO is written in place, never renamed over
+      try {
+        writeSafetensorsStreamingTo(out.file, run.tensors.map((t) => ({ name: t.name, dtype: 'F32', shape: t.shape })), (name) => byName.get(name)!.data(), run.metadata, (bytes) => file.write(bytes));
+        file.commit();
+      } catch (e) {
+        file.abort();
+        throw e;
+      }
       break;
     }
     case 'npy':

@@ -9,7 +9,7 @@ import { BertTokenizer, Encoding, resolveModel } from '../../index';
 import { addGeneralOptions, addModelOptions, downloadProgress, GeneralOptions, intArg, ModelOptions, Reporter, usageError } from '../common';
 import { renderTable } from '../format';
 import { chunked, InputRecord } from '../input';
-import { checkWritableFolder, outputConflict, removeStaleTempFiles, textSink } from '../output';
+import { checkWritableFolder, isStdout, outputConflict, removeStaleTempFiles, textSink } from '../output';
 import { addInputOptions, inputSource, InputOptions } from '../sources';
 
 interface TokenizeOptions extends ModelOptions, GeneralOptions, InputOptions {
@@ -78,7 +78,7 @@ function encodingTable(e: Encoding, r: InputRecord): string {
 
 async function tokenize(texts: string[], o: TokenizeOptions, cmd: Command): Promise<void> {
   const r = Reporter.from(o);
-  if (o.output === '-') o.output = undefined; // '-' is stdout
+  if (o.output !== undefined && isStdout(o.output)) o.output = undefined; // '-', /dev/stdout: stdout
   if (o.output) {
     const conflict = outputConflict(o.output, !!o.force);
     if (conflict) usageError(cmd, conflict);

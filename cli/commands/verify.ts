@@ -59,6 +59,11 @@ async function verify(o: VerifyOptions): Promise<void> {
   }
 }
 
+/** The first names of a list, and how many more: a header may hold a million of them. */
+function listed(names: string[], max = 20): string {
+  return names.length <= max ? names.join(', ') : `${names.slice(0, max).join(', ')} and ${names.length - max} more`;
+}
+
 /** Every check, in the order a load would hit them; returns [label, value] rows. */
 function check(dir: string, r: Reporter): string[][] {
   const config = readBertConfig(dir);
@@ -71,8 +76,9 @@ function check(dir: string, r: Reporter): string[][] {
   try {
     plan = planParams(ckpt, config, dir);
     // Read every used tensor once: readF32 throws on NaN/Inf (naming the tensor and element).
+    const skipped = new Set(plan.skipped);
     for (const name of ckpt.tensors.keys()) {
-      if (plan.skipped.includes(name)) continue;
+      if (skipped.has(name)) continue;
       ckpt.readF32(name);
     }
   } finally {
@@ -84,7 +90,7 @@ function check(dir: string, r: Reporter): string[][] {
   return [
     ['files', `${files.join(', ')}`],
     ['weights', `${ckpt.files.length} file${ckpt.files.length === 1 ? '' : 's'}, ${(bytes / 1e6).toFixed(1)} MB`],
-    ['tensors', `${ckpt.tensors.size - plan.skipped.length} used (${plan.dtypes.join(', ')})${plan.skipped.length ? `, skipped ${plan.skipped.join(', ')}` : ''}${plan.prefix ? `, names prefixed '${plan.prefix}'` : ''}`],
+    ['tensors', `${ckpt.tensors.size - plan.skipped.length} used (${plan.dtypes.join(', ')})${plan.skipped.length ? `, skipped ${listed(plan.skipped)}` : ''}${plan.prefix ? `, names prefixed '${plan.prefix}'` : ''}`],
     ['parameters', plan.parameterCount.toLocaleString('en-US')],
     ['shape', `${c.numHiddenLayers} layers, hidden ${c.hiddenSize}, ${c.numAttentionHeads} heads, FFN ${c.intermediateSize}, ${c.hiddenAct}, ${c.maxPositionEmbeddings} positions`],
     ['pooler', plan.hasPooler ? 'yes (pooler.dense)' : 'no'],

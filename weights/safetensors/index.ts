@@ -21,5 +21,5 @@ export type { ParsedHeader, TensorInfo } from './header';
 export { firstNonFinite, SafetensorsFile } from './reader';
 export type { ReadF32Options } from './reader';
 export { bf16BitsToF32, f16BitsToF32, f32ToBF16Bits, f32ToF16Bits } from './half';
-export { planLayout, writeSafetensors, writeSafetensorsStreaming } from './writer';
+export { planLayout, writeSafetensors, writeSafetensorsStreaming, writeSafetensorsStreamingTo, writeSafetensorsTo } from './writer';
 export type { TensorEntry, TensorToWrite } from './writer';

@@ -52,24 +52,13 @@ export function writeSafetensorsStreaming(
   produce: (name: string) => TensorData | Uint8Array,
   metadata?: Record<string, string>,
 ): void {
-  assertLittleEndianHost(path);
   const layout = planLayout(path, entries, metadata);
   const tmp = nodePath.join(nodePath.dirname(path), `.${nodePath.basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   let fd: number | undefined;
   try {
     fd = fs.openSync(tmp, 'wx');
-    const prefix = new Uint8Array(8);
-    new DataView(prefix.buffer).setBigUint64(0, BigInt(layout.header.length), true);
-    writeAll(fd, prefix, path);
-    writeAll(fd, layout.header, path);
-    for (const t of layout.tensors) {
-      const bytes = tensorBytes(path, t, produce(t.name));
-      const want = t.dataOffsets[1] - t.dataOffsets[0];
-      if (bytes.length !== want) {
-        throw new SafetensorsError('size_mismatch', path, `${t.dtype} [${t.shape.join(', ')}] needs ${want} bytes, got ${bytes.length}`, t.name);
-      }
-      writeAll(fd, bytes, path, t.name);
-    }
+    const out = fd;
+    writeLayout(path, layout, produce, (bytes, tensor) => writeAll(out, bytes, path, tensor));
     fs.fsyncSync(fd);
     fs.closeSync(fd);
     fd = undefined;
@@ -78,6 +67,48 @@ export function writeSafetensorsStreaming(
     if (fd !== undefined) fs.closeSync(fd);
     fs.rmSync(tmp, { force: true });
     throw isErrnoError(e) ? ioError(path, e, 'writing') : e;
+  }
+}
+
+/**
+ * The bytes of a safetensors file, in order, to `write` (for a caller that owns the file: the
+ * CLI's outputs, which must not be renamed over). `path` names the file in errors.
+ */
+export function writeSafetensorsTo(
+  path: string,
+  tensors: Record<string, TensorToWrite>,
+  metadata: Record<string, string> | undefined,
+  write: (bytes: Uint8Array, tensor?: string) => void,
+): void {
+  const map = new Map(Object.entries(tensors));
+  const entries = [...map].map(([name, t]) => ({ name, dtype: t.dtype, shape: t.shape, byteLength: t.data?.byteLength }));
+  writeSafetensorsStreamingTo(path, entries, (name) => map.get(name)!.data, metadata, write);
+}
+
+/** writeSafetensorsStreaming's bytes to `write` (see writeSafetensorsTo). */
+export function writeSafetensorsStreamingTo(
+  path: string,
+  entries: readonly TensorEntry[],
+  produce: (name: string) => TensorData | Uint8Array,
+  metadata: Record<string, string> | undefined,
+  write: (bytes: Uint8Array, tensor?: string) => void,
+): void {
+  writeLayout(path, planLayout(path, entries, metadata), produce, write);
+}
+
+function writeLayout(path: string, layout: Layout, produce: (name: string) => TensorData | Uint8Array, write: (bytes: Uint8Array, tensor?: string) => void): void {
+  assertLittleEndianHost(path);
+  const prefix = new Uint8Array(8);
+  new DataView(prefix.buffer).setBigUint64(0, BigInt(layout.header.length), true);
+  write(prefix);
+  write(layout.header);
+  for (const t of layout.tensors) {
+    const bytes = tensorBytes(path, t, produce(t.name));
+    const want = t.dataOffsets[1] - t.dataOffsets[0];
+    if (bytes.length !== want) {
+      throw new SafetensorsError('size_mismatch', path, `${t.dtype} [${t.shape.join(', ')}] needs ${want} bytes, got ${bytes.length}`, t.name);
+    }
+    write(bytes, t.name);
   }
 }
 
