@@ -33,7 +33,7 @@ PIP_RETRIES ?= 0
 # The model card's texts, as arguments for `e5 similarity`.
 CARD_ARGS = $(shell node -e 'const c=require("./$(CARD)");const q=s=>"\x27"+s.replace(/\x27/g,"\x27\\\x27\x27")+"\x27";console.log([...c.queries.map(x=>"--query "+q(x)),...c.passages.map(x=>"--passage "+q(x))].join(" "))')
 
-.PHONY: all install build native demo demo-random test test-cpu test-tensorflow reference-env parity parity-large golden bench bench-tokenizer large-model clean
+.PHONY: all install build native demo demo-random test test-cpu test-tensorflow reference-env parity parity-large golden bench bench-inspect bench-tokenizer large-model clean
 
 all: build
 
@@ -122,6 +122,11 @@ parity-large: build $(LARGE_DIR)/model.safetensors $(REFERENCE_DEP)
 
 bench: build $(LARGE_DIR)/model.safetensors $(REFERENCE_DEP)
 	$(TS_NODE) bench/run.ts --model $(LARGE_DIR) --python $(abspath $(REFERENCE_PYTHON)) $(BENCH_ARGS)
+
+# Issue 22's targets: e5 inspect vs e5 embed over 32 passages (whole processes), and a compiled
+# forward with a head ablated vs plain (make build first: bin/e5 runs dist/).
+bench-inspect: build $(LARGE_DIR)/model.safetensors
+	$(TS_NODE) bench/inspect.ts --model $(LARGE_DIR) $(BENCH_ARGS)
 
 bench-tokenizer: install
 	$(TS_NODE) bench/tokenizer.ts
