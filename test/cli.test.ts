@@ -98,6 +98,8 @@ describe('e5 CLI: usage and help', () => {
     assert.equal(help.code, 0, help.stderr);
     assert.match(help.stdout, /Usage: e5 embed/);
     assert.match(help.stdout, /\$ e5 embed --prefix query/);
+    // scale-out settings every shard must share are listed, not hidden
+    assert.match(help.stdout, /--chunk-size <n>\s+inputs per library call, and per --shard block:\s+keep it the same/);
     const version = await e5(['--version']);
     assert.equal(version.code, 0);
     const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8'));

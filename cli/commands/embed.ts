@@ -49,7 +49,7 @@ export function register(program: Command): Command {
     .addOption(new Option('-f, --format <fmt>', 'output format (default: from the --output extension, else jsonl)').choices([...EMBED_FORMATS]))
     .option('-o, --output <file>', "write to FILE (via a temp file, renamed when complete) instead of stdout ('-' = stdout)")
     .option('--force', 'replace an existing --output file')
-    .addOption(new Option('--chunk-size <n>', 'inputs per library call (and per --shard block)').argParser(intArg(1)).default(256).hideHelp());
+    .addOption(new Option('--chunk-size <n>', 'inputs per library call, and per --shard block: keep it the same in every shard of a job').argParser(intArg(1)).default(256));
   addShardOptions(cmd);
   addModelOptions(cmd);
   addBackendOptions(cmd);
@@ -62,8 +62,10 @@ Output (jsonl, one line per input): {"index": 0, "id": "...", "n_tokens": 12, "t
   safetensors: tensor "embeddings" [N, dim] with the run settings, ids and n_tokens in __metadata__.
 
 Scale-out: with --shard I/N (or inside a Slurm job array / Kubernetes Indexed Job) only blocks
-b = I, I+N, I+2N... of 256 inputs are embedded, into --output (jsonl, npy or safetensors) plus a
-sidecar FILE.shard.json; 'e5 merge --output ALL SHARD_FILES...' joins them in input order.
+b = I, I+N, I+2N... of --chunk-size inputs are embedded, into --output (jsonl, npy or safetensors)
+plus a sidecar FILE.shard.json; 'e5 merge --output ALL SHARD_FILES...' joins them in input order.
+Every shard of a job needs the same model, input, --chunk-size, --prefix, --pooling, --max-length,
+--backend (and environment: E5_SHARD_COUNT): a rerun of a task too (deploy/README.md).
 
 Examples:
   $ e5 embed --prefix query "how much protein should a female eat"
