@@ -4,6 +4,7 @@
 #   make native         make @tensorflow/tfjs-node (the native 'tensorflow' backend) work here, offline too
 #   make test           install, build, make native (where it can), run the whole suite (wasm), then the
 #                       engine/parity/hook/inspection/CLI suites on tensorflow and the engine suites on cpu
+#   make test-deploy    deploy/slurm run for real on a one-node Slurm cluster (Slurm and munge from apt)
 #   make reference-env  the Python reference stack (torch CPU, transformers, sentence-transformers) in
 #                       .cache/reference-env, pinned in test/parity/requirements.txt; made once, re-made when the pins change
 #   make parity         regenerate models + transformers references live and compare
@@ -84,6 +85,12 @@ test-tensorflow: install
 # Everything must pass on the cpu backend too: the engine suites once more on it.
 test-cpu: install
 	E5_TEST_BACKEND=cpu $(NODE_BIN)/mocha test/engine.test.ts test/engine-parity.test.ts test/heap.test.ts
+
+# deploy/slurm on a real one-node Slurm cluster started under a temp folder (scripts/test-deploy.sh):
+# installs Slurm and munge from apt where missing (skipped, saying so, where it cannot), ~1 min.
+.PHONY: test-deploy
+test-deploy: build
+	@bash scripts/test-deploy.sh
 
 $(LARGE_DIR)/model.safetensors: | install
 	$(TS_NODE) devtools/generate-model.ts --preset large --sentence-transformers mean --out $(LARGE_DIR)
