@@ -82,14 +82,14 @@ before(function () {
 describe('e5 CLI: usage and help', () => {
   it('every command has --help with a real example of itself', () => {
     const program = buildProgram();
-    assert.deepEqual(program.commands.map((c) => c.name()).sort(), ['embed', 'eval', 'inspect', 'merge', 'parity', 'similarity', 'tokenize', 'verify']);
+    assert.deepEqual(program.commands.map((c) => c.name()).sort(), ['embed', 'eval', 'inspect', 'merge', 'native', 'parity', 'similarity', 'tokenize', 'verify']);
     for (const cmd of program.commands) {
       let text = '';
       cmd.configureOutput({ writeOut: (s) => (text += s), writeErr: (s) => (text += s) });
       cmd.outputHelp();
       assert.match(text, new RegExp(`\\$ e5 ${cmd.name()} `), `${cmd.name()} --help shows an example`);
-      // merge joins files and loads no model
-      if (cmd.name() !== 'merge') assert.match(text, /--model/, `${cmd.name()} --help lists --model`);
+      // merge joins files and native installs a backend: no model
+      if (!['merge', 'native'].includes(cmd.name())) assert.match(text, /--model/, `${cmd.name()} --help lists --model`);
     }
   });
 
