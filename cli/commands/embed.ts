@@ -122,8 +122,7 @@ async function embed(texts: string[], o: EmbedOptions, cmd: Command): Promise<vo
   const writer = embeddingWriter(format, o.output, settings, { replace: !!o.force, lines: o.onError === 'skip' });
   const tally = new WarningTally();
   // Counting a file's lines costs a read of it: only when a bar may be shown.
-  const mayShowBar = r.progressMode === 'on' || (r.progressMode === 'auto' && !!process.stderr.isTTY);
-  const all = mayShowBar ? await source.total() : undefined;
+  const all = r.mayShowBar() ? await source.total() : undefined;
   const total = shard ? shard.owned(all) : all;
   const bar = r.progress('embed', total, total === undefined ? undefined : Math.ceil(total / o.batchSize));
   let done = 0;
