@@ -46,7 +46,7 @@ export function register(program: Command): Command {
     .option('--no-normalize', 'do not L2-normalise the embeddings')
     .addOption(new Option('--max-length <n>', "truncate each input to N tokens incl. [CLS] and [SEP] (default: the model's limit, 512)").argParser(intArg(2)))
     .addOption(new Option('--batch-size <n>', 'rows per forward pass').argParser(intArg(1)).default(32))
-    .addOption(new Option('-f, --format <fmt>', 'output format (default: from the --output extension, else jsonl)').choices([...EMBED_FORMATS]))
+    .addOption(new Option('-f, --format <fmt>', 'output format (default: from the --output extension, which must be one of .jsonl .ndjson .json .npy .safetensors; jsonl on stdout)').choices([...EMBED_FORMATS]))
     .option('-o, --output <file>', "write to FILE (via a temp file, renamed when complete) instead of stdout ('-' = stdout)")
     .option('--force', 'replace an existing --output file')
     .addOption(new Option('--chunk-size <n>', 'inputs per library call, and per --shard block: keep it the same in every shard of a job').argParser(intArg(1)).default(256));
@@ -74,8 +74,15 @@ Examples:
   return cmd.action((texts: string[], o: EmbedOptions, c: Command) => embed(texts, o, c));
 }
 
-function resolveFormat(o: EmbedOptions): EmbedFormat {
-  return o.format ?? (o.output ? EXTENSION_FORMATS[path.extname(o.output).toLowerCase()] : undefined) ?? 'jsonl';
+/** --format, else the --output extension's, else jsonl (stdout); an --output whose extension says no format is a usage error. */
+function resolveFormat(o: EmbedOptions, cmd: Command): EmbedFormat {
+  if (o.format) return o.format;
+  if (!o.output) return 'jsonl';
+  const byExtension = EXTENSION_FORMATS[path.extname(o.output).toLowerCase()];
+  if (!byExtension) {
+    usageError(cmd, `--output ${o.output}: the extension names no format (${Object.keys(EXTENSION_FORMATS).join(', ')}); rename it or give --format`);
+  }
+  return byExtension;
 }
 
 /** What this run used, as JSON and safetensors outputs record it. */
@@ -98,7 +105,7 @@ function runSettings(m: EmbeddingModel, o: EmbedOptions): RunSettings {
 async function embed(texts: string[], o: EmbedOptions, cmd: Command): Promise<void> {
   const r = Reporter.from(o);
   if (o.output === '-') o.output = undefined; // '-' is stdout
-  const format = resolveFormat(o);
+  const format = resolveFormat(o, cmd);
   if ((format === 'npy' || format === 'safetensors') && !o.output && process.stdout.isTTY) {
     usageError(cmd, `--format ${format} is binary: give --output FILE, or redirect stdout`);
   }

@@ -7,7 +7,7 @@
 import { Command, Option } from 'commander';
 import { backendInfo } from '../../index';
 import {
-  addBackendOptions, addGeneralOptions, addModelOptions, BackendOptions, GeneralOptions, intArg, ModelOptions,
+  addBackendOptions, addGeneralOptions, addModelOptions, BackendOptions, describeBackend, GeneralOptions, intArg, ModelOptions,
   modelLabel, numberArg, openModel, Reporter,
 } from '../common';
 import { fmtNumber, renderTable, truncateLabel } from '../format';
@@ -53,6 +53,7 @@ ${CARD_EXAMPLE}`);
 
 async function similarity(o: SimilarityOptions): Promise<void> {
   const r = Reporter.from(o);
+  const t0 = performance.now();
   const m = await openModel(o, { embeddingOnly: true });
   const tally = new WarningTally();
   const run = async (texts: string[], prefix: 'query' | 'passage') => {
@@ -65,6 +66,8 @@ async function similarity(o: SimilarityOptions): Promise<void> {
   const p = await run(o.passage, 'passage');
   const scores = scoreMatrix(q, p, o.scale);
   tally.messages().forEach((w) => r.warn(w));
+  const n = (k: number, one: string, many: string) => `${k} ${k === 1 ? one : many}`;
+  r.note(`scored ${n(o.query.length, 'query', 'queries')} × ${n(o.passage.length, 'passage', 'passages')} with ${modelLabel(m)} on ${describeBackend(backendInfo())} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 
   if (o.format === 'json') {
     process.stdout.write(JSON.stringify({
