@@ -5,7 +5,8 @@ export { initBackend, backendInfo, currentRuntime, installedBackends, BACKEND_NA
 export type { BackendInfo, BackendName, BackendOptions, Runtime } from './engine/backend';
 export type { Ops, AttentionInput } from './engine/ops';
 export { loadModel, EmbeddingModel, planBatches, looksLikeE5, PREFIXES } from './e5/model';
-export type { EmbedOptions, EmbedResult, LoadModelOptions, ModelInfo, Prefix } from './e5/model';
+export type { EmbedOptions, EmbedResult, LoadModelOptions, ModelInfo, Prefix, SimilarityOptions, SimilarityResult } from './e5/model';
+export { cosineSimilarity, similarityMatrix } from './e5/similarity';
 export { checkFolderAgreement, FolderAgreementError } from './e5/folder_checks';
 export { BertModel, ActivationCache } from './engine/model';
 export type { ForwardOptions, ForwardOutput } from './engine/model';

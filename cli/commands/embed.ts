@@ -40,7 +40,7 @@ export function register(program: Command): Command {
     .argument('[text...]', 'texts to embed (or --input)');
   addInputOptions(cmd);
   cmd
-    .addOption(new Option('--prefix <prefix>', "prepend 'query: ' or 'passage: ' to every input (e5 was trained with them)")
+    .addOption(new Option('--prefix <prefix>', "prepend 'query: ' or 'passage: ' to every input (e5 was trained with them); none: as given — embed cannot know a text's role (a symmetric task wants 'query: ' on both sides), so it adds none unless told and warns about e5 inputs with neither (e5 similarity knows the roles and adds both)")
       .choices(['query', 'passage', 'none']).default('none'))
     .addOption(new Option('--pooling <mode>', "pooling (default: the model's 1_Pooling/config.json, else mean)").choices(['mean', 'cls', 'max']))
     .option('--no-normalize', 'do not L2-normalise the embeddings')
