@@ -43,8 +43,16 @@ node_modules/.package-lock.json: package-lock.json package.json
 
 install: node_modules/.package-lock.json
 
-build: install
+# dist/ is remade only when a file it is built from changed (tsconfig.build.json's include, the
+# viewer's assets, the build itself): `make build` twice, or make demo after make test, compiles once.
+BUILD_INPUTS := $(shell node -e 'const t=require("fs").readFileSync("tsconfig.build.json","utf8").replace(/^\s*\/\/.*$$/gm,"");console.log(JSON.parse(t).include.join(" "))')
+BUILD_FILES := $(shell find $(BUILD_INPUTS) -name node_modules -prune -o -type f \( -name '*.ts' -o -name '*.js' -o -name '*.css' -o -name '*.html' \) -print) \
+  tsconfig.build.json tsconfig.json package.json devtools/build.ts inspect/viewer/tsconfig.json
+dist/cli/main.js: $(BUILD_FILES) | install
 	$(TS_NODE) devtools/build.ts
+	@touch $@
+
+build: dist/cli/main.js
 
 # Offline (the hub unreachable, nothing cached) the default model falls back to the generated
 # e5-large-shaped folder, saying so: the same pipeline, meaningless scores.

@@ -34,7 +34,7 @@ export function addModelOptions(cmd: Command): Command {
 /** --backend, --threads */
 export function addBackendOptions(cmd: Command): Command {
   return cmd
-    .addOption(new Option('--backend <name>', `tfjs backend: auto picks tensorflow, else wasm, else cpu (installed here: ${installedBackends().join(', ')}; tensorflow: npm install @tensorflow/tfjs-node, or make native)`)
+    .addOption(new Option('--backend <name>', `tfjs backend: auto picks tensorflow, else wasm, else cpu (installed here: ${installedBackends().join(', ')}; tensorflow: npm install @tensorflow/tfjs-node, or e5 native)`)
       .choices(['auto', ...BACKEND_NAMES]).default('auto'))
     .addOption(new Option('--threads <n>', 'threads (wasm: its thread pool; tensorflow: TensorFlow intra-op threads; default: all cores)').argParser(intArg(1)));
 }
