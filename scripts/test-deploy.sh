@@ -33,6 +33,8 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/e5-test-deploy.XXXXXX")
 started=()
 stop_daemons() {
   local code=$? pidfile pid
+  # jobs still running (a failure midway) end with the cluster: no task outlives this script
+  [ -n "${SLURM_CONF:-}" ] && [ -f "$SLURM_CONF" ] && scancel --quiet --user="$(id -un)" 2>/dev/null && sleep 1
   for pidfile in "${started[@]}"; do
     pid=$(cat "$pidfile" 2>/dev/null || true)
     [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
@@ -118,10 +120,11 @@ for (let i = 0; i < 3000; i++) console.log(Array.from({ length: 1 + Math.floor(r
 EMBED_ARGS="--chunk-size 100"
 EVAL_ARGS="--shard-size 2 --k 1,3"
 DATA=$REPO/test/fixtures/eval/tiny
+# (their stderr in single.log: TensorFlow's load lines show on a file without make native's dup() addon)
 # shellcheck disable=SC2086
-"$E5" embed -q --model "$T/model" --offline --input "$T/passages.txt" --prefix passage --progress off --output "$T/single.npy" $EMBED_ARGS
+"$E5" embed -q --model "$T/model" --offline --input "$T/passages.txt" --prefix passage --progress off --output "$T/single.npy" $EMBED_ARGS 2>>"$T/single.log"
 # shellcheck disable=SC2086
-"$E5" eval -q --model "$T/model" --offline --no-shard --data "$DATA" --cache "$T/single-cache" --progress off --output "$T/single.json" $EVAL_ARGS
+"$E5" eval -q --model "$T/model" --offline --no-shard --data "$DATA" --cache "$T/single-cache" --progress off --output "$T/single.json" $EVAL_ARGS 2>>"$T/single.log"
 
 # ---- the README's setup
 export E5_HOME=$REPO HF_HOME=$T/hf E5_MODEL=$T/model
