@@ -4,6 +4,8 @@
 # as the user running this, root in CI), exactly as deploy/README.md says, on a tiny generated model:
 #
 #   1. embed: submit.sh embed 3 (array + merge); embeddings.npy = one `e5 embed`, byte for byte;
+#      then a bare `sbatch --array=1 --export=ALL,E5_SHARD_COUNT=3 embed.sbatch` from another folder
+#      (logs there, redoes the array's part 1 exactly) and one without E5_SHARD_COUNT (refused);
 #   2. embed again, one task killed (SIGKILL) while it runs: the merge refuses and prints the rerun
 #      command; that command, run as printed, reruns the task and the merge: the same bytes again;
 #   3. eval on the BEIR fixture of the eval tests: submit.sh eval 3 (array + final eval), one task
@@ -152,6 +154,19 @@ wait_jobs "$array $merge"
 [ "$(job_state "$merge")" = COMPLETED ] || { cat logs/e5-merge-"$merge".log >&2; say "the merge did not complete"; exit 1; }
 same_bytes "$T/out/embed/embeddings.npy" "$T/single.npy"
 say "1. embed array + merge: embeddings.npy is the single run's, byte for byte"
+
+# 1b. a bare sbatch from another folder, as deploy/README.md shows for a rerun by hand: it logs to
+# slurm-<job>_<task>.out there (the scripts name no log folder that could be missing), and without
+# E5_SHARD_COUNT the task refuses to start rather than embed all of the input as shard 0/1
+mkdir -p "$T/elsewhere"
+bare=$(cd "$T/elsewhere" && E5_INPUT=$T/passages.txt E5_OUT=$T/out/bare E5_ARGS=$EMBED_ARGS sbatch --parsable --array=1 --export=ALL,E5_SHARD_COUNT=3 "$REPO/deploy/slurm/embed.sbatch")
+nocount=$(cd "$T/elsewhere" && E5_INPUT=$T/passages.txt E5_OUT=$T/out/bare E5_ARGS=$EMBED_ARGS sbatch --parsable --array=2 "$REPO/deploy/slurm/embed.sbatch")
+wait_jobs "${bare%%;*} ${nocount%%;*}"
+cmp "$T/out/bare/part-00001.npy" "$T/out/embed/part-00001.npy" || { say "a bare rerun of task 1 differs from the array's"; exit 1; }
+[ -e "$T/elsewhere/slurm-${bare%%;*}_1.out" ] || { say "no slurm-${bare%%;*}_1.out in the folder it was submitted from"; exit 1; }
+grep -q 'set E5_SHARD_COUNT to N' "$T/elsewhere/slurm-${nocount%%;*}_2.out" || { cat "$T/elsewhere/slurm-${nocount%%;*}_2.out" >&2; say "a task without E5_SHARD_COUNT did not refuse"; exit 1; }
+[ ! -e "$T/out/bare/part-00002.npy" ] || { say "a task without E5_SHARD_COUNT wrote a part"; exit 1; }
+say "1b. a bare sbatch from another folder logs there; task 1 of 3 redone by hand is the array's part; without E5_SHARD_COUNT a task refuses"
 
 # 2. embed, task 1 killed while it runs
 out=$(E5_INPUT=$T/passages.txt E5_OUT=$T/out/embed-kill E5_ARGS=$EMBED_ARGS "$REPO/deploy/slurm/submit.sh" embed 3)
