@@ -5,6 +5,7 @@
 #   make test           install, build, make native (where it can), run the whole suite (wasm), then the
 #                       engine/parity/hook/inspection/CLI suites on tensorflow (the parity ones twice: also on
 #                       oneDNN's AVX2 kernels) and the engine suites on cpu
+#   make test-deploy    deploy/slurm run for real on a one-node Slurm cluster (Slurm and munge from apt)
 #   make reference-env  the Python reference stack (torch CPU, transformers, sentence-transformers) in
 #                       .cache/reference-env, pinned in test/parity/requirements.txt; made once, re-made when the pins change
 #   make parity         regenerate models + transformers references live and compare
@@ -43,8 +44,16 @@ node_modules/.package-lock.json: package-lock.json package.json
 
 install: node_modules/.package-lock.json
 
-build: install
+# dist/ is remade only when a file it is built from changed (tsconfig.build.json's include, the
+# viewer's assets, the build itself): `make build` twice, or make demo after make test, compiles once.
+BUILD_INPUTS := $(shell node -e 'const t=require("fs").readFileSync("tsconfig.build.json","utf8").replace(/^\s*\/\/.*$$/gm,"");console.log(JSON.parse(t).include.join(" "))')
+BUILD_FILES := $(shell find $(BUILD_INPUTS) -name node_modules -prune -o -type f \( -name '*.ts' -o -name '*.js' -o -name '*.css' -o -name '*.html' \) -print) \
+  tsconfig.build.json tsconfig.json package.json devtools/build.ts inspect/viewer/tsconfig.json
+dist/cli/main.js: $(BUILD_FILES) | install
 	$(TS_NODE) devtools/build.ts
+	@touch $@
+
+build: dist/cli/main.js
 
 # Offline (the hub unreachable, nothing cached) the default model falls back to the generated
 # e5-large-shaped folder, saying so: the same pipeline, meaningless scores.
@@ -91,6 +100,12 @@ test-tensorflow: install
 # Everything must pass on the cpu backend too: the engine suites once more on it.
 test-cpu: install
 	E5_TEST_BACKEND=cpu $(NODE_BIN)/mocha test/engine.test.ts test/engine-parity.test.ts test/sublayer-parity.test.ts test/heap.test.ts
+
+# deploy/slurm on a real one-node Slurm cluster started under a temp folder (scripts/test-deploy.sh):
+# installs Slurm and munge from apt where missing (skipped, saying so, where it cannot), ~1 min.
+.PHONY: test-deploy
+test-deploy: build
+	@bash scripts/test-deploy.sh
 
 $(LARGE_DIR)/model.safetensors: | install
 	$(TS_NODE) devtools/generate-model.ts --preset large --sentence-transformers mean --out $(LARGE_DIR)

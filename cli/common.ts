@@ -6,7 +6,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import {
   BACKEND_NAMES, BackendName, DEFAULT_MODEL_ID, DownloadProgress, EmbeddingModel, initBackend, installedBackends, loadModel, maxThreads,
 } from '../index';
-import { downloadBar, Progress, ProgressMode } from './progress';
+import { barStream, downloadBar, Progress, ProgressMode } from './progress';
 
 export interface ModelOptions {
   model: string;
@@ -34,7 +34,7 @@ export function addModelOptions(cmd: Command): Command {
 /** --backend, --threads */
 export function addBackendOptions(cmd: Command): Command {
   return cmd
-    .addOption(new Option('--backend <name>', `tfjs backend: auto picks tensorflow, else wasm, else cpu (installed here: ${installedBackends().join(', ')}; tensorflow: npm install @tensorflow/tfjs-node, or make native)`)
+    .addOption(new Option('--backend <name>', `tfjs backend: auto picks tensorflow, else wasm, else cpu (installed here: ${installedBackends().join(', ')}; tensorflow: npm install @tensorflow/tfjs-node, or e5 native)`)
       .choices(['auto', ...BACKEND_NAMES]).default('auto'))
     .addOption(new Option('--threads <n>', `threads (wasm: its thread pool; tensorflow: TensorFlow intra-op threads; default and most: the cores, ${maxThreads()} here)`).argParser(intArg(1, maxThreads(), 'the cores of this machine')));
 }
@@ -90,9 +90,19 @@ export class Reporter {
     if (!this.quiet) this.err.write(`${message}\n`);
   }
 
-  /** A progress bar for `total` items in `batches` batches (a no-op unless wanted; see --progress). */
+  /** A progress bar for `total` items in `batches` batches (a no-op unless wanted; see --progress; -q: none unless --progress on). */
   progress(label: string, total: number | undefined, batches: number | undefined): Progress {
-    return Progress.create(this.progressMode, label, total, batches, this.err);
+    return Progress.create(this.barMode(), label, total, batches, this.err);
+  }
+
+  /** Whether a bar may be drawn at all (before counting what it would show). */
+  mayShowBar(): boolean {
+    const mode = this.barMode();
+    return mode === 'on' || (mode === 'auto' && barStream(this.err).tty);
+  }
+
+  private barMode(): ProgressMode {
+    return this.quiet && this.progressMode === 'auto' ? 'off' : this.progressMode;
   }
 }
 
@@ -116,7 +126,7 @@ export async function openModel(o: ModelOptions & BackendOptions & GeneralOption
 
 /** The hub download bar: --progress on/off, silenced by -q, else shown when stderr is a terminal. */
 export function downloadProgress(o: ModelOptions & GeneralOptions): false | ((p: DownloadProgress) => void) {
-  const show = o.progress === 'on' || (o.progress !== 'off' && !o.quiet && !!process.stderr.isTTY);
+  const show = o.progress === 'on' || (o.progress !== 'off' && !o.quiet && barStream(process.stderr).tty);
   return show && downloadBar(`Downloading ${o.model}`);
 }
 

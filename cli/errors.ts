@@ -34,7 +34,10 @@ export class InputDataError extends Error {
 const COMMANDER_OK = new Set(['commander.helpDisplayed', 'commander.version']);
 
 export function exitCodeFor(e: unknown): number {
-  if (e instanceof CommanderError) return COMMANDER_OK.has(e.code) ? EXIT_OK : EXIT_USAGE;
+  if (e instanceof CommanderError) {
+    // `e5 help embed` ends as 'commander.help' with exit code 0; `e5` alone shows help as an error (1 → usage)
+    return COMMANDER_OK.has(e.code) || (e.code === 'commander.help' && e.exitCode === 0) ? EXIT_OK : EXIT_USAGE;
+  }
   if (e instanceof CheckFailed) return EXIT_CHECK_FAILED;
   return EXIT_FAILURE;
 }

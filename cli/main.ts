@@ -11,7 +11,7 @@ import { removeTempFiles } from './output';
 export function buildProgram(): Command {
   const program = new Command('e5')
     .description('e5 text embeddings (intfloat/e5-large-unsupervised and other BERT models) on tfjs, with PyTorch parity tooling')
-    .version(toolVersion(), '-V, --version')
+    .version(toolVersion(), '-v, --version')
     .exitOverride()
     .showSuggestionAfterError()
     .configureOutput({ writeOut: (s) => process.stdout.write(s), writeErr: (s) => process.stderr.write(s), outputError: errorLine('e5') })
@@ -43,6 +43,8 @@ function errorLine(name: string): (s: string, write: (s: string) => void) => voi
 /** Run the CLI on `argv` and return the exit code (never throws). */
 export async function main(argv: string[] = process.argv): Promise<number> {
   const program = buildProgram();
+  // -V, the version flag of earlier releases (commander's default), still works
+  if (argv[2] === '-V') argv = [...argv.slice(0, 2), '--version', ...argv.slice(3)];
   let current: Command | undefined;
   program.hook('preAction', (_program, action) => {
     current = action;

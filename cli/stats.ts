@@ -1,25 +1,8 @@
 /**
- * The few numbers the CLI reports about tensors the library computed: a similarity matrix from
- * embeddings and per-tensor summaries (inspect). All accumulate in float64. (Parity's differences
- * come from the library's compareArrays, the one tolerance comparison.)
+ * The few numbers the CLI reports about tensors the library computed: per-tensor summaries
+ * (inspect), accumulated in float64. (Similarity scores are the library's similarityMatrix;
+ * parity's differences come from its compareArrays, the one tolerance comparison.)
  */
-
-/** cos(a, b) = a·b / (|a| |b|); 0 when either is the zero vector. */
-export function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  if (a.length !== b.length) throw new RangeError(`cosine of vectors of ${a.length} and ${b.length} values`);
-  let dot = 0, na = 0, nb = 0;
-  for (let i = 0; i < a.length; i++) {
-    dot += a[i] * b[i];
-    na += a[i] * a[i];
-    nb += b[i] * b[i];
-  }
-  return na === 0 || nb === 0 ? 0 : dot / Math.sqrt(na * nb);
-}
-
-/** scale × cosine for every (query, passage): the model card's `(q @ p.T) * 100` on normalized embeddings. */
-export function scoreMatrix(queries: ArrayLike<number>[], passages: ArrayLike<number>[], scale: number): number[][] {
-  return queries.map((q) => passages.map((p) => scale * cosine(q, p)));
-}
 
 export interface Summary {
   mean: number;

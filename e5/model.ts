@@ -19,6 +19,7 @@ import { packSequences } from '../engine/rows';
 import type { HeadIntervention } from '../engine/ops';
 import { checkEmbedArgs, checkLoadArgs } from './embed_options';
 import { checkFolderAgreement, sequenceLimit } from './folder_checks';
+import { similarityMatrix } from './similarity';
 
 export type Prefix = 'query' | 'passage' | 'none';
 export const PREFIXES: Record<Exclude<Prefix, 'none'>, string> = { query: 'query: ', passage: 'passage: ' };
@@ -60,7 +61,12 @@ export interface ModelInfo extends ResolvedModel {
 }
 
 export interface EmbedOptions {
-  /** Prepend `query: ` / `passage: ` (default 'none': texts are used as given). */
+  /**
+   * Prepend `query: ` / `passage: ` (default 'none': texts are used as given). embed() cannot know
+   * which role a text plays — a query, a passage, or either side of a symmetric task (e5 puts
+   * `query: ` on both there) — so it adds nothing unless told, and warns, for an e5 model, about
+   * texts that carry neither prefix. similarity() knows the roles and adds both by default.
+   */
   prefix?: Prefix;
   pooling?: PoolingMode;
   /** L2-normalise (default true). */
@@ -83,12 +89,29 @@ export interface EmbedOptions {
 }
 
 export interface EmbedResult {
+  /** One vector per text, in input order: each a view of its row of `matrix`. */
   embeddings: Float32Array[];
+  /** Every embedding in one row-major [texts, dim] array (what numpy, a GEMM or a vector index takes). */
+  matrix: Float32Array;
   nTokens: number[];
   truncated: boolean[];
   warnings: string[];
   backend: BackendInfo;
   dim: number;
+}
+
+export interface SimilarityOptions extends Omit<EmbedOptions, 'prefix'> {
+  /** scores = scale × cosine (default 100, as the model card). */
+  scale?: number;
+  /** 'auto' (default): `query: ` on the queries, `passage: ` on the passages; 'none': texts as given. */
+  prefix?: 'auto' | 'none';
+}
+
+export interface SimilarityResult {
+  /** scores[i][j]: query i against passage j. */
+  scores: number[][];
+  queries: EmbedResult;
+  passages: EmbedResult;
 }
 
 export class EmbeddingModel {
@@ -142,7 +165,9 @@ export class EmbeddingModel {
     const nTruncated = encodings.filter((e) => e.truncated).length;
     if (nTruncated) warn(`${nTruncated} input${nTruncated === 1 ? ' was' : 's were'} truncated to ${maxLength} tokens`);
 
-    const embeddings = new Array<Float32Array>(texts.length);
+    const D = this.config.hiddenSize;
+    const matrix = new Float32Array(texts.length * D);
+    const embeddings = Array.from({ length: texts.length }, (_, i) => matrix.subarray(i * D, (i + 1) * D));
     const batches = planBatches(encodings, opts.batchSize ?? 32, opts.maxBatchTokens ?? 8192);
     let done = 0;
     for (const batch of batches) {
@@ -153,8 +178,7 @@ export class EmbeddingModel {
       try {
         const vectors = (opts.normalize ?? true ? out.embedding : out.pooled);
         const data = await vectors.data() as Float32Array;
-        const D = vectors.shape[1];
-        batch.forEach((orig, r) => (embeddings[orig] = data.slice(r * D, (r + 1) * D)));
+        batch.forEach((orig, r) => embeddings[orig].set(data.subarray(r * D, (r + 1) * D)));
       } finally {
         out.dispose();
       }
@@ -163,12 +187,26 @@ export class EmbeddingModel {
     }
     return {
       embeddings,
+      matrix,
       nTokens: encodings.map((e) => e.nTokens),
       truncated: encodings.map((e) => e.truncated),
       warnings,
       backend: this.bert.runtime.info,
       dim: this.config.hiddenSize,
     };
+  }
+
+  /**
+   * The model card's experiment: `queries` embedded with `query: `, `passages` with `passage: `
+   * (prefix 'none': as given), and scale × cosine for every pair (scale default 100, the card's).
+   * Each side is one embed() call, so its vectors are the ones embed() gives those texts.
+   */
+  async similarity(queries: string[], passages: string[], opts: SimilarityOptions = {}): Promise<SimilarityResult> {
+    const { scale = 100, prefix = 'auto', ...embedOpts } = opts;
+    if (prefix !== 'auto' && prefix !== 'none') throw new TypeError(`similarity(): prefix must be 'auto' or 'none', got ${JSON.stringify(prefix)}`);
+    const q = await this.embed(queries, { ...embedOpts, prefix: prefix === 'auto' ? 'query' : 'none' });
+    const p = await this.embed(passages, { ...embedOpts, prefix: prefix === 'auto' ? 'passage' : 'none' });
+    return { scores: similarityMatrix(q.embeddings, p.embeddings, scale), queries: q, passages: p };
   }
 
   /** Free the weights; embed() then throws. Safe to call twice. */

@@ -14,10 +14,13 @@ export interface Progress {
 const SILENT: Progress = { start() {}, update() {}, stop() {} };
 
 export function makeProgress(label: string, enabled: boolean | 'auto', stream: NodeJS.WritableStream = process.stderr): Progress {
-  const isTTY = (stream as NodeJS.WriteStream).isTTY === true;
+  // A terminal with TERM=dumb takes no cursor escapes: there the bar is as on a pipe (cli-progress
+  // writes escapes wherever stream.isTTY is true, so it gets a plain writer).
+  const terminal = (stream as NodeJS.WriteStream).isTTY === true;
+  const isTTY = terminal && process.env.TERM !== 'dumb';
   if (enabled === false || (enabled === 'auto' && !isTTY)) return SILENT;
   const bar = new SingleBar({
-    stream,
+    stream: terminal && !isTTY ? ({ write: (s: string) => stream.write(s), isTTY: false } as unknown as NodeJS.WritableStream) : stream,
     format: `${label} [{bar}] {percentage}% | {value}/{total} | {speed}/s | elapsed {duration_formatted} | ETA {eta_formatted}`,
     barsize: 30,
     hideCursor: isTTY,

@@ -2,8 +2,16 @@
 // versions, and compares a matMul and a softmax with the same computed in float64 here.
 // Exit 0 when it works.
 'use strict';
+const NAME = process.env.E5_NATIVE_NAME || 'make native';
 process.env.TF_CPP_MIN_LOG_LEVEL = process.env.TF_CPP_MIN_LOG_LEVEL || '2';
-const tf = require('@tensorflow/tfjs-node');
+let tf;
+try {
+  tf = require('@tensorflow/tfjs-node');
+} catch (e) {
+  const missing = e.code === 'MODULE_NOT_FOUND' && /'@tensorflow\/tfjs-node'/.test(e.message);
+  console.error(`${NAME}: ${missing ? '@tensorflow/tfjs-node is not installed here (npm install @tensorflow/tfjs-node where its download works, else npx e5 native / make native)' : `@tensorflow/tfjs-node does not load: ${e.message.split('\n')[0]}`}`);
+  process.exit(1);
+}
 
 const M = 48, K = 96, N = 40;
 const a = Float32Array.from({ length: M * K }, (_, i) => Math.sin(i * 0.37));
@@ -37,11 +45,11 @@ async function main() {
     throw new Error(`tfjs-node loads but a ${M}×${K}·${K}×${N} matMul + softmax differs from float64 by ${maxDiff}`);
   }
   const tfVersion = tf.backend().binding?.TF_Version ?? '(version unknown)';
-  console.log(`make native: @tensorflow/tfjs-node ${tf.version['tfjs-node']} works on TensorFlow ${tfVersion}` +
+  console.log(`${NAME}: @tensorflow/tfjs-node ${tf.version['tfjs-node']} works on TensorFlow ${tfVersion}` +
     ` (backend 'tensorflow'; matMul + softmax vs float64: max |Δ| ${maxDiff.toExponential(1)})`);
 }
 
 main().catch((e) => {
-  console.error(`make native: ${e.message}`);
+  console.error(`${NAME}: ${e.message}`);
   process.exit(1);
 });

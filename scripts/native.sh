@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# make native: make @tensorflow/tfjs-node (the native 'tensorflow' backend) usable in this checkout.
+# make native (a checkout) / e5 native (an installed package, the same script): make
+# @tensorflow/tfjs-node (the native 'tensorflow' backend) usable here.
 #
 #   1. Already loads → check it and stop (idempotent).
 #   2. The normal route: tfjs-node's own install, which downloads libtensorflow (works where that
@@ -11,36 +12,52 @@
 #   4. Checks what it made (scripts/native-check.js): loads it, prints TF's version, runs a matMul
 #      against the cpu backend.
 #
-# Everything stays inside the checkout (downloads under .cache/native/). Exit 0 on success; on
-# failure one message saying what is missing, exit 1 — the project keeps working on wasm.
+# Where: in a checkout, everything stays inside it (downloads under .cache/native/). In a project
+# that installed e5-tfjs (node_modules/e5-tfjs), the packages go into that project's node_modules,
+# beside e5-tfjs's own @tensorflow/tfjs-core (tfjs-node must share it), and the downloads under
+# node_modules/.cache/e5-tfjs-native/. Exit 0 on success; on failure one message saying what is
+# missing, exit 1 — e5-tfjs keeps working on wasm.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+HERE=$(cd "$(dirname "$0")/.." && pwd) # the e5-tfjs package: a checkout, or <project>/node_modules/e5-tfjs
+NAME=${E5_NATIVE_NAME:-make native}
 
-TFJS_NODE_VERSION=$(node -p 'require("./package.json").optionalDependencies["@tensorflow/tfjs-node"]')
+say() { echo "$NAME: $*"; }
+fail() { echo "$NAME: $*" >&2; echo "$NAME: e5-tfjs keeps working on the wasm backend" >&2; exit 1; }
+
+if [ "$(basename "$(dirname "$HERE")")" = node_modules ]; then
+  ROOT=$(dirname "$(dirname "$HERE")")
+  [ -f "$ROOT/package.json" ] || fail "$HERE is not inside a project (no $ROOT/package.json; a global install?): install e5-tfjs in a project folder (npm install e5-tfjs) and run npx e5 native there"
+  CACHE=node_modules/.cache/e5-tfjs-native
+else
+  ROOT=$HERE
+  CACHE=.cache/native
+fi
+cd "$ROOT"
+
+TFJS_NODE_VERSION=$(node -p 'require(process.argv[1]).optionalDependencies["@tensorflow/tfjs-node"]' "$HERE/package.json")
 TF_CPU_VERSION=${TF_CPU_VERSION:-2.21.0}
 PKG=node_modules/@tensorflow/tfjs-node
-CACHE=.cache/native
 
-say() { echo "make native: $*"; }
-fail() { echo "make native: $*" >&2; echo "make native: the project keeps working on the wasm backend" >&2; exit 1; }
-
-check() { node scripts/native-check.js 2>"$CACHE/check.log" || { cat "$CACHE/check.log" >&2; return 1; }; }
+check() { node "$HERE/scripts/native-check.js" 2>"$CACHE/check.log" || { cat "$CACHE/check.log" >&2; return 1; }; }
 
 # The POSIX calls Node lacks (scripts/posix-addon): dup()/dup2() keep TensorFlow's load-time log
 # lines off stderr whatever stderr is; page-aligned memory lets weights reach TensorFlow without a
 # copy. Optional: without a compiler the lines may show and weights are copied once more.
 posix_addon() {
   local out=node_modules/e5-tfjs-posix
-  [ "$out/index.node" -nt scripts/posix-addon/posix.c ] && return 0 # built, and from this source
-  local gyp nodedir
+  local src=$HERE/scripts/posix-addon
+  [ "$out/index.node" -nt "$src/posix.c" ] && return 0 # built, and from this source
+  local gyp nodedir build=$CACHE/posix-addon
   gyp=$(dirname "$(readlink -f "$(command -v npm)")")/../node_modules/node-gyp/bin/node-gyp.js
   nodedir=$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")
-  if (cd scripts/posix-addon && node "$gyp" rebuild --nodedir="${npm_config_nodedir:-$nodedir}") >"$CACHE/posix-addon.log" 2>&1; then
+  rm -rf "$build" && cp -r "$src" "$build" # built in a copy: an installed package's folder stays as npm made it
+  if (cd "$build" && node "$gyp" rebuild --nodedir="${npm_config_nodedir:-$nodedir}") >"$CACHE/posix-addon.log" 2>&1; then
     mkdir -p "$out"
-    cp scripts/posix-addon/build/Release/e5_posix.node "$out/index.node"
+    cp "$build/build/Release/e5_posix.node" "$out/index.node"
     echo '{"name": "e5-tfjs-posix", "version": "1.0.0", "main": "index.node", "private": true}' >"$out/package.json"
-    rm -rf scripts/posix-addon/build
+    rm -rf "$build"
   else
+    rm -rf "$build"
     say "note: scripts/posix-addon did not build (log: $CACHE/posix-addon.log); TensorFlow's load-time log lines may reach stderr, weights are copied once more"
   fi
 }
@@ -62,7 +79,7 @@ fi
 # ---- 3. from the tensorflow-cpu wheel
 if [ ! -d "$PKG/binding" ]; then
   say "installing the tfjs-node package without its install script"
-  npm install --no-save --no-audit --no-fund --ignore-scripts "@tensorflow/tfjs-node@$TFJS_NODE_VERSION" >"$CACHE/npm.log" 2>&1 \
+  npm install --no-save --no-audit --no-fund --prefer-offline --ignore-scripts "@tensorflow/tfjs-node@$TFJS_NODE_VERSION" >"$CACHE/npm.log" 2>&1 \
     || fail "npm could not install @tensorflow/tfjs-node@$TFJS_NODE_VERSION (log: $CACHE/npm.log)"
 fi
 

@@ -286,10 +286,11 @@ describe('e5 eval: errors', () => {
   it('--help: the options and a real example', async () => {
     const r = await e5(['eval', '--help']);
     assert.equal(r.code, 0);
-    for (const opt of ['--data', '--split', '--k', '--batch-size', '--max-length', '--cache', '--no-cache', '--format', '--output', '--force', '--progress']) {
+    for (const opt of ['--data', '--split', '--k', '--batch-size', '--max-length', '--cache', '--no-cache', '--format', '--output', '--force', '--progress', '--shard-size', '--shard ']) {
       assert.ok(r.stdout.includes(opt), opt);
     }
-    assert.doesNotMatch(r.stdout, /--shard-size/, 'hidden');
+    // a scaled-out run must keep --shard-size the same everywhere: the help says so
+    assert.match(r.stdout, /--shard-size <n>\s+passages per corpus cache shard \(part of the cache\s+key: keep it the same/);
     assert.match(r.stdout, /\$ e5 eval --model intfloat\/e5-large-unsupervised --data \.\/scifact --split test --k 10,100/);
   });
 });

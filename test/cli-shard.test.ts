@@ -107,6 +107,13 @@ describe('e5 embed --shard + e5 merge', () => {
     const mixed = await e5(['merge', '--output', path.join(dir(), 'x.npy'), path.join(dir(), 'part-0.npy'), other, path.join(dir(), 'part-2.npy')]);
     assert.equal(mixed.code, 1);
     assert.match(mixed.stderr, /query-1\.npy does not belong with .*part-0\.npy: prefix: "none" vs "query"/);
+    // a rerun of task 1 alone (`sbatch --array=1`) without E5_SHARD_COUNT: its own array says 0/1
+    const lone = path.join(dir(), 'lone-1.npy');
+    const slurm = { SLURM_ARRAY_TASK_ID: '1', SLURM_ARRAY_TASK_COUNT: '1', SLURM_ARRAY_TASK_MIN: '1', SLURM_ARRAY_TASK_MAX: '1' };
+    assert.equal((await e5(embedArgs(lone), slurm)).code, 0);
+    const counts = await e5(['merge', '--output', path.join(dir(), 'x.npy'), path.join(dir(), 'part-0.npy'), lone, path.join(dir(), 'part-2.npy')]);
+    assert.equal(counts.code, 1);
+    assert.match(counts.stderr, /lone-1\.npy does not belong with .*part-0\.npy: shard count: 3 vs 1; a rerun of single Slurm array tasks needs E5_SHARD_COUNT=N/);
     fs.truncateSync(other, 1000);
     const cut = await e5(['merge', '--output', path.join(dir(), 'x.npy'), other]);
     assert.equal(cut.code, 1);

@@ -84,14 +84,14 @@ before(function () {
 describe('e5 CLI: usage and help', () => {
   it('every command has --help with a real example of itself', () => {
     const program = buildProgram();
-    assert.deepEqual(program.commands.map((c) => c.name()).sort(), ['embed', 'eval', 'inspect', 'merge', 'parity', 'similarity', 'tokenize', 'verify']);
+    assert.deepEqual(program.commands.map((c) => c.name()).sort(), ['embed', 'eval', 'inspect', 'merge', 'native', 'parity', 'similarity', 'tokenize', 'verify']);
     for (const cmd of program.commands) {
       let text = '';
       cmd.configureOutput({ writeOut: (s) => (text += s), writeErr: (s) => (text += s) });
       cmd.outputHelp();
       assert.match(text, new RegExp(`\\$ e5 ${cmd.name()} `), `${cmd.name()} --help shows an example`);
-      // merge joins files and loads no model
-      if (cmd.name() !== 'merge') assert.match(text, /--model/, `${cmd.name()} --help lists --model`);
+      // merge joins files and native installs a backend: no model
+      if (!['merge', 'native'].includes(cmd.name())) assert.match(text, /--model/, `${cmd.name()} --help lists --model`);
     }
   });
 
@@ -100,10 +100,18 @@ describe('e5 CLI: usage and help', () => {
     assert.equal(help.code, 0, help.stderr);
     assert.match(help.stdout, /Usage: e5 embed/);
     assert.match(help.stdout, /\$ e5 embed --prefix query/);
-    const version = await e5(['--version']);
-    assert.equal(version.code, 0);
+    // scale-out settings every shard must share are listed, not hidden
+    assert.match(help.stdout, /--chunk-size <n>\s+inputs per library call, and per --shard block:\s+keep it the same/);
     const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8'));
-    assert.equal(version.stdout.trim(), `${pkg.name} ${pkg.version}`);
+    for (const flag of ['--version', '-v', '-V']) {
+      const version = await e5([flag]);
+      assert.equal(version.code, 0, flag);
+      assert.equal(version.stdout.trim(), `${pkg.name} ${pkg.version}`, flag);
+    }
+    // git's and npm's habit: `e5 help COMMAND` is `e5 COMMAND --help`
+    const viaHelp = await e5(['help', 'embed']);
+    assert.equal(viaHelp.code, 0, viaHelp.stderr);
+    assert.equal(viaHelp.stdout, help.stdout);
   });
 
   it('bad usage exits 2 with the error and the usage line, before loading a model', async () => {
@@ -118,6 +126,9 @@ describe('e5 CLI: usage and help', () => {
       [['inspect', '--layers', '3-1', 'x'], /range '3-1' runs backwards/],
       [['parity'], /required option '--ref <file>'/],
       [['frobnicate'], /unknown command 'frobnicate'/],
+      // an --output extension that names no format is not silently JSONL
+      [['embed', '--output', 'vectors.txt', 'x'], /--output vectors\.txt: the extension names no format \(\.jsonl, \.ndjson, \.json, \.npy, \.safetensors\); rename it or give --format/],
+      [['embed', '-o', 'vectors', 'x'], /--output vectors: the extension names no format/],
     ];
     for (const [args, message] of cases) {
       // A model that does not exist: a usage error must be reported before the model is looked at.
@@ -375,6 +386,8 @@ describe('e5 similarity', () => {
   it('table: the same matrix, aligned, with truncated labels', async () => {
     const r = await e5(['similarity', ...args(), '--label-width', '20']);
     assert.equal(r.code, 0, r.stderr);
+    // like e5 embed, a note names what ran and where
+    assert.match(r.stderr, new RegExp(`^scored 2 queries × 2 passages with .* on ${CLI_BACKEND}.* in \\d+\\.\\d s$`, 'm'));
     const lines = r.stdout.trimEnd().split('\n');
     assert.equal(lines.length, 3);
     assert.match(lines[0], /^ +As a general guidel…  Definition of summi…$/);

@@ -7,6 +7,7 @@
 import { strict as assert } from 'assert';
 import * as tf from '@tensorflow/tfjs-core';
 import { EmbeddingModel, loadModel } from '../e5/model';
+import { cosineSimilarity, similarityMatrix } from '../index';
 import { testBackend } from './support/backend';
 import { cachedModel } from '../devtools/generate-model';
 
@@ -28,6 +29,45 @@ describe('embed() arguments', function () {
     const list = await model.embed(['hello world']);
     assert.equal(one.embeddings.length, 1);
     assert.deepEqual(Array.from(one.embeddings[0]), Array.from(list.embeddings[0]));
+  });
+
+  it('matrix: every embedding in one row-major [N, dim] Float32Array, and embeddings[i] is its row', async () => {
+    const texts = ['query: a short one', 'passage: a somewhat longer text than the first', 'query: third'];
+    const r = await model.embed(texts, { batchSize: 2 });
+    assert.ok(r.matrix instanceof Float32Array);
+    assert.equal(r.matrix.length, texts.length * r.dim);
+    r.embeddings.forEach((e, i) => {
+      assert.deepEqual(Array.from(e), Array.from(r.matrix.subarray(i * r.dim, (i + 1) * r.dim)));
+      assert.equal(e.buffer, r.matrix.buffer, 'a view, not a copy');
+    });
+    // the same vectors as one text at a time (packing and batching do not move a row's values here)
+    for (const [i, t] of texts.entries()) {
+      const one = await model.embed(t);
+      assert.ok(Math.abs(cosineSimilarity(one.embeddings[0], r.embeddings[i]) - 1) < 1e-6);
+    }
+  });
+
+  it("similarity(): the model card's scale × cosine of embed() with query: / passage: (prefix 'auto'), or as given", async () => {
+    const queries = ['how much protein should a female eat', 'summit define'];
+    const passages = ['the CDC requirement of protein for women is 46 grams per day', 'the highest point of a mountain'];
+    const s = await model.similarity(queries, passages);
+    const q = await model.embed(queries, { prefix: 'query' });
+    const p = await model.embed(passages, { prefix: 'passage' });
+    assert.deepEqual(s.scores, similarityMatrix(q.embeddings, p.embeddings, 100));
+    assert.deepEqual(Array.from(s.queries.matrix), Array.from(q.matrix));
+    for (let i = 0; i < 2; i++) {
+      for (let j = 0; j < 2; j++) {
+        let dot = 0;
+        for (let k = 0; k < q.dim; k++) dot += q.embeddings[i][k] * p.embeddings[j][k];
+        assert.ok(Math.abs(s.scores[i][j] - 100 * dot) < 1e-3, 'normalized vectors: 100 × the dot product (scores ×100 tolerance)');
+      }
+    }
+    const asGiven = await model.similarity(queries, passages, { prefix: 'none', scale: 1 });
+    const qn = await model.embed(queries), pn = await model.embed(passages);
+    assert.deepEqual(asGiven.scores, similarityMatrix(qn.embeddings, pn.embeddings));
+    await assert.rejects((model.similarity as (q: unknown, p: unknown, o: unknown) => Promise<unknown>)(queries, passages, { prefix: 'query' }), /prefix must be 'auto' or 'none', got "query"/);
+    assert.throws(() => similarityMatrix([[1, 0]], [[1, 0, 0]]), /cosine of vectors of 2 and 3 values/);
+    assert.equal(cosineSimilarity([0, 0], [1, 0]), 0, 'the zero vector scores 0');
   });
 
   const bad: Array<[string, unknown, unknown, RegExp]> = [

@@ -251,6 +251,8 @@ describe('e5 inspect --html', function () {
     const file = path.join(dir, 'view.html');
     const r = await e5(['inspect', ...M, '--query', ...QUERIES, '--passage', ...PASSAGES, '--html', file, '--ablate', '1.2']);
     assert.equal(r.code, 0, r.stderr);
+    // the only output is the file: a note says where it went
+    assert.match(r.stderr, new RegExp(`^wrote ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\([\\d.]+ kB\\): the attention viewer of ${QUERIES.length + PASSAGES.length} texts, ${L} layers × ${H} heads; open it in a browser$`, 'm'));
     const html = fs.readFileSync(file, 'utf8');
     const payload = payloadOf(html);
     assert.equal(payload.numLayers, L);

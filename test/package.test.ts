@@ -148,8 +148,9 @@ describe('the npm package (npm pack, then npm install into an empty project)', f
   it('ships the library and the CLI only: compiled JavaScript, its types, the wasm SIMD module, bin/e5', () => {
     assert.ok(files.includes('dist/index.js') && files.includes('dist/index.d.ts') && files.includes('dist/cli/main.js') && files.includes('bin/e5'), files.join('\n'));
     for (const kind of ['shared', 'unshared']) assert.ok(files.includes(`dist/engine/backends/wasm/simd-${kind}.wasm`), `the assembled SIMD module (${kind} memory) ships`);
-    const stray = files.filter((f) => !/^(dist\/.*\.(js|d\.ts)|dist\/engine\/backends\/wasm\/simd-(un)?shared\.wasm|bin\/(e5|entry\.js)|package\.json|README\.md|LICENSE)$/.test(f));
-    assert.deepEqual(stray, [], 'files outside dist/*.js, dist/*.d.ts, the SIMD module and bin/');
+    const stray = files.filter((f) => !/^(dist\/.*\.(js|d\.ts)|dist\/engine\/backends\/wasm\/simd-(un)?shared\.wasm|bin\/(e5|entry\.js)|package\.json|README\.md|LICENSE|docs\/[A-Z-]+\.md|scripts\/(native\.sh|native-check\.js|posix-addon\/(binding\.gyp|posix\.c)))$/.test(f));
+    assert.deepEqual(stray, [], 'files outside dist/*.js, dist/*.d.ts, the SIMD module, bin/, the native build (e5 native), docs/ and the licence');
+    for (const f of ['LICENSE', 'scripts/native.sh', 'scripts/native-check.js', 'scripts/posix-addon/posix.c']) assert.ok(files.includes(f), `${f} ships`);
     assert.deepEqual(files.filter((f) => /^dist\/(test|bench|devtools)\//.test(f)), []);
   });
 
@@ -176,6 +177,17 @@ describe('the npm package (npm pack, then npm install into an empty project)', f
     });
   }
 
+  it("the Dockerfile's steps after its npm install work in the installed project (e5 on PATH)", async () => {
+    const dockerfile = fs.readFileSync(path.join(REPO_ROOT, 'deploy', 'Dockerfile'), 'utf8');
+    const steps = [...dockerfile.matchAll(/^RUN (.*)$/gm)].map((m) => m[1]).filter((c) => !c.includes('npm install'));
+    assert.ok(steps.length > 0);
+    const env = { ...process.env, PATH: `${path.join(project, 'node_modules', '.bin')}${path.delimiter}${process.env.PATH}` };
+    for (const step of steps) {
+      const r = ok(await run('sh', ['-c', step], { cwd: project, env, timeoutMs: 60_000 }), step);
+      if (step.includes('installedBackends')) assert.match(r.stdout, /^backends installed: (tensorflow, )?wasm, cpu$/m);
+    }
+  });
+
   it('type-checks a strict TypeScript consumer against the shipped types (exports map, node16 resolution)', async () => {
     fs.writeFileSync(path.join(project, 'consumer.mts'), TS_CONSUMER);
     fs.writeFileSync(path.join(project, 'tsconfig.json'), JSON.stringify({
@@ -189,5 +201,30 @@ describe('the npm package (npm pack, then npm install into an empty project)', f
     const tsc = path.join(REPO_ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
     const r = await run(process.execPath, [tsc, '-p', 'tsconfig.json'], { cwd: project, timeoutMs: 120_000 });
     assert.equal(r.code, 0, `tsc --strict:\n${r.stdout}${r.stderr}`);
+  });
+
+  // Last: it may give the project the tensorflow backend. Offline, npm left tfjs-node out (its
+  // download fails); `npx e5 native` builds it from the tensorflow-cpu wheel `make native` fetched
+  // into this checkout, as a user would with TF_WHEEL, without a checkout or make.
+  it('npx e5 native: the native backend from a tensorflow-cpu wheel, into the project', async function () {
+    this.timeout(900_000);
+    const hadIt = fs.existsSync(path.join(project, 'node_modules', '@tensorflow', 'tfjs-node'));
+    const check = await run(NPX, ['--no-install', 'e5', 'native', '--check'], { cwd: project, timeoutMs: 60_000 });
+    if (!hadIt) {
+      assert.equal(check.code, 1, check.stderr);
+      assert.match(check.stderr, /e5 native: @tensorflow\/tfjs-node is not installed here/);
+    }
+    const cache = path.join(REPO_ROOT, '.cache', 'native');
+    const wheel = fs.existsSync(cache) ? fs.readdirSync(cache).find((f) => /^tensorflow_cpu-.*\.whl$/.test(f)) : undefined;
+    if (!wheel) {
+      console.log("      (skipped the build: no tensorflow-cpu wheel in .cache/native; 'make native' fetches one)");
+      return this.skip();
+    }
+    const env = { ...process.env, TF_WHEEL: path.join(cache, wheel), NATIVE_TRY_DOWNLOAD: '0' };
+    ok(await run(NPX, ['--no-install', 'e5', 'native'], { cwd: project, env, timeoutMs: 600_000 }), 'npx e5 native');
+    ok(await run(NPX, ['--no-install', 'e5', 'native', '--check'], { cwd: project, timeoutMs: 60_000 }), 'npx e5 native --check');
+    const r = ok(await run(NPX, ['--no-install', 'e5', 'embed', '--model', modelDir, ...texts], { cwd: project, timeoutMs: 90_000 }), 'npx e5 embed on tensorflow');
+    assert.match(r.stderr, /on tensorflow \(TensorFlow \d/);
+    assertMatchesGolden(r.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { embedding: number[] }).embedding), 'npx e5 embed on tensorflow');
   });
 });

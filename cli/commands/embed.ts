@@ -40,16 +40,16 @@ export function register(program: Command): Command {
     .argument('[text...]', 'texts to embed (or --input)');
   addInputOptions(cmd);
   cmd
-    .addOption(new Option('--prefix <prefix>', "prepend 'query: ' or 'passage: ' to every input (e5 was trained with them)")
+    .addOption(new Option('--prefix <prefix>', "prepend 'query: ' or 'passage: ' to every input (e5 was trained with them); none: as given — embed cannot know a text's role (a symmetric task wants 'query: ' on both sides), so it adds none unless told and warns about e5 inputs with neither (e5 similarity knows the roles and adds both)")
       .choices(['query', 'passage', 'none']).default('none'))
     .addOption(new Option('--pooling <mode>', "pooling (default: the model's 1_Pooling/config.json, else mean)").choices(['mean', 'cls', 'max']))
     .option('--no-normalize', 'do not L2-normalise the embeddings')
     .addOption(new Option('--max-length <n>', "truncate each input to N tokens incl. [CLS] and [SEP] (default: the model's limit, 512)").argParser(intArg(2)))
     .addOption(new Option('--batch-size <n>', 'rows per forward pass').argParser(intArg(1)).default(32))
-    .addOption(new Option('-f, --format <fmt>', 'output format (default: from the --output extension, else jsonl)').choices([...EMBED_FORMATS]))
+    .addOption(new Option('-f, --format <fmt>', 'output format (default: from the --output extension, which must be one of .jsonl .ndjson .json .npy .safetensors; jsonl on stdout)').choices([...EMBED_FORMATS]))
     .option('-o, --output <file>', "write to FILE (via a temp file, renamed when complete) instead of stdout ('-' = stdout)")
     .option('--force', 'replace an existing --output file')
-    .addOption(new Option('--chunk-size <n>', 'inputs per library call (and per --shard block)').argParser(intArg(1)).default(256).hideHelp());
+    .addOption(new Option('--chunk-size <n>', 'inputs per library call, and per --shard block: keep it the same in every shard of a job').argParser(intArg(1)).default(256));
   addShardOptions(cmd);
   addModelOptions(cmd);
   addBackendOptions(cmd);
@@ -62,8 +62,10 @@ Output (jsonl, one line per input): {"index": 0, "id": "...", "n_tokens": 12, "t
   safetensors: tensor "embeddings" [N, dim] with the run settings, ids and n_tokens in __metadata__.
 
 Scale-out: with --shard I/N (or inside a Slurm job array / Kubernetes Indexed Job) only blocks
-b = I, I+N, I+2N... of 256 inputs are embedded, into --output (jsonl, npy or safetensors) plus a
-sidecar FILE.shard.json; 'e5 merge --output ALL SHARD_FILES...' joins them in input order.
+b = I, I+N, I+2N... of --chunk-size inputs are embedded, into --output (jsonl, npy or safetensors)
+plus a sidecar FILE.shard.json; 'e5 merge --output ALL SHARD_FILES...' joins them in input order.
+Every shard of a job needs the same model, input, --chunk-size, --prefix, --pooling, --max-length,
+--backend (and environment: E5_SHARD_COUNT): a rerun of a task too (deploy/README.md).
 
 Examples:
   $ e5 embed --prefix query "how much protein should a female eat"
@@ -72,8 +74,15 @@ Examples:
   return cmd.action((texts: string[], o: EmbedOptions, c: Command) => embed(texts, o, c));
 }
 
-function resolveFormat(o: EmbedOptions): EmbedFormat {
-  return o.format ?? (o.output ? EXTENSION_FORMATS[path.extname(o.output).toLowerCase()] : undefined) ?? 'jsonl';
+/** --format, else the --output extension's, else jsonl (stdout); an --output whose extension says no format is a usage error. */
+function resolveFormat(o: EmbedOptions, cmd: Command): EmbedFormat {
+  if (o.format) return o.format;
+  if (!o.output) return 'jsonl';
+  const byExtension = EXTENSION_FORMATS[path.extname(o.output).toLowerCase()];
+  if (!byExtension) {
+    usageError(cmd, `--output ${o.output}: the extension names no format (${Object.keys(EXTENSION_FORMATS).join(', ')}); rename it or give --format`);
+  }
+  return byExtension;
 }
 
 /** What this run used, as JSON and safetensors outputs record it. */
@@ -97,7 +106,7 @@ function runSettings(m: EmbeddingModel, o: EmbedOptions): RunSettings {
 async function embed(texts: string[], o: EmbedOptions, cmd: Command): Promise<void> {
   const r = Reporter.from(o);
   if (o.output !== undefined && isStdout(o.output)) o.output = undefined; // '-', /dev/stdout: stdout
-  const format = resolveFormat(o);
+  const format = resolveFormat(o, cmd);
   if ((format === 'npy' || format === 'safetensors') && !o.output && process.stdout.isTTY) {
     usageError(cmd, `--format ${format} is binary: give --output FILE, or redirect stdout`);
   }
@@ -121,8 +130,7 @@ async function embed(texts: string[], o: EmbedOptions, cmd: Command): Promise<vo
   const writer = embeddingWriter(format, o.output, settings, { replace: !!o.force, lines: o.onError === 'skip' });
   const tally = new WarningTally();
   // Counting a file's lines costs a read of it: only when a bar may be shown.
-  const mayShowBar = r.progressMode === 'on' || (r.progressMode === 'auto' && !!process.stderr.isTTY);
-  const all = mayShowBar ? await source.total() : undefined;
+  const all = r.mayShowBar() ? await source.total() : undefined;
   const total = shard ? shard.owned(all) : all;
   const bar = r.progress('embed', total, total === undefined ? undefined : Math.ceil(total / o.batchSize));
   let done = 0;

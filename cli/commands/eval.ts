@@ -73,7 +73,7 @@ export function register(program: Command): Command {
     .option('-o, --output <file>', 'write the report to FILE (via a temp file, renamed when complete) instead of stdout')
     .option('--save-run <file>', 'also write the ranking (top max(k) per query) as a TREC run file, for trec_eval, pytrec_eval or ranx')
     .option('--force', 'replace an existing --output or --save-run file')
-    .addOption(new Option('--shard-size <n>', 'passages per cache shard (part of the cache key)').argParser(intArg(1)).default(DEFAULT_SHARD_SIZE).hideHelp());
+    .addOption(new Option('--shard-size <n>', 'passages per corpus cache shard (part of the cache key: keep it the same in every --shard task and the final run)').argParser(intArg(1)).default(DEFAULT_SHARD_SIZE));
   addShardOptions(cmd);
   addModelOptions(cmd);
   addBackendOptions(cmd);
@@ -88,6 +88,8 @@ fingerprint, settings and corpus: interrupt a run (Ctrl-C, crash) and run it aga
 Scale-out: with --shard I/N (or inside a Slurm job array / Kubernetes Indexed Job) this process
 only embeds its share of the corpus cache shards (shard s goes to worker s mod N) into the cache and
 prints one summary line; a final run without --shard on the same --cache reuses them and reports.
+Every task and the final run need the same model, --shard-size, --max-length, --doc-as-query and
+--backend (and environment: E5_SHARD_COUNT), or they fill different caches (deploy/README.md).
 
 Output: a table of the means (BEIR rounds to 5 decimals) with counts, cache use and timing;
 json: the full result, with per-query metrics and the run environment ("run").

@@ -8,6 +8,7 @@ import * as embed from './embed';
 import * as evalCommand from './eval';
 import * as inspect from './inspect';
 import * as merge from './merge';
+import * as native from './native';
 import * as parity from './parity';
 import * as similarity from './similarity';
 import * as tokenize from './tokenize';
@@ -17,4 +18,4 @@ export interface CommandModule {
   register(program: Command): Command;
 }
 
-export const COMMANDS: CommandModule[] = [similarity, embed, merge, tokenize, inspect, parity, verify, evalCommand];
+export const COMMANDS: CommandModule[] = [similarity, embed, merge, tokenize, inspect, parity, verify, evalCommand, native];

@@ -33,6 +33,7 @@ import { checkIdsForModel, IdsBatch, readIdsFile, rowsOf, toPaddedBatch } from '
 import { hfName, NameStyle } from '../names';
 import { writeNpy } from '../npy';
 import { AtomicFile, checkWritableFolder, outputConflict } from '../output';
+import { formatBytes } from '../progress';
 import { addInputOptions, inputSource, InputOptions } from '../sources';
 import { summarize } from '../stats';
 
@@ -393,11 +394,14 @@ function writeHtml(file: string, run: InspectRun, o: InspectOptions, r: Reporter
     r.warn('--html: the layer-wise similarity chart needs every layer; it is left out with --layers (the table and metadata keep it)');
   }
   writeText(file, renderAttentionHtml(viewData(run, o)));
+  const texts = run.ids.inputIds.length;
+  r.note(`wrote ${file} (${formatBytes(fs.statSync(file).size)}): the attention viewer of ${texts} text${texts === 1 ? '' : 's'}, ${run.viewLayers.length} layer${run.viewLayers.length === 1 ? '' : 's'} × ${run.model.config.numAttentionHeads} heads; open it in a browser`);
 }
 
 function writeBertviz(file: string, run: InspectRun, o: InspectOptions, r: Reporter): void {
   warnIfLarge(r, '--bertviz', run, [o.row]);
   writeText(file, JSON.stringify(toBertvizJson(viewData(run, o), o.row)) + '\n');
+  r.note(`wrote ${file} (${formatBytes(fs.statSync(file).size)}): bertviz head_view/model_view data of text ${o.row}`);
 }
 
 function writeOutputs(run: InspectRun, out: OutputKind): void {

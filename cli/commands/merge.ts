@@ -60,13 +60,16 @@ async function merge(files: string[], o: MergeOptions, cmd: Command): Promise<vo
   Reporter.from(o).note(`merged ${byIndex.length} shards (${first.input.count} rows, ${first.output.format}) in ${((performance.now() - t0) / 1000).toFixed(1)} s → ${o.output}`);
 }
 
+/** Where shard counts differ, the usual cause: a rerun of some array tasks that took the count from its own array. */
+const SHARD_COUNT_HINT = '; a rerun of single Slurm array tasks needs E5_SHARD_COUNT=N (the whole job\'s task count, e.g. sbatch --array=3 --export=ALL,E5_SHARD_COUNT=16), or --shard I/N: without it the task takes its own array\'s count (--array=3 alone: shard 0/1, all of the input)';
+
 /** The parts by shard index, after every check that needs no data read. */
 function checkedParts(files: string[]): Part[] {
   const parts = files.map((file) => ({ file, m: readManifest(file) }));
   const ref = parts[0];
   for (const p of parts.slice(1)) {
     const why = manifestMismatch(ref.m, p.m);
-    if (why) throw new InputDataError(`${p.file} does not belong with ${ref.file}: ${why}`);
+    if (why) throw new InputDataError(`${p.file} does not belong with ${ref.file}: ${why}${why.startsWith('shard count') ? SHARD_COUNT_HINT : ''}`);
   }
   const N = ref.m.shard.count;
   const byIndex = new Map<number, Part>();

@@ -7,11 +7,10 @@
 import { Command, Option } from 'commander';
 import { backendInfo } from '../../index';
 import {
-  addBackendOptions, addGeneralOptions, addModelOptions, BackendOptions, GeneralOptions, intArg, ModelOptions,
+  addBackendOptions, addGeneralOptions, addModelOptions, BackendOptions, describeBackend, GeneralOptions, intArg, ModelOptions,
   modelLabel, numberArg, openModel, Reporter,
 } from '../common';
 import { fmtNumber, renderTable, truncateLabel } from '../format';
-import { scoreMatrix } from '../stats';
 import { WarningTally } from '../warnings';
 
 interface SimilarityOptions extends ModelOptions, BackendOptions, GeneralOptions {
@@ -53,18 +52,17 @@ ${CARD_EXAMPLE}`);
 
 async function similarity(o: SimilarityOptions): Promise<void> {
   const r = Reporter.from(o);
+  const t0 = performance.now();
   const m = await openModel(o, { embeddingOnly: true });
   const tally = new WarningTally();
-  const run = async (texts: string[], prefix: 'query' | 'passage') => {
-    const res = await m.embed(texts, { prefix: o.prefixMode === 'auto' ? prefix : 'none', maxLength: o.maxLength });
-    res.warnings.forEach((w) => tally.add(w));
-    tally.countInputs(texts.length);
-    return res.embeddings;
-  };
-  const q = await run(o.query, 'query');
-  const p = await run(o.passage, 'passage');
-  const scores = scoreMatrix(q, p, o.scale);
+  const { scores, queries, passages } = await m.similarity(o.query, o.passage, { scale: o.scale, prefix: o.prefixMode, maxLength: o.maxLength });
+  for (const side of [queries, passages]) {
+    side.warnings.forEach((w) => tally.add(w));
+    tally.countInputs(side.embeddings.length);
+  }
   tally.messages().forEach((w) => r.warn(w));
+  const n = (k: number, one: string, many: string) => `${k} ${k === 1 ? one : many}`;
+  r.note(`scored ${n(o.query.length, 'query', 'queries')} × ${n(o.passage.length, 'passage', 'passages')} with ${modelLabel(m)} on ${describeBackend(backendInfo())} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 
   if (o.format === 'json') {
     process.stdout.write(JSON.stringify({

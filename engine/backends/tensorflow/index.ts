@@ -17,14 +17,16 @@ import { tensorflowOps } from './ops';
 import { tfOps } from './tf-ops';
 import { tensorflowWeightSink } from './weights';
 
-const HOW_TO_GET_IT = "the 'tensorflow' backend needs @tensorflow/tfjs-node: `npm install @tensorflow/tfjs-node` where its download works, or `make native` (builds it offline from a tensorflow-cpu wheel)";
+const HOW_TO_GET_IT = "the 'tensorflow' backend needs @tensorflow/tfjs-node: `npm install @tensorflow/tfjs-node` where its download works, or `npx e5 native` (`make native` in a checkout; builds it offline from a tensorflow-cpu wheel)";
 
 export const plugin: BackendPlugin = {
   name: 'tensorflow',
   async init(opts: BackendOptions): Promise<Runtime> {
     const threads = opts.threads ?? os.cpus().length;
     const main = resolvePackage('@tensorflow/tfjs-node');
-    const loaded = main !== undefined && require.cache[main] !== undefined;
+    // Not installed (every npm user without the optional dependency): nothing to load, nothing to silence.
+    if (main === undefined) throw new Error(HOW_TO_GET_IT);
+    const loaded = require.cache[main] !== undefined;
     if (!loaded) {
       process.env.TF_NUM_INTRAOP_THREADS = String(threads);
       // One op at a time, each on all the threads: a graph run (./graph/) would otherwise start q, k

@@ -2,17 +2,24 @@
  * Run `fn` with file descriptor 2 pointed at /dev/null, then give it back. For TensorFlow's
  * load-time log lines, which it writes to fd 2 itself (no setting reaches them).
  *
- * Node has no dup(): `make native` builds one (scripts/posix-addon, installed as e5-tfjs-posix), which
- * works whatever stderr is. Without it, stderr is re-opened through /proc/self/fd (Linux), which
- * works for a terminal, a pipe or a file but not a socket (Node's own 'pipe' stdio for a child):
- * there, or elsewhere, `fn` runs with stderr as it is and the lines show.
+ * Giving stderr back must leave it the same open file description the shell made: `cmd > log 2>&1`
+ * shares one description (one file offset) between stdout and stderr, and a new description of the
+ * same file would have an offset of its own, so the two streams would overwrite each other's lines.
+ * Node has no dup(): `make native` (and `e5 native`) builds one (scripts/posix-addon, installed as
+ * e5-tfjs-posix), which saves and restores the very description, whatever stderr is. Without it,
+ * stderr is re-opened through /proc/self/fd (Linux) only where a new description writes exactly as
+ * the old one did: a terminal, or a pipe that still has a reader (neither has an offset). A regular
+ * file, a socket (Node's own 'pipe' stdio for a child), a pipe nobody reads, or anything else: `fn`
+ * runs with stderr as it is, and the lines show.
  */
 import * as fs from 'fs';
 import { PosixAddon, posixAddon } from './posix';
 
 export function withStderrSilenced<T>(fn: () => T): T {
   const ops = posixAddon();
-  return ops ? withDup(ops, fn) : withReopen(fn);
+  if (ops) return withDup(ops, fn);
+  const saved = reopenableStderr();
+  return saved === undefined ? fn() : withReopen(saved, fn);
 }
 
 function withDup<T>(ops: PosixAddon, fn: () => T): T {
@@ -26,6 +33,23 @@ function withDup<T>(ops: PosixAddon, fn: () => T): T {
     ops.dup2(saved, 2);
     fs.closeSync(saved);
     fs.closeSync(devNull);
+  }
+}
+
+/**
+ * A second descriptor on stderr's terminal or pipe, opened through /proc/self/fd/2 — or undefined
+ * where re-opening would not give back an equivalent stderr. A pipe is opened non-blocking first:
+ * that fails (ENXIO) when no one reads it, where a blocking open would wait forever.
+ */
+function reopenableStderr(): number | undefined {
+  try {
+    const st = fs.fstatSync(2);
+    if (st.isCharacterDevice()) return fs.openSync('/proc/self/fd/2', fs.constants.O_WRONLY);
+    if (!st.isFIFO()) return undefined;
+    fs.closeSync(fs.openSync('/proc/self/fd/2', fs.constants.O_WRONLY | fs.constants.O_NONBLOCK));
+    return fs.openSync('/proc/self/fd/2', fs.constants.O_WRONLY);
+  } catch {
+    return undefined;
   }
 }
 
@@ -43,13 +67,7 @@ function devNullOnStderr(): number[] {
   }
 }
 
-function withReopen<T>(fn: () => T): T {
-  let saved: number;
-  try {
-    saved = fs.openSync('/proc/self/fd/2', 'a');
-  } catch {
-    return fn();
-  }
+function withReopen<T>(saved: number, fn: () => T): T {
   let extras: number[] = [];
   try {
     fs.closeSync(2);
@@ -63,7 +81,7 @@ function withReopen<T>(fn: () => T): T {
       return fn();
     } finally {
       fs.closeSync(2);
-      fs.openSync(`/proc/self/fd/${saved}`, 'a'); // the lowest free descriptor: 2 (extras hold 0 and 1 if they were free)
+      fs.openSync(`/proc/self/fd/${saved}`, fs.constants.O_WRONLY); // the lowest free descriptor: 2 (extras hold 0 and 1 if they were free)
       extras.forEach((fd) => fs.closeSync(fd));
     }
   } finally {
