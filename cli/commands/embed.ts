@@ -3,6 +3,7 @@
  * written in chunks (--chunk-size texts per library call; the library sorts each chunk by
  * length into batches and restores the order), so memory stays flat.
  */
+import * as fs from 'fs';
 import * as path from 'path';
 import { Command, Option } from 'commander';
 import { backendInfo } from '../../index';
@@ -79,10 +80,19 @@ function resolveFormat(o: EmbedOptions, cmd: Command): EmbedFormat {
   if (o.format) return o.format;
   if (!o.output) return 'jsonl';
   const byExtension = EXTENSION_FORMATS[path.extname(o.output).toLowerCase()];
+  // A device, FIFO or link (/dev/null, a named pipe) has no extension to read: JSONL, the stream
+  // format, and the output checks say what they say of it (a dangling link, a directory, ...).
+  if (!byExtension && !isPlainFileOrNew(o.output)) return 'jsonl';
   if (!byExtension) {
     usageError(cmd, `--output ${o.output}: the extension names no format (${Object.keys(EXTENSION_FORMATS).join(', ')}); rename it or give --format`);
   }
   return byExtension;
+}
+
+/** Whether `file` does not exist (not even as a link) or is a regular file: a file an extension can name the format of. */
+function isPlainFileOrNew(file: string): boolean {
+  const st = fs.lstatSync(file, { throwIfNoEntry: false });
+  return st === undefined || st.isFile();
 }
 
 /** What this run used, as JSON and safetensors outputs record it. */
