@@ -120,7 +120,11 @@ export function readManifest(dataFile: string): ShardManifest {
   }
   const bad = (what: string) => new InputDataError(`${mf}: ${what}`);
   if (typeof m !== 'object' || m === null || Array.isArray(m)) throw bad('expected a JSON object');
-  if (m.format !== SHARD_FORMAT) throw bad(`format is ${describe(m.format)}, expected '${SHARD_FORMAT}'`);
+  if (m.format !== SHARD_FORMAT) {
+    const format: unknown = m.format;
+    const older = typeof format === 'string' && format.startsWith('e5-tfjs-embedding-shard/') ? ' (made by another e5-tfjs version: rerun that worker with this one)' : '';
+    throw bad(`format is ${describe(format)}, expected '${SHARD_FORMAT}'${older}`);
+  }
   const int = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
   const obj = (v: unknown) => typeof v === 'object' && v !== null && !Array.isArray(v);
   if (!obj(m.shard) || !int(m.shard.index) || !int(m.shard.count) || !(m.shard.index < m.shard.count) || !int(m.shard.block_size) || m.shard.block_size < 1) {

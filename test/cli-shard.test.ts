@@ -155,7 +155,9 @@ describe('e5 embed --shard + e5 merge', () => {
     execFileSync('mkfifo', [`${fifo}.shard.json`]);
     const deep = tampered('deep-ranges', () => '{"format":"x","ranges":' + '['.repeat(100_000) + ']'.repeat(100_000) + '}');
     const noSettings = tampered('no-settings', (m) => { delete m.settings; });
+    const older = tampered('older-format', (m) => { m.format = 'e5-tfjs-embedding-shard/1'; });
     const cases: Array<[string, RegExp]> = [
+      [older, /older-format\.npy\.shard\.json: format is 'e5-tfjs-embedding-shard\/1', expected 'e5-tfjs-embedding-shard\/2' \(made by another e5-tfjs version: rerun that worker with this one\)/],
       [fifo, /fifo-sidecar\.npy\.shard\.json: not a regular file \(a FIFO\)/],
       [deep, /deep-ranges\.npy\.shard\.json: not valid JSON \(nested deeper than 128 levels at byte offset \d+\)/],
       [noSettings, /no-settings\.npy\.shard\.json: settings: expected an object, got undefined/],
