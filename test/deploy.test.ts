@@ -55,6 +55,9 @@ describe('deploy/: the Kubernetes manifests, the Dockerfile and the Slurm script
     assert.ok(dockerfile.includes(`docker build -f deploy/Dockerfile -t ${IMAGE} .`), `the Dockerfile's build command tags ${IMAGE}`);
     assert.match(dockerfile, /^RUN npm install --omit=dev --no-audit --no-fund \/tmp\/e5-tfjs-\*\.tgz/m, 'installs the packed tarball');
     assert.match(dockerfile, /^ENV PATH=\/opt\/e5\/node_modules\/\.bin:\$PATH$/m, 'e5 on PATH');
+    // the context is the checkout: only the tarball is sent (not node_modules/, .cache/)
+    const ignore = fs.readFileSync(path.join(REPO_ROOT, 'deploy', 'Dockerfile.dockerignore'), 'utf8').split('\n').filter((l) => l && !l.startsWith('#'));
+    assert.deepEqual(ignore, ['*', '!e5-tfjs-*.tgz']);
     assert.equal(jobs().length, 5);
     for (const job of jobs()) {
       const spec = job.spec.template!.spec;
