@@ -191,11 +191,16 @@ export class CorpusEmbeddingCache {
    * is named after ours, so it goes with it.
    */
   private removeStaleTempFiles(): void {
-    const host = hostLabel();
-    for (const name of fs.readdirSync(this.dir)) {
-      const m = /^\.\.?[^.].*?\.(\d+)@([A-Za-z0-9-]+)\.[0-9a-f]+\.tmp(\.\d+\.[0-9a-f]+\.tmp)?$/.exec(name);
-      if (m && m[2] === host && !processAlive(Number(m[1]))) fs.rmSync(path.join(this.dir, name), { force: true });
-    }
+    removeStaleTempFiles(this.dir);
+  }
+}
+
+/** In `dir`, the temp files (tempName) of this host's writers that no longer run (see removeStaleTempFiles above). */
+export function removeStaleTempFiles(dir: string): void {
+  const host = hostLabel();
+  for (const name of fs.readdirSync(dir)) {
+    const m = /^\.\.?[^.].*?\.(\d+)@([A-Za-z0-9-]+)\.[0-9a-f]+\.tmp(\.\d+\.[0-9a-f]+\.tmp)?$/.exec(name);
+    if (m && m[2] === host && !processAlive(Number(m[1]))) fs.rmSync(path.join(dir, name), { force: true });
   }
 }
 
@@ -214,8 +219,8 @@ function dataSha256(data: Float32Array): string {
   return createHash('sha256').update(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)).digest('hex');
 }
 
-
-function writeFileAtomic(file: string, text: string): void {
+/** `text` written to a temp file beside `file`, synced, then renamed over it: readers see all of it or nothing. */
+export function writeFileAtomic(file: string, text: string): void {
   const tmp = tempName(file);
   const fd = fs.openSync(tmp, 'wx');
   try {

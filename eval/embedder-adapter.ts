@@ -12,7 +12,7 @@
  * can — such folders need a new name or revision. For e5-large that is ~390 tensors × 3 reads, about
  * 5 MB, instead of reading the whole checkpoint.
  *
- * eval/ depends on the engine through types only (the import below is erased at compile time).
+ * Heads are removed through eval/head-forward.ts, the one place eval/ runs the encoder itself.
  */
 import { createHash, Hash } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -20,7 +20,9 @@ import * as path from 'node:path';
 import { backendInfo } from '../engine/backend';
 import type { EmbeddingModel } from '../e5/model';
 import { NUMERICS_REVISION } from '../engine/numerics';
-import type { EmbedCallOptions, EmbedCallResult, Embedder } from './embedder';
+import { planBatches } from '../e5/model';
+import type { EmbedCallOptions, EmbedCallResult, Embedder, HeadEmbedder, HeadShape } from './embedder';
+import { forwardRowMasked, headOutputSums, RowTokens } from './head-forward';
 
 /** Files besides the weights that decide the vectors (read by the tokenizer, config and pooling loaders). */
 export const FINGERPRINT_FILES: readonly string[] = [
@@ -157,7 +159,7 @@ export interface EngineEmbedderOptions {
 }
 
 /** An EmbeddingModel seen as an eval Embedder: e5 prefixes, the model's pooling, L2-normalised. */
-export class EngineEmbedder implements Embedder {
+export class EngineEmbedder implements HeadEmbedder {
   readonly id: string;
   readonly pooling: string;
   readonly engine: string;
@@ -182,5 +184,61 @@ export class EngineEmbedder implements Embedder {
       normalize: true, // eval scores by dot product: the vectors must be unit length
     });
     return { embeddings: out.embeddings, nTokens: out.nTokens, truncated: out.truncated };
+  }
+
+  get headShape(): HeadShape {
+    const { numHiddenLayers, numAttentionHeads, hiddenSize } = this.model.config;
+    return { numHiddenLayers, numAttentionHeads, hiddenSize };
+  }
+
+  /** Tokenized as embed() tokenizes (prefix, maxLength, the model's warnings), in batches as embed() plans them. */
+  private encodeBatches(texts: string[], o: EmbedCallOptions): { encodings: Array<RowTokens & { nTokens: number; truncated: boolean }>; batches: number[][] } {
+    const maxLength = o.maxLength ?? this.model.maxLength;
+    if (maxLength > this.model.config.maxPositionEmbeddings) {
+      throw new RangeError(`maxLength ${maxLength} exceeds the model's ${this.model.config.maxPositionEmbeddings} positions`);
+    }
+    const warn = this.opts.onWarning ?? (() => {});
+    const encodings = this.model.prepare(texts, o.prefix, warn).map((t) => this.model.tokenizer.encode(t, { maxLength }));
+    const nTruncated = encodings.filter((e) => e.truncated).length;
+    if (nTruncated) warn(`${nTruncated} input${nTruncated === 1 ? ' was' : 's were'} truncated to ${maxLength} tokens`);
+    return { encodings, batches: planBatches(encodings, o.batchSize ?? 32, this.opts.maxBatchTokens ?? 8192) };
+  }
+
+  async headMeans(texts: string[], o: EmbedCallOptions): Promise<Float32Array> {
+    const { encodings, batches } = this.encodeBatches(texts, o);
+    const total = new Float64Array(this.model.config.numHiddenLayers * this.model.config.hiddenSize);
+    let tokens = 0;
+    for (const batch of batches) {
+      const s = headOutputSums(this.model.bert, batch.map((i) => encodings[i]));
+      s.sums.forEach((v, i) => (total[i] += v));
+      tokens += s.tokens;
+    }
+    return Float32Array.from(total, (v) => v / tokens);
+  }
+
+  /**
+   * Each planned batch of texts runs once for as many masks as fit in maxBatchTokens (rows = masks ×
+   * texts of the batch), so a scan of many cells costs few forwards. A text's rows have the same
+   * batch-mates (its batch, padded to the same length) whatever the number of masks.
+   */
+  async embedMasked(texts: string[], masks: readonly Float32Array[], fill: Float32Array | undefined, o: EmbedCallOptions): Promise<EmbedCallResult[]> {
+    const { encodings, batches } = this.encodeBatches(texts, o);
+    const D = this.model.config.hiddenSize;
+    const out = masks.map(() => new Array<Float32Array>(texts.length));
+    let done = 0;
+    for (const batch of batches) {
+      const rows = batch.map((i) => encodings[i]);
+      const padded = rows.length * Math.max(...rows.map((r) => r.nTokens));
+      const perForward = Math.max(1, Math.floor((this.opts.maxBatchTokens ?? 8192) / padded));
+      for (let c0 = 0; c0 < masks.length; c0 += perForward) {
+        const cells = masks.slice(c0, c0 + perForward);
+        const data = await forwardRowMasked(this.model.bert, cells.flatMap(() => rows), cells.flatMap((m) => rows.map(() => m)), fill);
+        cells.forEach((_, c) => batch.forEach((orig, r) => (out[c0 + c][orig] = data.slice((c * rows.length + r) * D, (c * rows.length + r + 1) * D))));
+      }
+      done += batch.length;
+      o.onProgress?.(done, texts.length);
+    }
+    const nTokens = encodings.map((e) => e.nTokens), truncated = encodings.map((e) => e.truncated);
+    return out.map((embeddings) => ({ embeddings, nTokens, truncated }));
   }
 }

@@ -32,3 +32,32 @@ export interface Embedder {
   readonly engine?: string;
   embed(texts: string[], opts: EmbedCallOptions): Promise<EmbedCallResult>;
 }
+
+/** The attention heads an embedder can remove: L layers of H heads, each layer's heads D wide together. */
+export interface HeadShape {
+  numHiddenLayers: number;
+  numAttentionHeads: number;
+  hiddenSize: number;
+}
+
+/**
+ * An Embedder that can also embed with attention heads removed (eval/ablation.ts). Masks are [L*H]
+ * (head h of layer l at l*H + h): 1 keeps the head, 0 replaces its output at attn.hook_z with `fill`
+ * ([L*D], layer l's heads side by side at l*D; zeros when absent).
+ */
+export interface HeadEmbedder extends Embedder {
+  readonly headShape: HeadShape;
+  /**
+   * Each layer's attn.hook_z averaged over every real token of `texts` (prefix applied, truncated at
+   * maxLength, [CLS] and [SEP] included), as [L*D]: what mean ablation puts in place of a head.
+   */
+  headMeans(texts: string[], opts: EmbedCallOptions): Promise<Float32Array>;
+  /** `texts` embedded once per mask: result c holds every text under masks[c], in input order. */
+  embedMasked(texts: string[], masks: readonly Float32Array[], fill: Float32Array | undefined, opts: EmbedCallOptions): Promise<EmbedCallResult[]>;
+}
+
+/** Whether `m` can embed with heads removed. */
+export function isHeadEmbedder(m: Embedder): m is HeadEmbedder {
+  const h = m as Partial<HeadEmbedder>;
+  return typeof h.embedMasked === 'function' && typeof h.headMeans === 'function' && !!h.headShape;
+}

@@ -13,7 +13,7 @@ import { performance } from 'node:perf_hooks';
 import { BeirDataset, loadBeir } from './beir';
 import { CorpusCacheKey, CACHE_FORMAT, CorpusEmbeddingCache, hashTexts, LoadedShard, ShardMeta } from './cache';
 import { corpusInputs } from './e5_format';
-import { Embedder, EmbedPrefix } from './embedder';
+import type { EmbedCallResult, Embedder, EmbedPrefix } from './embedder';
 import { EvalError } from './errors';
 import { Hit, meanMetrics, METRIC_LABELS, METRIC_NAMES, MetricName, queryMetrics } from './metrics';
 import { makeProgress, Progress } from './progress';
@@ -55,7 +55,15 @@ export interface EvaluateOptions {
   onWarning?: (message: string) => void;
   /** Keep each query's ranked hits in `perQuery[].hits` (true: all max(k); a number: that many). */
   keepHits?: boolean | number;
+  /**
+   * What embeds the queries (default `model`, which embeds the corpus). The corpus cache is keyed by
+   * `model` alone, so queries embedded otherwise (e.g. with heads removed) reuse a plain run's cache.
+   */
+  queryModel?: Embedder;
 }
+
+/** Several query embeddings of the same queries: one result per set, the corpus read once for all. */
+export type QuerySets = (texts: string[], embedOpts: { batchSize?: number; maxLength?: number; onProgress?: (done: number, total: number) => void }) => Promise<CheckedEmbeddings[]>;
 
 export interface QueryResult {
   queryId: string;
@@ -106,6 +114,18 @@ export interface EvalResult {
 }
 
 export async function evaluate(model: Embedder, dataset: string | BeirDataset, opts: EvaluateOptions = {}): Promise<EvalResult> {
+  const queryModel = opts.queryModel ?? model;
+  const [result] = await evaluateQuerySets(model, dataset, opts, async (texts, o) => [await embedChecked(queryModel, texts, 'query', o)]);
+  return result;
+}
+
+/**
+ * evaluate() for several embeddings of the same queries at once (a scan of interventions on the
+ * query side): the corpus is read (or embedded) once and every set is searched in the same pass.
+ * Each result equals evaluate() with that set's embeddings: a query's search does not depend on the
+ * other queries searched beside it (eval/search.ts).
+ */
+export async function evaluateQuerySets(model: Embedder, dataset: string | BeirDataset, opts: EvaluateOptions, querySets: QuerySets): Promise<EvalResult[]> {
   const t0 = performance.now();
   const ks = checkKs(opts.k ?? [...DEFAULT_K]);
   const shardSize = checkPositiveInt('shardSize', opts.shardSize ?? DEFAULT_SHARD_SIZE);
@@ -138,9 +158,14 @@ export async function evaluate(model: Embedder, dataset: string | BeirDataset, o
   const tq = performance.now();
   const qBar = makeProgress('queries', progressOn, opts.progressStream);
   qBar.start(queryIds.length, 0);
-  const qOut = await embedChecked(model, queryIds.map((q) => data.queries.get(q)!), 'query', { ...embedOpts, onProgress: (d) => qBar.update(d) });
+  const qSets = await querySets(queryIds.map((q) => data.queries.get(q)!), { ...embedOpts, onProgress: (d) => qBar.update(d) });
   qBar.stop();
+  const qOut = qSets[0];
   const dim = qOut.dim;
+  if (qSets.some((s) => s.dim !== dim || s.data.length !== queryIds.length * dim)) {
+    throw new EvalError('bad_embedding', `query embedding sets differ in shape (expected ${queryIds.length} × ${dim} each)`);
+  }
+  const S = qSets.length, nq = queryIds.length;
   const queryEmbedSeconds = (performance.now() - tq) / 1000;
 
   // 3. Corpus: cached or computed shard by shard, each scored as soon as it is available.
@@ -148,7 +173,12 @@ export async function evaluate(model: Embedder, dataset: string | BeirDataset, o
   const inputs = corpusInputs(corpus, docAsQuery);
   const docIndex = new Map(corpus.ids.map((id, i) => [id, i]));
   const excludeDoc = new Int32Array(queryIds.map((q) => (ignoreIdenticalIds ? docIndex.get(q) ?? -1 : -1)));
-  const search = new ExactTopK(qOut.data, queryIds.length, dim, idRanks(corpus.ids), { k: ks[ks.length - 1], excludeDoc });
+  // The sets stacked: set s's query i is search row s*nq + i.
+  const allQueries = S === 1 ? qOut.data : new Float32Array(S * nq * dim);
+  if (S > 1) qSets.forEach((q, s) => allQueries.set(q.data, s * nq * dim));
+  const allExclude = new Int32Array(S * nq);
+  for (let s = 0; s < S; s++) allExclude.set(excludeDoc, s * nq);
+  const search = new ExactTopK(allQueries, S * nq, dim, idRanks(corpus.ids), { k: ks[ks.length - 1], excludeDoc: allExclude });
 
   const key = corpusCacheKey(model, corpus.ids, inputs, opts.maxLength, shardSize);
   const cache = opts.cacheDir === undefined ? undefined : CorpusEmbeddingCache.open(opts.cacheDir, key);
@@ -159,41 +189,44 @@ export async function evaluate(model: Embedder, dataset: string | BeirDataset, o
   // 4. Metrics.
   const ts = performance.now();
   const keep = opts.keepHits === true ? ks[ks.length - 1] : typeof opts.keepHits === 'number' ? opts.keepHits : 0;
-  const perQuery = queryResults(search, queryIds, corpus.ids, data.qrels, ks, keep);
-  const means = meanMetrics(perQuery.map((q) => ({ ...q.metrics, numRelevant: q.numRelevant })), ks.length);
+  const hits = search.results();
+  const perSet = qSets.map((_, s) => queryResults(hits.slice(s * nq, (s + 1) * nq), queryIds, corpus.ids, data.qrels, ks, keep));
   stats.searchSeconds += (performance.now() - ts) / 1000;
 
   const totalSeconds = (performance.now() - t0) / 1000;
-  return {
-    dataset: {
-      name: data.name, dir: data.dir, split: data.split, corpusSize: corpus.ids.length, queriesInFile: data.queries.size,
-      judgements: [...data.qrels.values()].reduce((n, r) => n + r.size, 0),
-    },
-    model: { id: model.id, pooling: model.pooling ?? null },
-    settings: {
-      k: ks, ignoreIdenticalIds, docAsQuery, maxLength: opts.maxLength ?? null, batchSize: opts.batchSize ?? null,
-      shardSize, scoreFunction: 'cosine', tieBreak: TIE_BREAK,
-    },
-    means,
-    scores: beirScores(means, ks),
-    perQuery,
-    counts: {
-      queriesEvaluated: queryIds.length,
-      queriesSkippedNoQrels: skipped,
-      queriesWithoutRelevant: perQuery.filter((q) => q.numRelevant === 0).length,
-      qrelsQueriesWithoutText: data.stats.qrelsQueriesWithoutText + orphanQrels,
-      judgementsUnknownDoc: data.stats.judgementsUnknownDoc,
-      identicalIdsExcluded: Array.from(excludeDoc).filter((d) => d >= 0).length,
-      passagesTruncated: stats.truncated,
-      queriesTruncated: qOut.nTruncated,
-    },
-    cache: { dir: cache?.dir ?? null, shards: shards.length, reused: stats.reused, computed: stats.computed, rejected: stats.rejected },
-    timing: {
-      queryEmbedSeconds, corpusEmbedSeconds: stats.embedSeconds, searchSeconds: stats.searchSeconds, totalSeconds,
-      passagesPerSecond: stats.computedPassages > 0 && stats.embedSeconds > 0 ? stats.computedPassages / stats.embedSeconds : null,
-    },
-    warnings,
-  };
+  return perSet.map((perQuery, s) => {
+    const means = meanMetrics(perQuery.map((q) => ({ ...q.metrics, numRelevant: q.numRelevant })), ks.length);
+    return {
+      dataset: {
+        name: data.name, dir: data.dir, split: data.split, corpusSize: corpus.ids.length, queriesInFile: data.queries.size,
+        judgements: [...data.qrels.values()].reduce((n, r) => n + r.size, 0),
+      },
+      model: { id: model.id, pooling: model.pooling ?? null },
+      settings: {
+        k: ks, ignoreIdenticalIds, docAsQuery, maxLength: opts.maxLength ?? null, batchSize: opts.batchSize ?? null,
+        shardSize, scoreFunction: 'cosine', tieBreak: TIE_BREAK,
+      },
+      means,
+      scores: beirScores(means, ks),
+      perQuery,
+      counts: {
+        queriesEvaluated: queryIds.length,
+        queriesSkippedNoQrels: skipped,
+        queriesWithoutRelevant: perQuery.filter((q) => q.numRelevant === 0).length,
+        qrelsQueriesWithoutText: data.stats.qrelsQueriesWithoutText + orphanQrels,
+        judgementsUnknownDoc: data.stats.judgementsUnknownDoc,
+        identicalIdsExcluded: Array.from(excludeDoc).filter((d) => d >= 0).length,
+        passagesTruncated: stats.truncated,
+        queriesTruncated: qSets[s].nTruncated,
+      },
+      cache: { dir: cache?.dir ?? null, shards: shards.length, reused: stats.reused, computed: stats.computed, rejected: stats.rejected },
+      timing: {
+        queryEmbedSeconds, corpusEmbedSeconds: stats.embedSeconds, searchSeconds: stats.searchSeconds, totalSeconds,
+        passagesPerSecond: stats.computedPassages > 0 && stats.embedSeconds > 0 ? stats.computedPassages / stats.embedSeconds : null,
+      },
+      warnings: [...warnings],
+    };
+  });
 }
 
 /** BEIR's flat labels: NDCG@k, MAP@k, Recall@k, P@k, MRR@k. */
@@ -205,14 +238,14 @@ export function beirScores(means: Record<MetricName, number[]>, ks: readonly num
 
 /** Each query's metrics at every cutoff (and its top `keep` hits), from the finished search. */
 function queryResults(
-  search: ExactTopK,
+  ranked: ReturnType<ExactTopK['results']>,
   queryIds: readonly string[],
   docIds: readonly string[],
   qrels: BeirDataset['qrels'],
   ks: readonly number[],
   keep: number,
 ): QueryResult[] {
-  return search.results().map((hits, qi) => {
+  return ranked.map((hits, qi) => {
     const queryId = queryIds[qi];
     const { numRelevant, ...metrics } = queryMetrics(hits.map((h) => docIds[h.doc]), qrels.get(queryId)!, ks);
     const r: QueryResult = { queryId, numRelevant, metrics };
@@ -321,17 +354,21 @@ export async function embedChecked(
   dim?: number,
 ): Promise<CheckedEmbeddings> {
   const out = await model.embed(texts, { prefix, ...opts });
-  const n = texts.length;
-  if (out.embeddings.length !== n) throw new EvalError('bad_embedding', `embedder ${model.id} returned ${out.embeddings.length} embeddings for ${n} texts`);
+  return checkEmbeddings(model.id, texts.length, out, prefix, dim);
+}
+
+/** What an embedder returned for `n` texts, checked (count, one dimension, finite values) and stacked. */
+export function checkEmbeddings(modelId: string, n: number, out: EmbedCallResult, prefix: EmbedPrefix, dim?: number): CheckedEmbeddings {
+  if (out.embeddings.length !== n) throw new EvalError('bad_embedding', `embedder ${modelId} returned ${out.embeddings.length} embeddings for ${n} texts`);
   if (out.nTokens.length !== n || out.truncated.length !== n) {
-    throw new EvalError('bad_embedding', `embedder ${model.id} returned ${out.nTokens.length} token counts and ${out.truncated.length} truncation flags for ${n} texts`);
+    throw new EvalError('bad_embedding', `embedder ${modelId} returned ${out.nTokens.length} token counts and ${out.truncated.length} truncation flags for ${n} texts`);
   }
   const d = dim ?? out.embeddings[0]?.length ?? 0;
-  if (d === 0) throw new EvalError('bad_embedding', `embedder ${model.id} returned empty embeddings`);
+  if (d === 0) throw new EvalError('bad_embedding', `embedder ${modelId} returned empty embeddings`);
   const data = stackRows(out.embeddings, d);
   for (let i = 0; i < data.length; i++) {
     if (!Number.isFinite(data[i])) {
-      throw new EvalError('bad_embedding', `embedder ${model.id} returned a non-finite value (${data[i]}) in embedding ${Math.floor(i / d)} (${prefix} text)`);
+      throw new EvalError('bad_embedding', `embedder ${modelId} returned a non-finite value (${data[i]}) in embedding ${Math.floor(i / d)} (${prefix} text)`);
     }
   }
   return { data, dim: d, nTruncated: out.truncated.filter(Boolean).length, nTokens: out.nTokens.reduce((a, b) => a + b, 0) };
