@@ -8,7 +8,8 @@ export { evaluate, beirScores, parseKList, DEFAULT_K, DEFAULT_SHARD_SIZE, TIE_BR
 export type { EvaluateOptions, EvalResult, QueryResult } from './evaluate';
 export { precomputeCorpus } from './precompute';
 export type { PrecomputeOptions, PrecomputeResult } from './precompute';
-export { formatEvalTable, formatEvalJson, formatTrecRun } from './report';
+export { formatEvalTable, formatEvalJson, formatTrecRun, formatAblationTable, formatScanTable } from './report';
+export { renderScanHtml, SCAN_VIEW_FORMAT } from './scan-html';
 export type { TableOptions, JsonOptions } from './report';
 export { loadBeir, assembleDataset, readCorpus, readQueries, readQrels } from './beir';
 export type { BeirDataset, BeirCorpus, BeirStats, Qrels, LoadBeirOptions } from './beir';

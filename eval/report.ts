@@ -2,7 +2,9 @@
  * Renderings of an EvalResult: an aligned markdown table for people, JSON for machines, and a TREC
  * run file (qid Q0 docid rank score run) for trec_eval / pytrec_eval cross-checks.
  */
+import type { AblationResult } from './ablation';
 import type { EvalResult } from './evaluate';
+import type { ScanResult } from './scan';
 import { METRIC_LABELS, METRIC_NAMES } from './metrics';
 
 export interface TableOptions {
@@ -80,4 +82,72 @@ export function formatTrecRun(result: EvalResult, runName = 'e5-tfjs'): string {
     });
   }
   return lines.length ? `${lines.join('\n')}\n` : '';
+}
+
+// ------------------------------------------------------------------------------------ ablation
+
+/** Signed, fixed decimals: "+0.01234", "-0.00500", "0.00000" for no change. */
+function signed(v: number, digits: number): string {
+  const s = v.toFixed(digits);
+  return v > 0 && Number(s) !== 0 ? `+${s}` : Number(s) === 0 ? (0).toFixed(digits) : s;
+}
+
+/**
+ * The plain and ablated means and their difference, one row each per metric, around the ablated
+ * run's own table lines (counts, cache, timing, warnings).
+ */
+export function formatAblationTable(result: AblationResult, opts: TableOptions = {}): string {
+  const digits = opts.digits ?? 5;
+  const { baseline, ablated, delta, intervention: iv } = result;
+  const header = ['metric', ...ablated.settings.k.map((k) => `@${k}`)];
+  const rows = METRIC_NAMES.flatMap((m) => [
+    [METRIC_LABELS[m], ...baseline.means[m].map((v) => v.toFixed(digits))],
+    [`${METRIC_LABELS[m]} ablated`, ...ablated.means[m].map((v) => v.toFixed(digits))],
+    [`${METRIC_LABELS[m]} Δ`, ...delta.means[m].map((v) => signed(v, digits))],
+  ]);
+  const changed = result.perQueryDelta.filter((q) => METRIC_NAMES.some((m) => q.metrics[m].some((v) => v !== 0))).length;
+  const plainTable = formatEvalTable(ablated, opts).split('\n');
+  const at = plainTable.findIndex((l) => l.startsWith('| '));
+  const end = at + 2 + METRIC_NAMES.length;
+  return [
+    ...plainTable.slice(0, at),
+    `ablated: heads ${iv.heads.join(',')} (${iv.mode}${iv.meanReference ? ` — means over ${iv.meanReference}` : ''}) on the ${iv.side} side; ${changed} of ${result.perQueryDelta.length} queries change`,
+    '',
+    ...markdownTable(header, rows),
+    ...plainTable.slice(end),
+  ].join('\n');
+}
+
+/** The largest effects of a scan on its metric: the plain value, then the `top` cells by |Δ| (ties: grid order). */
+export function formatScanTable(result: ScanResult, opts: TableOptions & { top?: number } = {}): string {
+  const digits = opts.digits ?? 5;
+  const top = opts.top ?? 20;
+  const { baseline, metric } = result;
+  const ki = baseline.settings.k.indexOf(metric.k);
+  const base = baseline.means[metric.name][ki];
+  const ranked = [...result.cells].sort((a, b) => Math.abs(b.delta[metric.name][ki]) - Math.abs(a.delta[metric.name][ki]));
+  const rows = ranked.slice(0, top).map((c) => {
+    const down = c.perQueryDelta.filter((v) => v < 0).length, up = c.perQueryDelta.filter((v) => v > 0).length;
+    return [result.scan === 'heads' ? `${c.layer}.${c.head}` : `layer ${c.layer}`, c.means[metric.name][ki].toFixed(digits), signed(c.delta[metric.name][ki], digits), String(down), String(up)];
+  });
+  const what = result.scan === 'heads' ? `each of ${result.shape.layers}×${result.shape.heads} heads` : `each of ${result.shape.layers} layers' heads`;
+  const out = [
+    `${baseline.dataset.name} (split ${baseline.dataset.split}): ${baseline.counts.queriesEvaluated} queries, ${baseline.dataset.corpusSize} passages; model ${baseline.model.id}`,
+    `scan: ${what} ${result.mode}-ablated on the ${result.side} side${result.meanReference ? ` (means over ${result.meanReference})` : ''}${result.worker ? `; worker ${result.worker.index}/${result.worker.count}` : ''}`,
+    `${metric.label} without ablation: ${base.toFixed(digits)}; the ${Math.min(top, rows.length)} largest effects of ${result.cells.length} cells:`,
+    '',
+    ...markdownTable(['cell', metric.label, 'Δ', 'queries ↓', 'queries ↑'], rows),
+    '',
+    `cache: ${result.cache.dir ?? 'none'} (${result.cache.cells} cells: ${result.cache.reused} reused, ${result.cache.computed} computed${result.cache.rejected ? `, ${result.cache.rejected} rejected` : ''}); time ${result.timing.totalSeconds.toFixed(1)} s (cells ${result.timing.cellSeconds.toFixed(1)} s)`,
+  ];
+  for (const w of result.warnings) out.push(`warning: ${w}`);
+  return out.join('\n');
+}
+
+/** An aligned markdown table: first column left, the others right. */
+function markdownTable(header: string[], rows: string[][]): string[] {
+  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)));
+  const line = (cells: string[]) => `| ${cells.map((s, c) => (c === 0 ? s.padEnd(widths[c]) : s.padStart(widths[c]))).join(' | ')} |`;
+  const rule = `| ${widths.map((w, c) => (c === 0 ? `:${'-'.repeat(w - 1)}` : `${'-'.repeat(w - 1)}:`)).join(' | ')} |`;
+  return [line(header), rule, ...rows.map(line)];
 }

@@ -13,20 +13,22 @@ import type { EmbeddingModel } from '../../index';
 import {
   DEFAULT_K, DEFAULT_SHARD_SIZE, EngineEmbedder, evaluate, EvalError, formatEvalJson, formatEvalTable, formatTrecRun, loadBeir, parseKList,
 } from '../../index';
-import type { EvalResult } from '../../index';
+import type { EvalResult, ScanMetric } from '../../index';
 import {
   addBackendOptions, addGeneralOptions, addModelOptions, BackendOptions, describeBackend, GeneralOptions, intArg,
   ModelOptions, modelLabel, openModel, Reporter, usageError,
 } from '../common';
 import { toolVersion } from '../format';
 import { checkWritableFolder, isStdout, outputConflict, removeStaleTempFiles, textSink } from '../output';
-import { addShardOptions, ShardOptions } from '../shard';
+import { addShardOptions, ShardOptions, ShardSpec } from '../shard';
+import { parseAblate } from './inspect';
 import { evalShardCheck, runEvalShard } from '../shard-eval';
+import { ablationJson, AblationCliOptions, ablationTable, checkAblationUsage, renderScanHtml, runAblation, scanJson, scanShardLine } from '../eval-ablation';
 import { WarningTally } from '../warnings';
 
 type EvalFormat = 'table' | 'json';
 
-export interface EvalOptions extends ModelOptions, BackendOptions, GeneralOptions, ShardOptions {
+export interface EvalOptions extends ModelOptions, BackendOptions, GeneralOptions, ShardOptions, AblationCliOptions {
   data: string;
   split: string;
   k: number[];
@@ -73,7 +75,14 @@ export function register(program: Command): Command {
     .option('-o, --output <file>', 'write the report to FILE (via a temp file, renamed when complete) instead of stdout')
     .option('--save-run <file>', 'also write the ranking (top max(k) per query) as a TREC run file, for trec_eval, pytrec_eval or ranx')
     .option('--force', 'replace an existing --output or --save-run file')
-    .addOption(new Option('--shard-size <n>', 'passages per corpus cache shard (part of the cache key: keep it the same in every --shard task and the final run)').argParser(intArg(1)).default(DEFAULT_SHARD_SIZE));
+    .addOption(new Option('--shard-size <n>', 'passages per corpus cache shard (part of the cache key: keep it the same in every --shard task and the final run)').argParser(intArg(1)).default(DEFAULT_SHARD_SIZE))
+    .addOption(new Option('--ablate <heads>', 'also evaluate with attention heads LAYER.HEAD,... (e.g. 3.5,0.1) ablated at attn.hook_z, as e5 inspect --ablate; reports both runs and the difference').argParser(parseAblate))
+    .addOption(new Option('--ablate-mode <mode>', "zero: a removed head's output is 0; mean: its mean over the evaluated queries' real tokens").choices(['zero', 'mean']).default('zero'))
+    .addOption(new Option('--ablate-side <side>', 'where heads are removed: query (reuses the plain corpus cache), passage or both (the corpus is embedded again, cached under the intervention)').choices(['query', 'passage', 'both']).default('query'))
+    .addOption(new Option('--scan <what>', "ablate every head (heads: L×H cells) or every layer's heads (layers: L cells) in turn; a resumable, shardable grid").choices(['heads', 'layers']))
+    .option('--metric <m@k>', 'the metric of the --scan grid and its table (ndcg, map, recall, p, mrr; k one of --k)', 'ndcg@10')
+    .option('--html <file>', 'write the --scan grid as a self-contained HTML heat grid')
+    .addOption(new Option('--cells-per-pass <n>', 'query-side scan: cells embedded and searched per pass over the corpus').argParser(intArg(1)).hideHelp());
   addShardOptions(cmd);
   addModelOptions(cmd);
   addBackendOptions(cmd);
@@ -91,13 +100,23 @@ prints one summary line; a final run without --shard on the same --cache reuses 
 Every task and the final run need the same model, --shard-size, --max-length, --doc-as-query and
 --backend (and environment: E5_SHARD_COUNT), or they fill different caches (deploy/README.md).
 
+Ablation: --ablate 3.5,0.1 evaluates twice (plain, and with those heads removed on --ablate-side)
+and reports both and the difference (per query in JSON). --scan heads|layers removes each head (or
+each layer's heads) in turn: a table of the largest effects on --metric, the grid in JSON and --html.
+Mean ablation replaces a head's output by its mean over the evaluated queries ('query: ' + text).
+Each scan cell is cached under --cache (keyed by model, intervention, settings and data): a killed
+scan resumes; with --shard I/N each worker computes the cells c with c mod N = I, and the final run
+without --shard reuses them and reports the whole grid.
+
 Output: a table of the means (BEIR rounds to 5 decimals) with counts, cache use and timing;
 json: the full result, with per-query metrics and the run environment ("run").
 
 Examples:
   $ e5 eval --model intfloat/e5-large-unsupervised --data ./scifact --split test --k 10,100
   $ e5 eval --model ./my-e5-folder --data ./nfcorpus --k 10 --batch-size 16 --output nfcorpus.json
-  $ e5 eval --model ./my-e5-folder --data ./scifact --k 10,100 --save-run scifact.run && trec_eval -m ndcg_cut.10 scifact/qrels/test.trec scifact.run`);
+  $ e5 eval --model ./my-e5-folder --data ./scifact --k 10,100 --save-run scifact.run && trec_eval -m ndcg_cut.10 scifact/qrels/test.trec scifact.run
+  $ e5 eval --model ./my-e5-folder --data ./scifact --k 10 --ablate 3.5,0.1 --ablate-mode mean
+  $ e5 eval --model ./my-e5-folder --data ./scifact --k 10,100 --scan heads --metric ndcg@10 --html heads.html`);
   return cmd.action((o: EvalOptions, c: Command) => runEval(o, c));
 }
 
@@ -123,6 +142,8 @@ function runInfo(m: EmbeddingModel, embedder: EngineEmbedder) {
 
 async function runEval(o: EvalOptions, cmd: Command): Promise<void> {
   const shard = evalShardCheck(o, cmd);
+  const metric = checkAblationUsage(o, cmd, shard);
+  if (shard && metric) return runScanShard(o, cmd, shard, metric);
   if (shard) return runEvalShard(o, shard, path.resolve(o.cache || defaultEvalCacheDir()));
   const r = Reporter.from(o);
   if (o.output !== undefined && isStdout(o.output)) o.output = undefined; // '-', /dev/stdout: stdout
@@ -142,6 +163,7 @@ async function runEval(o: EvalOptions, cmd: Command): Promise<void> {
   const cacheDir = o.cache === false ? undefined : path.resolve(o.cache ?? defaultEvalCacheDir());
 
   const t0 = performance.now();
+  if (metric) return runEvalAblation(o, cmd, r, cacheDir, metric, format, t0);
   const dataset = await loadBeir(o.data, { split: o.split });
   const m = await openModel(o, { embeddingOnly: true });
   if (o.maxLength !== undefined && o.maxLength > m.config.maxPositionEmbeddings) {
@@ -181,6 +203,29 @@ async function runEval(o: EvalOptions, cmd: Command): Promise<void> {
   const cacheNote = cache.dir ? ` (cache ${cache.reused}/${cache.shards} shards reused)` : '';
   const files = [o.output, o.saveRun].filter(Boolean).join(', ');
   r.note(`evaluated ${result.counts.queriesEvaluated} queries against ${result.dataset.corpusSize} passages with ${modelLabel(m)} on ${describeBackend(backendInfo())} in ${seconds.toFixed(1)} s${cacheNote}${files ? ` → ${files}` : ''}`);
+}
+
+/** --ablate / --scan without --shard: the report in the chosen format, and the --html grid. */
+async function runEvalAblation(o: EvalOptions, cmd: Command, r: Reporter, cacheDir: string | undefined, metric: ScanMetric, format: EvalFormat, t0: number): Promise<void> {
+  const run = await runAblation(o, cmd, r, cacheDir, metric);
+  const info = runInfo(run.model, run.embedder);
+  const text = format === 'json'
+    ? `${JSON.stringify({ ...(run.ablation ? ablationJson(run.ablation) : scanJson(run.scan!)) as object, run: info }, null, 2)}\n`
+    : `${ablationTable(run, !!o.output)}\n`;
+  await writeText(o.output, text, !!o.force);
+  if (run.scan && o.html) await writeText(o.html, renderScanHtml(run.scan), !!o.force);
+  const seconds = (performance.now() - t0) / 1000;
+  const base = run.ablation?.baseline ?? run.scan!.baseline;
+  const what = run.ablation ? `heads ${run.ablation.intervention.heads.join(',')} ablated` : `${run.scan!.cells.length} ${o.scan} cells (cache: ${run.scan!.cache.reused} reused, ${run.scan!.cache.computed} computed)`;
+  const files = [o.output, o.html].filter(Boolean).join(', ');
+  r.note(`evaluated ${base.counts.queriesEvaluated} queries against ${base.dataset.corpusSize} passages, ${what} (${o.ablateMode}, ${o.ablateSide} side), with ${modelLabel(run.model)} on ${describeBackend(backendInfo())} in ${seconds.toFixed(1)} s${files ? ` → ${files}` : ''}`);
+}
+
+/** A scan worker: its cells into the cache, one line on stdout. */
+async function runScanShard(o: EvalOptions, cmd: Command, shard: ShardSpec, metric: ScanMetric): Promise<void> {
+  const r = Reporter.from(o);
+  const run = await runAblation(o, cmd, r, path.resolve(o.cache || defaultEvalCacheDir()), metric, shard);
+  process.stdout.write(scanShardLine(run.scan!, shard, run.model));
 }
 
 /** `text` to stdout (no file) or written whole to `file` (temp file, then put in place). */
