@@ -22,10 +22,14 @@ import { testBackend } from './support/backend';
 import { HashingEmbedder, writeTinyBeir } from './support/eval-child';
 import { cachedModel } from '../devtools/generate-model';
 import { loadBeir } from '../eval/beir';
+import { execFileSync } from 'node:child_process';
+import { METRIC_NAMES } from '../eval/metrics';
+import { PYTHON, skipUnlessHuggingFace } from './support/python';
 
 const K = [1, 5, 10];
 let tmp: string;
 let model: EmbeddingModel;
+let modelDir: string;
 let embedder: EngineEmbedder;
 let data: string;
 let plain: EvalResult;
@@ -34,7 +38,8 @@ before(async function () {
   this.timeout(120_000);
   await testBackend();
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'eval-ablation-'));
-  model = await loadModel(cachedModel({ preset: 'tiny' }));
+  modelDir = cachedModel({ preset: 'tiny' });
+  model = await loadModel(modelDir);
   embedder = new EngineEmbedder(model);
   data = path.join(tmp, 'data');
   writeTinyBeir(data, 60);
@@ -179,5 +184,52 @@ describe('eval ablation: bad input', () => {
     const noHeads = Object.create(embedder, { headShape: { value: { numHiddenLayers: 0, numAttentionHeads: 4, hiddenSize: 32 } } }) as EngineEmbedder;
     await assert.rejects(scanAblations(noHeads, await loadBeir(data), { k: K, scan: 'heads' }), /has no attention heads to ablate/);
     assert.equal(scanCells('heads', 2, 4).length, 8);
+  });
+});
+
+// ------------------------------------------------------------------------------------ PyTorch reference
+
+interface RefRun { means: Record<string, number[]>; perQuery: Array<{ queryId: string; metrics: Record<string, number[]> }> }
+
+/** Every metric of `got` within 1e-6 of the reference's, per query and in the means, naming the first miss. */
+function assertClose(got: { means: Record<string, number[]>; perQuery: Array<{ queryId: string; metrics: Record<string, number[]> }> }, want: RefRun, what: string): void {
+  const check = (a: number, b: number, where: string) => assert.ok(Math.abs(a - b) <= 1e-6, `${what} ${where}: e5-tfjs ${a}, PyTorch ${b}`);
+  assert.deepEqual(got.perQuery.map((q) => q.queryId), want.perQuery.map((q) => q.queryId), `${what}: queries`);
+  for (const m of METRIC_NAMES) {
+    K.forEach((k, i) => check(got.means[m][i], want.means[m][i], `mean ${m}@${k}`));
+    got.perQuery.forEach((q, j) => K.forEach((k, i) => check(q.metrics[m][i], want.perQuery[j].metrics[m][i], `${q.queryId} ${m}@${k}`)));
+  }
+}
+
+describe('eval ablation: equals a PyTorch reference (transformers BertModel, a pre-hook at hook_z)', function () {
+  this.timeout(300_000);
+  before(function () {
+    skipUnlessHuggingFace(this, 'transformers');
+  });
+  const reference = (args: string[]) => {
+    const out = path.join(tmp, `ref-${args.join('_').replace(/[^a-z0-9]+/gi, '-')}.json`);
+    execFileSync(PYTHON, [path.join(__dirname, 'parity', 'eval_ablate.py'), '--model', modelDir, '--data', data, '--k', K.join(','), ...args, '--output', out], { stdio: ['ignore', 'ignore', 'pipe'] });
+    return JSON.parse(fs.readFileSync(out, 'utf8')) as { baseline: RefRun; cells: Array<{ label: string; run: RefRun }> };
+  };
+
+  it('heads scan, zero, query side: every cell and the plain run', async () => {
+    const ref = reference(['--scan', 'heads', '--mode', 'zero', '--side', 'query']);
+    const res = await scanAblations(embedder, data, { k: K, scan: 'heads', progress: false });
+    assertClose(res.baseline, ref.baseline, 'plain run');
+    assert.deepEqual(res.cells.map((c) => c.label), ref.cells.map((c) => c.label));
+    res.cells.forEach((c, i) => assertClose(c, ref.cells[i].run, `cell ${c.label}`));
+  });
+
+  it('layers scan, mean (the evaluated queries as reference), both sides', async () => {
+    const ref = reference(['--scan', 'layers', '--mode', 'mean', '--side', 'both']);
+    const res = await scanAblations(embedder, data, { k: K, scan: 'layers', mode: 'mean', side: 'both', progress: false });
+    res.cells.forEach((c, i) => assertClose(c, ref.cells[i].run, `layer ${c.label}`));
+  });
+
+  it('--ablate 0.1,1.2 mean on the passage side', async () => {
+    const ref = reference(['--ablate', '0.1,1.2', '--mode', 'mean', '--side', 'passage']);
+    const res = await evaluateAblation(embedder, data, { k: K, heads: [{ layer: 0, head: 1 }, { layer: 1, head: 2 }], mode: 'mean', side: 'passage', progress: false });
+    assertClose(res.ablated, ref.cells[0].run, 'ablated');
+    assert.ok(res.perQueryDelta.some((q) => q.metrics.ndcg.some((v) => v !== 0)), 'the ablation changes some ranking');
   });
 });
