@@ -218,8 +218,8 @@ export class EngineEmbedder implements HeadEmbedder {
 
   /**
    * Each planned batch of texts runs once for as many masks as fit in maxBatchTokens (rows = masks ×
-   * texts of the batch), so a scan of many cells costs few forwards. A text's rows have the same
-   * batch-mates (its batch, padded to the same length) whatever the number of masks.
+   * texts of the batch, packed unpadded, each row with its own mask), so a scan of many cells costs
+   * few forwards. The batches are those embed() plans, whatever the number of masks.
    */
   async embedMasked(texts: string[], masks: readonly Float32Array[], fill: Float32Array | undefined, o: EmbedCallOptions): Promise<EmbedCallResult[]> {
     const { encodings, batches } = this.encodeBatches(texts, o);
@@ -228,8 +228,8 @@ export class EngineEmbedder implements HeadEmbedder {
     let done = 0;
     for (const batch of batches) {
       const rows = batch.map((i) => encodings[i]);
-      const padded = rows.length * Math.max(...rows.map((r) => r.nTokens));
-      const perForward = Math.max(1, Math.floor((this.opts.maxBatchTokens ?? 8192) / padded));
+      const tokens = rows.reduce((n, r) => n + r.nTokens, 0);
+      const perForward = Math.max(1, Math.floor((this.opts.maxBatchTokens ?? 8192) / tokens));
       for (let c0 = 0; c0 < masks.length; c0 += perForward) {
         const cells = masks.slice(c0, c0 + perForward);
         const data = await forwardRowMasked(this.model.bert, cells.flatMap(() => rows), cells.flatMap((m) => rows.map(() => m)), fill);

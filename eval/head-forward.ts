@@ -1,24 +1,23 @@
 /**
  * The only place eval/ runs the encoder with attention heads removed: one forward of R rows in
- * which row r keeps or removes each head by its own mask, and the mean head outputs that mean
- * ablation puts in place of a removed head.
+ * which row r keeps or removes each head by its own mask, and the sums behind the mean head outputs
+ * that mean ablation puts in place of a removed head.
  *
  * Semantics (those of `e5 inspect --ablate`, inspect/analysis.ts headAblationHooks): at
- * `blocks.{l}.attn.hook_z` [B,T,H,Dh], a removed head's output becomes `fill` (zeros for zero
- * ablation, the head's mean output for mean ablation) at every position; a kept head is untouched
- * (tf.where copies values, so it stays bit-identical). The mask is binary.
+ * `blocks.{l}.attn.hook_z` a removed head's output becomes `fill` (zeros for zero ablation, the
+ * head's mean output for mean ablation) at every position; a kept head is untouched. The masks are
+ * binary, so the engine's z' = m·z + (1 − m)·fill is exactly z or exactly fill.
  *
- * Today this runs through runWithHooks on a padded batch (the hook view needs rows of one length),
- * which runs op by op. When engine/model.ts takes `ForwardOptions.heads` (a [R,L,H] mask and an
- * [L,D] fill, an input of the compiled encoder), `forwardRowMasked` becomes one `bert.run` on the
- * packed rows with that option — nothing else in eval/ changes.
+ * The intervention is a forward input (ForwardOptions.heads, a [R, L, H] mask and an [L, D] fill):
+ * the rows are packed unpadded (engine/rows.ts packSequences) and the forward runs compiled where
+ * the backend compiles (the TensorFlow graph takes the mask as an input), op by op elsewhere.
  *
  * Letters: R rows, T tokens per (padded) row, L layers, H heads, Dh = D/H.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { BertModel } from '../engine/model';
-import { blockHook, HookFn, HookName } from '../engine/hooks';
-import type { PaddedBatch } from '../engine/rows';
+import { blockHook, HookContext } from '../engine/hooks';
+import { packSequences, PaddedBatch } from '../engine/rows';
 
 /** One tokenized row. */
 export interface RowTokens {
@@ -49,27 +48,21 @@ export async function forwardRowMasked(
   fill: Float32Array | undefined,
 ): Promise<Float32Array> {
   const { numHiddenLayers: L, numAttentionHeads: H, hiddenSize: D } = bert.config;
-  const Dh = D / H, R = rows.length;
-  const owned: tf.Tensor[] = [];
-  const hooks: Array<[HookName, HookFn]> = [];
+  const R = rows.length;
+  const maskData = new Float32Array(R * L * H);
+  rowMasks.forEach((m, r) => maskData.set(m, r * L * H));
+  const mask = tf.tensor3d(maskData, [R, L, H]);
+  const fillT = fill ? tf.tensor2d(fill, [L, D]) : undefined;
   try {
-    for (let l = 0; l < L; l++) {
-      const removed = new Uint8Array(R * H);
-      rowMasks.forEach((m, r) => { for (let h = 0; h < H; h++) removed[r * H + h] = m[l * H + h] === 0 ? 1 : 0; });
-      if (!removed.includes(1)) continue; // this layer runs untouched
-      const where = tf.tensor4d(removed, [R, 1, H, 1], 'bool');
-      const f = fill ? tf.tensor4d(fill.subarray(l * D, (l + 1) * D), [1, 1, H, Dh]) : tf.zeros([1, 1, H, Dh]);
-      owned.push(where, f);
-      hooks.push([blockHook(l, 'attn.hook_z'), (z) => tf.where(where, f, z)]);
-    }
-    const out = bert.runWithHooks(padRows(rows), hooks, { poolerOutput: false });
+    const out = bert.runScoped(packSequences(rows as RowTokens[]), { poolerOutput: false, heads: { mask, fill: fillT } }, new HookContext());
     try {
       return (await out.embedding.data()) as Float32Array;
     } finally {
       out.dispose();
     }
   } finally {
-    owned.forEach((t) => t.dispose());
+    mask.dispose();
+    fillT?.dispose();
   }
 }
 
