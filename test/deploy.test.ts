@@ -3,7 +3,8 @@
  * every Kubernetes manifest parses, they agree with each other (the claim pvc.yaml makes, the image
  * deploy/Dockerfile builds, completions = E5_SHARD_COUNT), and their commands run by hand — /shared
  * a temp folder, the model a generated one, `e5` the CLI as the image puts it on PATH — in the
- * README's order: warm-up, the embed shards and the merge, the eval shards and the final eval.
+ * README's order: warm-up, the embed shards and the merge, the eval shards and the final eval, the
+ * scan shards and the final scan.
  * The Slurm scripts parse as bash.
  */
 import { strict as assert } from 'assert';
@@ -41,7 +42,7 @@ describe('deploy/: the Kubernetes manifests, the Dockerfile and the Slurm script
   const jobs = () => files.flatMap(load).filter((m) => m.kind === 'Job');
 
   it('every manifest parses; the Jobs mount the claim pvc.yaml makes and run the image the Dockerfile builds', () => {
-    assert.deepEqual(files, ['embed-merge.yaml', 'embed-shards.yaml', 'eval-final.yaml', 'eval-shards.yaml', 'pvc.yaml', 'warm-up.yaml']);
+    assert.deepEqual(files, ['embed-merge.yaml', 'embed-shards.yaml', 'eval-final.yaml', 'eval-shards.yaml', 'pvc.yaml', 'scan-final.yaml', 'scan-shards.yaml', 'warm-up.yaml']);
     for (const f of files) {
       for (const m of load(f)) {
         assert.ok(m.apiVersion && m.kind && m.metadata?.name, `${f}: apiVersion, kind, metadata.name`);
@@ -58,7 +59,7 @@ describe('deploy/: the Kubernetes manifests, the Dockerfile and the Slurm script
     // the context is the checkout: only the tarball is sent (not node_modules/, .cache/)
     const ignore = fs.readFileSync(path.join(REPO_ROOT, 'deploy', 'Dockerfile.dockerignore'), 'utf8').split('\n').filter((l) => l && !l.startsWith('#'));
     assert.deepEqual(ignore, ['*', '!e5-tfjs-*.tgz']);
-    assert.equal(jobs().length, 5);
+    assert.equal(jobs().length, 7);
     for (const job of jobs()) {
       const spec = job.spec.template!.spec;
       assert.deepEqual(spec.containers.map((c) => c.image), [IMAGE], job.metadata.name);
@@ -111,6 +112,12 @@ describe('deploy/: the Kubernetes manifests, the Dockerfile and the Slurm script
       assert.match(final.stderr, /cache \d+\/\d+ shards reused/);
       const report = JSON.parse(fs.readFileSync(path.join(shared, 'out', 'scifact.json'), 'utf8')) as { means: object };
       assert.ok(report.means, 'a report');
+      // the ablation scan: its cells over the indexes, then the grid from the cached cells
+      for (let i = 0; i < N; i++) assert.match(run(byName('e5-scan-shards'), i).stdout, /^eval scan shard \d\/3: \d of 8 head cells/);
+      run(byName('e5-scan-final'));
+      const grid = JSON.parse(fs.readFileSync(path.join(shared, 'out', 'scifact-heads.json'), 'utf8')) as { cache: { reused: number; computed: number }; grid: unknown[][] };
+      assert.deepEqual([grid.cache.reused, grid.cache.computed, grid.grid.length], [8, 0, 2], 'every cell from the tasks (the tiny model: 2 layers × 4 heads)');
+      assert.match(fs.readFileSync(path.join(shared, 'out', 'scifact-heads.html'), 'utf8'), /^<!DOCTYPE html>/);
     } finally {
       fs.rmSync(root, { recursive: true, force: true });
     }

@@ -1,8 +1,8 @@
 #!/bin/bash
-# deploy/slurm/submit.sh embed|eval N [sbatch options...]
+# deploy/slurm/submit.sh embed|eval|scan N [sbatch options...]
 #
 # Submits the job array of N tasks (0..N-1; E5_TASKS=3,7 submits only those, to rerun them), then
-# the final step (merge.sbatch, or eval-final.sbatch) with --dependency=afterany:<array>: it starts
+# the final step (merge.sbatch, eval-final.sbatch or scan-final.sbatch) with --dependency=afterany:<array>: it starts
 # once every task has ended, however it ended, checks that each one finished, and when one did not
 # it refuses (exit 1) and prints the command that reruns those tasks and the final step after them.
 #
@@ -11,10 +11,10 @@
 # (default ./logs/, made here): $E5_LOGS/e5-embed-<array>_<task>.log, e5-merge-<job>.log, ...
 set -euo pipefail
 usage() {
-  echo "usage: [E5_TASKS=i,j-k] $0 embed|eval N [sbatch options...]" >&2
+  echo "usage: [E5_TASKS=i,j-k] $0 embed|eval|scan N [sbatch options...]" >&2
   exit 2
 }
-[ $# -ge 2 ] && [[ $2 =~ ^[1-9][0-9]*$ ]] && { [ "$1" = embed ] || [ "$1" = eval ]; } || usage
+[ $# -ge 2 ] && [[ $2 =~ ^[1-9][0-9]*$ ]] && { [ "$1" = embed ] || [ "$1" = eval ] || [ "$1" = scan ]; } || usage
 what=$1 n=$2
 shift 2
 here=$(cd "$(dirname "$0")" && pwd)
@@ -43,13 +43,13 @@ E5_SUBMIT_ARGS=$( (($# == 0)) || printf ' %q' "$@")
 export E5_SUBMIT_ARGS
 mkdir -p "$E5_LOGS" "$E5_OUT"
 # What says a task finished (the final step checks it) is removed before the task is queued, so
-# nothing from an earlier run can stand in for it: an embed part's sidecar, an eval task's mark.
+# nothing from an earlier run can stand in for it: an embed part's sidecar, an eval or scan task's mark.
 for i in "${ids[@]}"; do
   if [ "$what" = embed ]; then rm -f "$E5_OUT/part-$(printf %05d "$i").npy.shard.json"
-  else rm -f "$E5_OUT/tasks/eval-$i.done"; fi
+  else rm -f "$E5_OUT/tasks/$what-$i.done"; fi
 done
 
-final=$([ "$what" = embed ] && echo merge || echo eval-final)
+case $what in embed) final=merge ;; eval) final=eval-final ;; scan) final=scan-final ;; esac
 array=$(sbatch --parsable --array="$tasks" --output="$E5_LOGS/%x-%A_%a.log" "$@" "$here/$what.sbatch")
 array=${array%%;*}
 after=$(E5_ARRAY_JOB=$array sbatch --parsable --dependency="afterany:$array" --output="$E5_LOGS/%x-%j.log" "$@" "$here/$final.sbatch")
