@@ -34,7 +34,7 @@ PIP_RETRIES ?= 0
 # The model card's texts, as arguments for `e5 similarity`.
 CARD_ARGS = $(shell node -e 'const c=require("./$(CARD)");const q=s=>"\x27"+s.replace(/\x27/g,"\x27\\\x27\x27")+"\x27";console.log([...c.queries.map(x=>"--query "+q(x)),...c.passages.map(x=>"--passage "+q(x))].join(" "))')
 
-.PHONY: all install build native demo demo-random test test-cpu test-tensorflow reference-env parity parity-large golden bench bench-inspect bench-tokenizer large-model clean
+.PHONY: all install build native demo demo-random test test-cpu test-tensorflow reference-env parity parity-large golden bench bench-inspect bench-tokenizer bench-ablation large-model clean
 
 all: build
 
@@ -145,6 +145,10 @@ bench-inspect: build $(LARGE_DIR)/model.safetensors
 
 bench-tokenizer: install
 	$(TS_NODE) bench/tokenizer.ts
+
+# Issue 24: a query-side head scan against plain embedding once per cell (bench/README.md).
+bench-ablation: build $(LARGE_DIR)/model.safetensors
+	$(TS_NODE) bench/ablation-scan.ts --model $(LARGE_DIR) --backend tensorflow --threads 2 $(BENCH_ARGS)
 
 clean:
 	rm -rf dist .cache/parity-live $(REFERENCE_ENV).tmp
