@@ -38,11 +38,14 @@ import type { HeadEmbedder } from './embedder';
 import { EvalError } from './errors';
 import { checkEmbeddings, checkPositiveInt, evaluate, evaluateQuerySets, EvalResult, EvaluateOptions, QueryResult } from './evaluate';
 import { METRIC_LABELS, METRIC_NAMES, MetricName } from './metrics';
+import { makeProgress } from './progress';
 
 export type ScanKind = 'heads' | 'layers';
 export const SCAN_CELL_FORMAT = 'e5-eval-scan-cell/1';
-/** Cells whose queries are embedded and searched in one pass over the corpus (query side). */
+/** Cells whose queries are embedded and searched in one pass over the corpus (query side), at most. */
 export const DEFAULT_CELLS_PER_PASS = 64;
+/** Heap entries (query rows × max k) a pass may hold: 4 M ≈ 50 MB of top-k lists. */
+const PASS_HEAP_ENTRIES = 1 << 22;
 
 export interface ScanMetric {
   name: MetricName;
@@ -85,7 +88,8 @@ export interface ScanOptions extends Omit<EvaluateOptions, 'queryModel' | 'keepH
   metric?: ScanMetric;
   /** Only the cells c with c mod count = index (a shard worker); every cell when absent. */
   worker?: { index: number; count: number };
-  /** Query side: cells embedded and searched per pass over the corpus (default 64). */
+  /** Query side: cells embedded and searched per pass over the corpus (default 64, fewer when the
+   *  pass's top-k lists — cells × queries × max k entries — would pass 4 M). */
   cellsPerPass?: number;
   /** Called after each cell is available (cached or computed). */
   onCell?: (done: number, total: number) => void;
@@ -136,7 +140,7 @@ export async function scanAblations(model: HeadEmbedder, dataset: string | BeirD
     checkPositiveInt('worker count', worker.count);
     if (!Number.isSafeInteger(worker.index) || worker.index < 0 || worker.index >= worker.count) throw new EvalError('bad_option', `worker index must be in [0, ${worker.count}), got ${worker.index}`);
   }
-  const cellsPerPass = checkPositiveInt('cellsPerPass', opts.cellsPerPass ?? DEFAULT_CELLS_PER_PASS);
+  if (opts.cellsPerPass !== undefined) checkPositiveInt('cellsPerPass', opts.cellsPerPass);
   const data = typeof dataset === 'string' ? await loadBeir(dataset, { split: opts.split }) : dataset;
   const { scan: _s, mode: _m, side: _d, metric: _x, worker: _w, cellsPerPass: _c, onCell, ...evalOpts } = opts;
 
@@ -155,6 +159,8 @@ export async function scanAblations(model: HeadEmbedder, dataset: string | BeirD
   const cache = opts.cacheDir === undefined ? undefined
     : ScanCellCache.open(opts.cacheDir, scanKey(m, data, baseline, { scan: opts.scan, mode, side, fill }));
   const queryIds = baseline.perQuery.map((q) => q.queryId);
+  const kmax = baseline.settings.k[baseline.settings.k.length - 1];
+  const cellsPerPass = opts.cellsPerPass ?? Math.max(1, Math.min(DEFAULT_CELLS_PER_PASS, Math.floor(PASS_HEAP_ENTRIES / (queryIds.length * kmax))));
 
   // Cached cells first; the rest computed in passes.
   const found = new Map<string, CellPayload>();
@@ -172,14 +178,22 @@ export async function scanAblations(model: HeadEmbedder, dataset: string | BeirD
   const tc = performance.now();
   const todo = mine.filter((c) => !found.has(c.label));
   const passes = side === 'query' ? chunk(todo, cellsPerPass) : todo.map((c) => [c]);
-  for (const pass of passes) {
-    const results = await evaluateCells(m, data, evalOpts, side, fill, pass);
-    pass.forEach((cell, i) => {
-      const payload: CellPayload = { means: results[i].means, perQuery: results[i].perQuery };
-      cache?.save(cell.label, payload);
-      found.set(cell.label, payload);
-    });
-    onCell?.(found.size, mine.length);
+  // One bar for the cells; the evaluations inside run without their own.
+  const bar = makeProgress('cells', opts.progress ?? 'auto', opts.progressStream);
+  bar.start(mine.length, reused);
+  try {
+    for (const pass of passes) {
+      const results = await evaluateCells(m, data, { ...evalOpts, progress: false }, side, fill, pass);
+      pass.forEach((cell, i) => {
+        const payload: CellPayload = { means: results[i].means, perQuery: results[i].perQuery };
+        cache?.save(cell.label, payload);
+        found.set(cell.label, payload);
+      });
+      bar.update(found.size);
+      onCell?.(found.size, mine.length);
+    }
+  } finally {
+    bar.stop();
   }
   const cellSeconds = (performance.now() - tc) / 1000;
 
