@@ -152,6 +152,6 @@ export { renderScanHtml };
 /** The one line a scan worker prints. */
 export function scanShardLine(s: ScanResult, shard: ShardSpec, m: EmbeddingModel): string {
   return `eval scan shard ${shardLabel(shard)}: ${s.cells.length} of ${s.shape.layers * (s.scan === 'heads' ? s.shape.heads : 1)} ${s.scan === 'heads' ? 'head' : 'layer'} cells `
-    + `(${s.mode}, ${s.side} side): ${s.cache.computed} computed${s.cache.rejected ? ` (${s.cache.rejected} of them replacing unusable files)` : ''}, ${s.cache.reused} reused, `
+    + `(${s.mode}, ${s.side === 'both' ? 'both sides' : `${s.side} side`}): ${s.cache.computed} computed${s.cache.rejected ? ` (${s.cache.rejected} of them replacing unusable files)` : ''}, ${s.cache.reused} reused, `
     + `in ${s.timing.totalSeconds.toFixed(1)} s with ${modelLabel(m)} on ${describeBackend(backendInfo())} → ${s.cache.dir}\n`;
 }

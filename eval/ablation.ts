@@ -29,6 +29,11 @@ export type { AblationMode, HeadRef };
 export type AblationSide = 'query' | 'passage' | 'both';
 export const ABLATION_SIDES: readonly AblationSide[] = ['query', 'passage', 'both'];
 
+/** "the query side", "the passage side", "both sides": for messages. */
+export function sideText(side: AblationSide): string {
+  return side === 'both' ? 'both sides' : `the ${side} side`;
+}
+
 export const MEAN_REFERENCE = "the evaluated queries ('query: ' + text, truncated as embedded): attn.hook_z averaged over all their real tokens, [CLS] and [SEP] included";
 
 /** "3.5" per head, in the order given. */

@@ -2,7 +2,7 @@
  * Renderings of an EvalResult: an aligned markdown table for people, JSON for machines, and a TREC
  * run file (qid Q0 docid rank score run) for trec_eval / pytrec_eval cross-checks.
  */
-import type { AblationResult } from './ablation';
+import { type AblationResult, sideText } from './ablation';
 import type { EvalResult } from './evaluate';
 import type { ScanResult } from './scan';
 import { METRIC_LABELS, METRIC_NAMES } from './metrics';
@@ -111,7 +111,7 @@ export function formatAblationTable(result: AblationResult, opts: TableOptions =
   const end = at + 2 + METRIC_NAMES.length;
   return [
     ...plainTable.slice(0, at),
-    `ablated: heads ${iv.heads.join(',')} (${iv.mode}${iv.meanReference ? ` — means over ${iv.meanReference}` : ''}) on the ${iv.side} side; ${changed} of ${result.perQueryDelta.length} queries change`,
+    `ablated: heads ${iv.heads.join(',')} (${iv.mode}${iv.meanReference ? ` — means over ${iv.meanReference}` : ''}) on ${sideText(iv.side)}; ${changed} of ${result.perQueryDelta.length} queries change`,
     '',
     ...markdownTable(header, rows),
     ...plainTable.slice(end),
@@ -133,7 +133,7 @@ export function formatScanTable(result: ScanResult, opts: TableOptions & { top?:
   const what = result.scan === 'heads' ? `each of ${result.shape.layers}×${result.shape.heads} heads` : `each of ${result.shape.layers} layers' heads`;
   const out = [
     `${baseline.dataset.name} (split ${baseline.dataset.split}): ${baseline.counts.queriesEvaluated} queries, ${baseline.dataset.corpusSize} passages; model ${baseline.model.id}`,
-    `scan: ${what} ${result.mode}-ablated on the ${result.side} side${result.meanReference ? ` (means over ${result.meanReference})` : ''}${result.worker ? `; worker ${result.worker.index}/${result.worker.count}` : ''}`,
+    `scan: ${what} ${result.mode}-ablated on ${sideText(result.side)}${result.meanReference ? ` (means over ${result.meanReference})` : ''}${result.worker ? `; worker ${result.worker.index}/${result.worker.count}` : ''}`,
     `${metric.label} without ablation: ${base.toFixed(digits)}; the ${Math.min(top, rows.length)} largest effects of ${result.cells.length} cells:`,
     '',
     ...markdownTable(['cell', metric.label, 'Δ', 'queries ↓', 'queries ↑'], rows),

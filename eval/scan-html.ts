@@ -10,6 +10,7 @@
  */
 import { createHash } from 'node:crypto';
 import { escapeHtml, jsonForScript } from '../inspect/html';
+import { sideText } from './ablation';
 import type { ScanResult } from './scan';
 
 export const SCAN_VIEW_FORMAT = 'e5-scan-grid/1';
@@ -131,7 +132,7 @@ export function buildScanPayload(r: ScanResult): ScanPayload {
   const what = r.scan === 'heads' ? 'each head' : "each layer's heads";
   return {
     format: SCAN_VIEW_FORMAT,
-    title: `${r.baseline.dataset.name}: ${r.metric.label} with ${what} ${r.mode}-ablated (${r.side} side)`,
+    title: `${r.baseline.dataset.name}: ${r.metric.label} with ${what} ${r.mode}-ablated (${sideText(r.side)})`,
     metric: r.metric.label,
     baseline: r.baseline.means[r.metric.name][ki],
     rows: r.shape.layers,

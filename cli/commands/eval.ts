@@ -216,9 +216,9 @@ async function runEvalAblation(o: EvalOptions, cmd: Command, r: Reporter, cacheD
   if (run.scan && o.html) await writeText(o.html, renderScanHtml(run.scan), !!o.force);
   const seconds = (performance.now() - t0) / 1000;
   const base = run.ablation?.baseline ?? run.scan!.baseline;
-  const what = run.ablation ? `heads ${run.ablation.intervention.heads.join(',')} ablated` : `${run.scan!.cells.length} ${o.scan} cells (cache: ${run.scan!.cache.reused} reused, ${run.scan!.cache.computed} computed)`;
+  const what = run.ablation ? `heads ${run.ablation.intervention.heads.join(',')} ablated` : `${run.scan!.cells.length} ${o.scan === 'heads' ? 'head' : 'layer'} cells (cache: ${run.scan!.cache.reused} reused, ${run.scan!.cache.computed} computed)`;
   const files = [o.output, o.html].filter(Boolean).join(', ');
-  r.note(`evaluated ${base.counts.queriesEvaluated} queries against ${base.dataset.corpusSize} passages, ${what} (${o.ablateMode}, ${o.ablateSide} side), with ${modelLabel(run.model)} on ${describeBackend(backendInfo())} in ${seconds.toFixed(1)} s${files ? ` → ${files}` : ''}`);
+  r.note(`evaluated ${base.counts.queriesEvaluated} queries against ${base.dataset.corpusSize} passages, ${what} (${o.ablateMode}, ${o.ablateSide === 'both' ? 'both sides' : `${o.ablateSide} side`}), with ${modelLabel(run.model)} on ${describeBackend(backendInfo())} in ${seconds.toFixed(1)} s${files ? ` → ${files}` : ''}`);
 }
 
 /** A scan worker: its cells into the cache, one line on stdout. */
