@@ -2,9 +2,11 @@
  * `e5 eval --ablate` / `--scan` end to end: the real CLI on the generated tiny model (2 layers × 4 heads)
  * and a generated BEIR set. The CLI must report the library's numbers (eval/ablation.ts, eval/scan.ts,
  * computed in this process on the same backend), shard a scan over Slurm array tasks and merge it in
- * the final run, write a heat grid that renders in headless Chromium, and refuse bad usage with exit 2.
+ * the final run, resume a scan killed with SIGKILL by computing only its missing cells, write a heat
+ * grid that renders in headless Chromium, and refuse bad usage with exit 2.
  */
 import * as assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadModel } from '../e5/model';
@@ -14,7 +16,7 @@ import { scanAblations, ScanResult } from '../eval/scan';
 import { renderScanHtml } from '../eval/scan-html';
 import { testBackend } from './support/backend';
 import { dumpDom, findChromium } from './support/chromium';
-import { cliBuild, CliOptions, CliResult, e5 as runE5, tempDir } from './support/cli';
+import { BIN, cliBuild, cliEnv, CliOptions, CliResult, e5 as runE5, REPO_ROOT, tempDir } from './support/cli';
 import { writeTinyBeir } from './support/eval-child';
 import { cachedModel } from '../devtools/generate-model';
 
@@ -139,6 +141,44 @@ describe('e5 eval --scan', () => {
     const r = await e5(evalArgs('--scan', 'layers', '--cache', cache));
     assert.equal(r.code, 1);
     assert.match(r.stderr, /key\.json holds a different key than its directory name promises \(another model, intervention or data set\); delete .* to rebuild it/);
+  });
+});
+
+describe('e5 eval --scan: killed and resumed', () => {
+  /** Every finished cell file under a cache folder. */
+  const cellFiles = (dir: string) => (fs.existsSync(dir) ? fs.readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((f) => /cell-\d\.\d\.json$/.test(f)) : []);
+
+  it('SIGKILL after the first cell, then the same command: only the missing cells are computed, same grid', async function () {
+    this.timeout(180_000);
+    const cache = path.join(tmp, 'scan-kill');
+    const big = path.join(tmp, 'big');
+    writeTinyBeir(big, 120);
+    // passage side: each cell embeds the 120 passages again, one per forward — slow enough to stop half-way
+    const args = evalArgs('--scan', 'heads', '--ablate-side', 'passage', '--cache', cache, '--shard-size', '10', '--batch-size', '1', '--format', 'json').map((a) => (a === data ? big : a));
+    const child = spawn(process.execPath, [BIN, ...args], { cwd: REPO_ROOT, env: cliEnv({ E5_CACHE: path.join(tmp, 'e5-cache') }), stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+    let killed = false;
+    const poll = setInterval(() => {
+      if (!killed && cellFiles(cache).length > 0) {
+        child.kill('SIGKILL');
+        killed = true;
+      }
+    }, 5);
+    const end = await exited;
+    clearInterval(poll);
+    assert.equal(end.signal, 'SIGKILL', `the scan ended before it could be killed (code ${end.code}): ${stderr}`);
+    const kept = cellFiles(cache).length;
+    assert.ok(kept >= 1 && kept < 8, `${kept} of 8 cells written before the kill`);
+
+    const resumed = await e5(args);
+    assert.equal(resumed.code, 0, resumed.stderr);
+    const doc = JSON.parse(resumed.stdout);
+    assert.deepEqual(doc.cache, { dir: doc.cache.dir, cells: 8, reused: kept, computed: 8 - kept, rejected: 0 });
+    const whole = await e5(evalArgs('--scan', 'heads', '--ablate-side', 'passage', '--no-cache', '--batch-size', '1', '--format', 'json').map((a) => (a === data ? big : a)));
+    assert.equal(whole.code, 0, whole.stderr);
+    assert.deepEqual(doc.grid, JSON.parse(whole.stdout).grid);
   });
 });
 
