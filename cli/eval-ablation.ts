@@ -8,7 +8,7 @@
 import type { Command } from 'commander';
 import {
   backendInfo, EngineEmbedder, evaluateAblation, formatAblationTable, formatScanTable, InspectError, loadBeir, parseHeadList,
-  parseScanMetric, renderScanHtml, scanAblations,
+  parseScanMetric, scanAblations,
 } from '../index';
 import type { AblationResult, AblationSide, EmbeddingModel, EvalError, ScanKind, ScanMetric, ScanResult } from '../index';
 import { describeBackend, modelLabel, openModel, Reporter, usageError } from './common';
@@ -28,7 +28,7 @@ export interface AblationCliOptions {
 }
 
 /** Usage errors of the ablation options that the model is not needed for (before the data and model load). */
-export function checkAblationUsage(o: EvalOptions, cmd: Command, shard: ShardSpec | undefined): ScanMetric | undefined {
+export function checkAblationUsage(o: EvalOptions, cmd: Command, shard: ShardSpec | undefined, r: Reporter): ScanMetric | undefined {
   const ablating = o.ablate !== undefined || o.scan !== undefined;
   if (!ablating) {
     for (const [flag, set] of [['--ablate-mode', o.ablateMode !== 'zero'], ['--ablate-side', o.ablateSide !== 'query'], ['--html', o.html !== undefined], ['--metric', o.metric !== 'ndcg@10']] as const) {
@@ -41,9 +41,6 @@ export function checkAblationUsage(o: EvalOptions, cmd: Command, shard: ShardSpe
   if (o.html !== undefined && o.scan === undefined) usageError(cmd, '--html draws the heat grid of a --scan');
   if (shard && o.scan === undefined) usageError(cmd, `shard ${shardLabel(shard)} (${shard.source}) with --ablate: shards split the corpus cache (without --ablate) or the cells of a --scan`);
   if (shard && o.html !== undefined) usageError(cmd, `shard ${shardLabel(shard)} (${shard.source}) computes cells into the cache; the final run without --shard writes --html`);
-  if (o.docAsQuery && o.ablateSide !== 'query' && o.ablateMode === 'mean') {
-    // allowed: the means are still the queries'; nothing to refuse
-  }
   let metric: ScanMetric;
   try {
     metric = parseScanMetric(o.metric);
@@ -55,7 +52,7 @@ export function checkAblationUsage(o: EvalOptions, cmd: Command, shard: ShardSpe
     const conflict = outputConflict(o.html, !!o.force);
     if (conflict) usageError(cmd, conflict.replace('--output', '--html'));
     checkWritableFolder(o.html);
-    removeStaleTempFiles(o.html);
+    removeStaleTempFiles(o.html).forEach((f) => r.note(`removed ${f}, left by a run that was killed`));
   }
   if (o.ablate !== undefined) {
     try {
@@ -146,8 +143,6 @@ export function ablationTable(run: AblationRun, withWarnings: boolean): string {
   const s = run.scan!;
   return formatScanTable(withWarnings ? s : { ...s, warnings: [] });
 }
-
-export { renderScanHtml };
 
 /** The one line a scan worker prints. */
 export function scanShardLine(s: ScanResult, shard: ShardSpec, m: EmbeddingModel): string {

@@ -21,7 +21,7 @@ import { backendInfo } from '../engine/backend';
 import type { EmbeddingModel } from '../e5/model';
 import { NUMERICS_REVISION } from '../engine/numerics';
 import { planBatches } from '../e5/model';
-import type { EmbedCallOptions, EmbedCallResult, Embedder, HeadEmbedder, HeadShape } from './embedder';
+import type { EmbedCallOptions, EmbedCallResult, HeadEmbedder, HeadShape } from './embedder';
 import { forwardRowMasked, headOutputSums, RowTokens } from './head-forward';
 
 /** Files besides the weights that decide the vectors (read by the tokenizer, config and pooling loaders). */

@@ -8,7 +8,7 @@
 import * as os from 'os';
 import * as path from 'path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { backendInfo } from '../../index';
+import { backendInfo, renderScanHtml } from '../../index';
 import type { EmbeddingModel } from '../../index';
 import {
   DEFAULT_K, DEFAULT_SHARD_SIZE, EngineEmbedder, evaluate, EvalError, formatEvalJson, formatEvalTable, formatTrecRun, loadBeir, parseKList,
@@ -23,7 +23,7 @@ import { checkWritableFolder, isStdout, outputConflict, removeStaleTempFiles, te
 import { addShardOptions, ShardOptions, ShardSpec } from '../shard';
 import { parseAblate } from './inspect';
 import { evalShardCheck, runEvalShard } from '../shard-eval';
-import { ablationJson, AblationCliOptions, ablationTable, checkAblationUsage, renderScanHtml, runAblation, scanJson, scanShardLine } from '../eval-ablation';
+import { ablationJson, AblationCliOptions, ablationTable, checkAblationUsage, runAblation, scanJson, scanShardLine } from '../eval-ablation';
 import { WarningTally } from '../warnings';
 
 type EvalFormat = 'table' | 'json';
@@ -142,7 +142,7 @@ function runInfo(m: EmbeddingModel, embedder: EngineEmbedder) {
 
 async function runEval(o: EvalOptions, cmd: Command): Promise<void> {
   const shard = evalShardCheck(o, cmd);
-  const metric = checkAblationUsage(o, cmd, shard);
+  const metric = checkAblationUsage(o, cmd, shard, Reporter.from(o));
   if (shard && metric) return runScanShard(o, cmd, shard, metric);
   if (shard) return runEvalShard(o, shard, path.resolve(o.cache || defaultEvalCacheDir()));
   const r = Reporter.from(o);
