@@ -7,6 +7,7 @@
  * tf.profile() does and leaves the kernel registry as it found it.
  */
 import { strict as assert } from 'assert';
+import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -233,5 +234,20 @@ describe('bench whole runs', function () {
     assert.equal(w.torch.length, 1);
     assert.ok(w.maxAbsDiff < 1e-5, `the printed embeddings differ by ${w.maxAbsDiff}`);
     assert.ok(Math.abs(w.speedupVsTorch - w.torchMedianSeconds / w.oursMedianSeconds) < 1e-12);
+  });
+});
+
+describe('bench/ablation-scan.ts (tiny model, 1 repeat)', function () {
+  this.timeout(120_000);
+  it('times plain embedding and the scan, and derives the ratio from them', () => {
+    const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'bench-ablation-')), 'report.json');
+    const stdout = execFileSync(process.execPath, [require.resolve('ts-node/dist/bin'), '--transpile-only', path.join(__dirname, '..', 'bench', 'ablation-scan.ts'),
+      '--model', cachedModel({ preset: 'tiny' }), '--backend', 'wasm', '--queries', '20', '--cells', '3', '--json', out], { encoding: 'utf8' });
+    const r = JSON.parse(fs.readFileSync(out, 'utf8')) as { cells: number; of: number; plainSeconds: number[]; scanSeconds: number[]; ratio: number };
+    assert.equal(r.cells, 3);
+    assert.equal(r.of, 8);
+    assert.equal(r.ratio, Math.min(...r.scanSeconds) / (3 * Math.min(...r.plainSeconds)));
+    assert.match(stdout, new RegExp(`ratio scan / \\(cells × plain\\) = ${r.ratio.toFixed(3)} \\(target ≤ 1\\.5\\)`));
+    fs.rmSync(path.dirname(out), { recursive: true, force: true });
   });
 });
