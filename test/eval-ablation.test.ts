@@ -9,6 +9,7 @@
 //   of another intervention.
 
 import { strict as assert } from 'node:assert';
+import * as tf from '@tensorflow/tfjs-core';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -90,6 +91,18 @@ describe('eval ablation: the embeddings are e5 inspect --ablate\'s', () => {
       assert.notDeepEqual(Array.from(unablated.embeddings[0]), Array.from(want), 'the heads removed change the embedding');
     });
   }
+});
+
+describe('eval ablation: no tensor is left behind', () => {
+  it('headMeans and embedMasked (zero and mean) free every tensor they make', async () => {
+    const texts = ['lorem ipsum', 'summit define the highest point'];
+    await embedder.embedMasked(texts, [headMask(embedder, [{ layer: 0, head: 0 }])], undefined, { prefix: 'query' }); // warm-up: kernels, compiled encoder
+    const before = tf.memory().numTensors;
+    const fill = await embedder.headMeans(texts, { prefix: 'query' });
+    await embedder.embedMasked(texts, scanCells('heads', 2, 4).map((c) => headMask(embedder, c.heads)), fill, { prefix: 'query' });
+    await embedder.embedMasked(texts, [headMask(embedder, [{ layer: 1, head: 1 }])], undefined, { prefix: 'query' });
+    assert.equal(tf.memory().numTensors, before);
+  });
 });
 
 describe('eval ablation: scan cells equal single runs', () => {
