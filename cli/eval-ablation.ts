@@ -12,10 +12,17 @@ import {
 } from '../index';
 import type { AblationResult, AblationSide, EmbeddingModel, EvalError, ScanKind, ScanMetric, ScanResult } from '../index';
 import { describeBackend, modelLabel, openModel, Reporter, usageError } from './common';
-import type { EvalOptions } from './commands/eval';
+import type { EvalShardOptions } from './shard-eval';
 import { checkWritableFolder, outputConflict, removeStaleTempFiles } from './output';
 import { shardLabel, ShardSpec } from './shard';
 import { WarningTally } from './warnings';
+
+/** What the ablation runs read of `e5 eval`'s options (cli/commands/eval.ts EvalOptions has them all). */
+export interface EvalOptions extends EvalShardOptions, AblationCliOptions {
+  k: number[];
+  saveRun?: string;
+  force?: boolean;
+}
 
 export interface AblationCliOptions {
   ablate?: string;
