@@ -83,9 +83,11 @@ test: build
 # The engine, parity, hook/inspection and CLI suites once more on tensorflow (skipped, saying so, where
 # tfjs-node does not load). Not backend.test (wasm and cpu kernels) nor eval-engine, which asserts
 # that a row's embedding is the same in any batch: oneDNN's GEMM blocking moves with the row count,
-# so on tensorflow the last bits do.
+# so on tensorflow the last bits do. eval-ablation runs here for the compiled heads chain (a per-row mask
+# as a graph input); its bit-level checks take the embedding tolerance on tensorflow.
 TF_SUITES := test/engine.test.ts test/engine-parity.test.ts test/sublayer-parity.test.ts test/inspect-analysis.test.ts \
-  test/inspect-cli.test.ts test/cli-inspect.test.ts test/cli.test.ts test/native.test.ts test/graph.test.ts
+  test/inspect-cli.test.ts test/cli-inspect.test.ts test/cli.test.ts test/native.test.ts test/graph.test.ts \
+  test/eval-ablation.test.ts
 # The numerical ones run a second time on oneDNN's AVX2 kernels (ONEDNN_MAX_CPU_ISA): oneDNN picks
 # kernels per CPU, so the last bits differ between machines of our kind, and a tolerance tighter than
 # the documented one (test/support/tolerance.ts) fails here rather than on someone else's machine.
