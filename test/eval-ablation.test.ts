@@ -246,9 +246,9 @@ describe('eval ablation: equals a PyTorch reference (transformers BertModel, a p
   before(function () {
     skipUnlessHuggingFace(this, 'transformers');
   });
-  const reference = (args: string[]) => {
-    const out = path.join(tmp, `ref-${args.join('_').replace(/[^a-z0-9]+/gi, '-')}.json`);
-    execFileSync(PYTHON, [path.join(__dirname, 'parity', 'eval_ablate.py'), '--model', modelDir, '--data', data, '--k', K.join(','), ...args, '--output', out], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const reference = (args: string[], dataDir = data) => {
+    const out = path.join(tmp, `ref-${path.basename(dataDir)}-${args.join('_').replace(/[^a-z0-9]+/gi, '-')}.json`);
+    execFileSync(PYTHON, [path.join(__dirname, 'parity', 'eval_ablate.py'), '--model', modelDir, '--data', dataDir, '--k', K.join(','), ...args, '--output', out], { stdio: ['ignore', 'ignore', 'pipe'] });
     return JSON.parse(fs.readFileSync(out, 'utf8')) as { baseline: RefRun; cells: Array<{ label: string; run: RefRun }> };
   };
 
@@ -264,6 +264,16 @@ describe('eval ablation: equals a PyTorch reference (transformers BertModel, a p
     const ref = reference(['--scan', 'layers', '--mode', 'mean', '--side', 'both']);
     const res = await scanAblations(embedder, data, { k: K, scan: 'layers', mode: 'mean', side: 'both', progress: false });
     res.cells.forEach((c, i) => assertClose(c, ref.cells[i].run, `layer ${c.label}`));
+  });
+
+  it('the hand-checkable BEIR fixture (an exact score tie, a query id among the documents, null and missing titles): heads, mean, both sides', async () => {
+    const fixture = path.join(__dirname, 'fixtures', 'eval', 'tiny');
+    const ref = reference(['--scan', 'heads', '--mode', 'mean', '--side', 'both'], fixture);
+    const res = await scanAblations(embedder, fixture, { k: K, scan: 'heads', mode: 'mean', side: 'both', progress: false });
+    assertClose(res.baseline, ref.baseline, 'plain run');
+    // d1 and d4 embed the same text: their exact tie goes to d4 (doc id descending), so q1's relevant d1 is second
+    assert.equal(res.baseline.perQuery[0].metrics.mrr[0], 0);
+    res.cells.forEach((c, i) => assertClose(c, ref.cells[i].run, `cell ${c.label}`));
   });
 
   it('--ablate 0.1,1.2 mean on the passage side', async () => {
