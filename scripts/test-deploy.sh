@@ -10,7 +10,9 @@
 #      command; that command, run as printed, reruns the task and the merge: the same bytes again;
 #   3. eval on the BEIR fixture of the eval tests: submit.sh eval 3 (array + final eval), one task
 #      cancelled before it ran: the final eval refuses with the rerun command; run as printed, the
-#      report's numbers equal one `e5 eval`.
+#      report's numbers equal one `e5 eval`;
+#   4. an ablation scan of every head on the same fixture: submit.sh scan 3 (array + final scan, the
+#      corpus cache of 3. reused): the grid equals one `e5 eval --scan`, every cell from the tasks.
 #
 # Slurm and munge come from apt where they are missing (Debian: slurmctld slurmd slurm-client munge);
 # where they cannot be installed, the test is skipped, saying why. Every daemon started here is
@@ -213,4 +215,21 @@ if (numbers(a) !== numbers(b)) { console.error("test-deploy: report.json differs
 ' "$T/out/eval/report.json" "$T/single.json"
 grep -q 'cache 3/3 shards reused' "logs/e5-eval-final-$final.log" || { cat "logs/e5-eval-final-$final.log" >&2; say "the final eval did not reuse the tasks' cache shards"; exit 1; }
 say "3. after the rerun: the report's numbers are the single run's; the final eval reused the tasks' 3 cache shards"
+# 4. an ablation scan, the whole job: every head mean-ablated, the cells over 3 tasks, then the grid
+SCAN_ARGS="--scan heads --ablate-mode mean --metric ndcg@3"
+# shellcheck disable=SC2086
+"$E5" eval -q --model "$T/model" --offline --no-shard --data "$DATA" --cache "$T/single-cache" --progress off --output "$T/single-scan.json" $SCAN_ARGS $EVAL_ARGS 2>>"$T/single.log"
+out=$(E5_DATA=$DATA E5_CACHE_DIR=$T/cache E5_OUT=$T/out/scan E5_SCAN_ARGS=$SCAN_ARGS E5_ARGS=$EVAL_ARGS "$REPO/deploy/slurm/submit.sh" scan 3)
+read -r array final <<<"$(job_ids "$out")"
+wait_jobs "$array $final"
+[ "$(job_state "$final")" = COMPLETED ] || { cat "logs/e5-scan-final-$final.log" >&2; say "the final scan did not complete"; exit 1; }
+[ -s "$T/out/scan/scan.html" ] || { say "no scan.html"; exit 1; }
+node -e '
+const fs = require("fs");
+const [a, b] = process.argv.slice(1).map((f) => JSON.parse(fs.readFileSync(f, "utf8")));
+const numbers = (r) => JSON.stringify({ grid: r.grid, deltaGrid: r.deltaGrid, cells: r.cells.map((c) => [c.label, c.means, c.perQueryDelta]) });
+if (numbers(a) !== numbers(b)) { console.error("test-deploy: the scan grid differs from the single run"); process.exit(1); }
+if (a.cache.reused !== a.cache.cells || a.cache.computed !== 0) { console.error(`test-deploy: the final scan computed ${a.cache.computed} of ${a.cache.cells} cells`); process.exit(1); }
+' "$T/out/scan/report.json" "$T/single-scan.json"
+say "4. scan: the grid is the single run's; the final scan took every cell from the tasks"
 say "passed"
