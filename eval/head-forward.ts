@@ -25,7 +25,7 @@ export interface RowTokens {
   tokenTypeIds: Int32Array; // [T_r]
 }
 
-/** Rows padded (right, id 0) to the longest one, as HF pads: the batch runWithHooks and runWithCache take. */
+/** Rows padded (right, id 0) to the longest one, as HF pads: the batch runWithCache takes (for the means). */
 export function padRows(rows: readonly RowTokens[]): PaddedBatch {
   const B = rows.length, T = Math.max(...rows.map((r) => r.inputIds.length));
   const inputIds = new Int32Array(B * T), tokenTypeIds = new Int32Array(B * T), attentionMask = new Int32Array(B * T);
