@@ -18,6 +18,7 @@ import { BertModel } from '../engine/model';
 import { packSequences } from '../engine/rows';
 import type { HeadIntervention } from '../engine/ops';
 import { checkEmbedArgs, checkLoadArgs } from './embed_options';
+import { explain, ExplainOptions, ExplainResult } from './explain';
 import { checkFolderAgreement, sequenceLimit } from './folder_checks';
 import { similarityMatrix } from './similarity';
 
@@ -207,6 +208,15 @@ export class EmbeddingModel {
     const q = await this.embed(queries, { ...embedOpts, prefix: prefix === 'auto' ? 'query' : 'none' });
     const p = await this.embed(passages, { ...embedOpts, prefix: prefix === 'auto' ? 'passage' : 'none' });
     return { scores: similarityMatrix(q.embeddings, p.embeddings, scale), queries: q, passages: p };
+  }
+
+  /**
+   * Why this score: attributions of s = e_q·e_p to token pairs, tokens or attention heads
+   * (integrated gradients; the definitions and how they are computed: e5/explain.ts).
+   */
+  async explain(query: string, passage: string, opts: ExplainOptions = {}): Promise<ExplainResult> {
+    if (this.disposed) throw new Error(`explain(): the model ${this.info.name} has been disposed; load it again`);
+    return explain(this, query, passage, opts);
   }
 
   /** Free the weights; embed() then throws. Safe to call twice. */

@@ -24,6 +24,8 @@ export interface Encoding {
   tokens: string[];
   /** [start, end) in code points of the original text; [0, 0] for [CLS]/[SEP]. */
   offsets: Array<[number, number]>;
+  /** 1 where the post-processor added the token ([CLS], [SEP]), 0 for the text's own (HF special_tokens_mask). */
+  specialTokensMask: Int32Array;
   /** Number of tokens, special tokens included (= T). */
   nTokens: number;
   /** True when maxLength cut tokens from the text (or from either text of a pair). */
@@ -203,6 +205,7 @@ export class BertTokenizer {
       attentionMask: new Int32Array(n).fill(1),
       tokens: out.tokens,
       offsets,
+      specialTokensMask: Int32Array.from(out.specialTokensMask),
       nTokens: n,
       truncated,
     };
