@@ -41,11 +41,11 @@ export type { PoolingMode } from './weights/sentence_transformers';
 export {
   ablateHeads, attentionViewData, attentionViewFromPatterns, checkHeads, depthEmbeddings, depthHooks, describeBackendInfo,
   headAblationHooks, headIntervention, InspectError, layerwiseSimilarity, meanHeadOutputs, parseHeadList, patchActivations, patchingEffect, patchingHooks,
-  AttentionViewError, checkAttentionViewData, renderAttentionHtml, toBertvizJson, paddedLayout,
+  AttentionViewError, checkAttentionViewData, renderAttentionHtml, toBertvizJson, paddedLayout, checkExplainViewData, renderExplainHtml,
 } from './inspect';
 export type {
   AblationMode, AttentionViewData, AttentionViewOptions, BertvizJson, HeadRef, LayerwiseOptions, LayerwiseSimilarity, ModelShape,
-  PatchingEffectOptions, PatchingReport, PatchingResult, PatchSpec, PatternsForView,
+  PatchingEffectOptions, PatchingReport, PatchingResult, PatchSpec, PatternsForView, ExplainViewData, PageLink,
 } from './inspect';
 export { compareArrays, describeMismatch } from './engine/compare';
 export type { CompareOptions, CompareResult, Mismatch } from './engine/compare';

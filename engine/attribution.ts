@@ -101,7 +101,9 @@ export function embedFrom(fn: EncoderFunction, x: tf.Tensor3D, from: number, hoo
   try {
     const f = eagerForward(fn.config, fn.ops, input, ctx);
     const h = layersFrom(from, tf.reshape(x, [R * T, D]), fn.params, f) as tf.Tensor2D; // [N,D]
-    return l2Normalize(pool(fn.pooling, h, input));
+    // CLS as a slice: GatherV2's gradient needs UnsortedSegmentSum, which tfjs-wasm lacks.
+    const pooled = fn.pooling === 'cls' ? (tf.reshape(tf.slice(tf.reshape(h, [R, T, D]), [0, 0, 0], [R, 1, D]), [R, D]) as tf.Tensor2D) : pool(fn.pooling, h, input);
+    return l2Normalize(pooled);
   } finally {
     ctx.dispose();
   }

@@ -39,6 +39,23 @@ export interface AttentionViewData {
   layerIndices?: number[];
   /** optional layer-wise similarity: for each query i and passage j, similarity per depth (L+1 values: embeddings output, then each layer) */
   layerwise?: { queries: string[]; passages: string[]; scores: number[][][] /* [q][p][depth] */ };
+  /** links to related pages (e.g. `e5 explain --html` of the same texts), shown in the header; relative or http(s) hrefs */
+  links?: PageLink[];
+}
+
+export interface PageLink {
+  href: string;
+  label: string;
+}
+
+/** A link the page may show: a relative path or an http(s) URL (no javascript:, data: …). */
+export function checkLinks(links: PageLink[] | undefined, what: string): void {
+  (links ?? []).forEach((l, i) => {
+    if (typeof l?.href !== 'string' || typeof l.label !== 'string') throw new AttentionViewError('bad_field', `${what}[${i}]`, 'expected {href, label} strings');
+    if (/^\s*[a-z][a-z0-9+.-]*:/i.test(l.href) && !/^\s*https?:/i.test(l.href)) {
+      throw new AttentionViewError('bad_field', `${what}[${i}].href`, `${JSON.stringify(l.href)}: only relative paths and http(s) URLs`);
+    }
+  });
 }
 
 export type AttentionViewErrorCode =
@@ -88,6 +105,7 @@ export function checkAttentionViewData(d: AttentionViewData): void {
     layer.forEach((a, r) => checkPattern(a, `attention[${l}][${r}]`, H, d.tokens[r].length));
   });
   if (d.layerwise) checkLayerwise(d.layerwise, L + 1);
+  checkLinks(d.links, 'links');
 }
 
 function checkPattern(a: Float32Array, field: string, H: number, T: number): void {
@@ -144,6 +162,7 @@ export interface ViewPayload {
   quantization: { type: 'uint8'; scale: number };
   rows: { text: string; tokens: string[]; attention: string }[];
   layerwise: AttentionViewData['layerwise'] | null;
+  links: PageLink[];
 }
 
 export function quantizeProbabilities(a: Float32Array, out: Uint8Array, offset: number): void {
@@ -169,6 +188,7 @@ export function buildViewPayload(d: AttentionViewData): ViewPayload {
     quantization: { type: 'uint8', scale: 1 / QUANT_LEVELS },
     rows,
     layerwise: d.layerwise ?? null,
+    links: d.links ?? [],
   };
 }
 

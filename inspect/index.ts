@@ -8,7 +8,9 @@ export type {
   PatchingReport, PatchingResult, PatchSpec, PatternsForView,
 } from './analysis';
 export { AttentionViewError, checkAttentionViewData, renderAttentionHtml, VIEW_FORMAT } from './html';
-export type { AttentionViewData, AttentionViewErrorCode } from './html';
+export type { AttentionViewData, AttentionViewErrorCode, PageLink } from './html';
+export { checkExplainViewData, EXPLAIN_VIEW_FORMAT, renderExplainHtml } from './explain-html';
+export type { ExplainViewData } from './explain-html';
 export { shortestFloat32, toBertvizJson } from './bertviz';
 export { paddedLayout } from './layout';
 export type { PaddedTensor } from './layout';

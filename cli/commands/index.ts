@@ -6,6 +6,7 @@
 import type { Command } from 'commander';
 import * as embed from './embed';
 import * as evalCommand from './eval';
+import * as explain from './explain';
 import * as inspect from './inspect';
 import * as merge from './merge';
 import * as native from './native';
@@ -18,4 +19,4 @@ export interface CommandModule {
   register(program: Command): Command;
 }
 
-export const COMMANDS: CommandModule[] = [similarity, embed, merge, tokenize, inspect, parity, verify, evalCommand, native];
+export const COMMANDS: CommandModule[] = [similarity, explain, embed, merge, tokenize, inspect, parity, verify, evalCommand, native];

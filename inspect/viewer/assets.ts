@@ -14,3 +14,6 @@ export const VIEW_CSS: string = read('view.css');
 /** Runs first, before the page's markup: counts uncaught errors for headless tests. */
 export const BOOT_JS: string = read('boot.js');
 export const VIEW_JS: string = read('view.js');
+/** The "why this score" page (inspect/explain-html.ts). */
+export const EXPLAIN_CSS: string = read('explain.css');
+export const EXPLAIN_JS: string = read('explain.js');

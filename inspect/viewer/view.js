@@ -53,6 +53,12 @@
     $('title').textContent = P.title;
     document.title = P.title;
     $('meta').textContent = P.model + ' \u00b7 ' + P.backend + ' \u00b7 ' + L + ' layers \u00d7 ' + H + ' heads \u00b7 ' + P.rows.length + ' text' + (P.rows.length === 1 ? '' : 's');
+    (P.links || []).forEach(function (link) {
+      var a = el('a', 'page-link', link.label);
+      a.setAttribute('href', link.href);
+      $('meta').appendChild(document.createTextNode(' \u00b7 '));
+      $('meta').appendChild(a);
+    });
     var rowSel = selectEl('row');
     P.rows.forEach(function (row, r) {
       var o = el('option', null, '#' + r + ' (' + row.tokens.length + ' tokens) ' + clip(row.text, 60));
@@ -335,5 +341,6 @@
   body.dataset.renderedHeads = String($('grid').querySelectorAll('tr.layer')[0].querySelectorAll('canvas.thumb').length);
   body.dataset.renderedThumbnails = String($('grid').querySelectorAll('canvas.thumb').length);
   body.dataset.chartLines = String(series.length);
+  body.dataset.links = String(document.querySelectorAll('a.page-link').length);
   body.dataset.status = 'ready';
 })();

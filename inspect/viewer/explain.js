@@ -1,0 +1,137 @@
+// @ts-check
+// The "why this score" page of inspect/explain-html.ts (run in the browser): draws the tokens, the
+// pair heatmap and the head grid from the JSON payload in the explain-data script element.
+// Plain JavaScript, no libraries; every text is set through textContent.
+(function () {
+  'use strict';
+  var P = JSON.parse(document.getElementById('explain-data').textContent);
+  var body = document.body;
+
+  function $(id) { return document.getElementById(id); }
+  function el(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text != null) e.textContent = text;
+    return e;
+  }
+  function fmt(x) {
+    if (x === 0) return '0';
+    var a = Math.abs(x);
+    return a >= 1e-3 && a < 1e5 ? x.toFixed(5) : x.toExponential(3);
+  }
+  /** Diverging colour: red for positive, blue for negative, white at 0; `scale` = the largest |value|. */
+  function colour(v, scale) {
+    var t = scale > 0 ? Math.min(1, Math.abs(v) / scale) : 0;
+    var light = Math.round(100 - 55 * Math.sqrt(t));
+    return 'hsl(' + (v >= 0 ? 4 : 214) + ',78%,' + light + '%)';
+  }
+  function maxAbs(rows) {
+    var m = 0;
+    rows.forEach(function (row) { row.forEach(function (v) { m = Math.max(m, Math.abs(v)); }); });
+    return m;
+  }
+
+  function renderHeader() {
+    $('title').textContent = P.title;
+    document.title = P.title;
+    var where = P.mode === 'heads' ? 'heads of every layer' : 'layer ' + P.layer;
+    $('meta').textContent = P.model + ' \u00b7 ' + P.backend + ' \u00b7 ' + P.mode + ', ' + where + ', ' + P.steps + ' steps';
+    P.links.forEach(function (link) {
+      var a = el('a', 'page-link', link.label);
+      a.setAttribute('href', link.href);
+      $('meta').appendChild(document.createTextNode(' \u00b7 '));
+      $('meta').appendChild(a);
+    });
+    var c = P.completeness;
+    $('score').textContent = 'score ' + P.score.toFixed(4) + ' \u00b7 completeness: sum ' + fmt(c.sum) + ', target ' + fmt(c.target) + ', error ' + fmt(c.error);
+  }
+
+  function renderTokens(side, id) {
+    var box = $(id), t = P[side];
+    var scale = t.attributions ? maxAbs([t.attributions]) : 0;
+    t.tokens.forEach(function (tok, k) {
+      var span = el('span', 'tok' + (t.special[k] ? ' special' : ''), tok);
+      if (t.attributions) {
+        var v = t.attributions[k];
+        span.style.background = colour(v, scale);
+        span.title = '#' + k + ' ' + tok + ': ' + fmt(v);
+      }
+      box.appendChild(span);
+    });
+    return t.tokens.length;
+  }
+
+  function renderPairs() {
+    if (!P.pairs) return 0;
+    $('pairs-section').hidden = false;
+    var A = P.pairs, q = P.query.tokens, p = P.passage.tokens, scale = maxAbs(A);
+    var table = el('table', 'heat');
+    var head = el('tr');
+    head.appendChild(el('th'));
+    p.forEach(function (tok) { var th = el('th', 'col', tok); th.title = tok; head.appendChild(th); });
+    table.appendChild(head);
+    var cells = 0;
+    A.forEach(function (row, i) {
+      var tr = el('tr');
+      tr.appendChild(el('th', 'row', q[i]));
+      row.forEach(function (v, j) {
+        var td = el('td');
+        td.style.background = colour(v, scale);
+        td.title = q[i] + ' \u00d7 ' + p[j] + ': ' + fmt(v);
+        td.dataset.i = String(i);
+        td.dataset.j = String(j);
+        tr.appendChild(td);
+        cells++;
+      });
+      table.appendChild(tr);
+    });
+    table.addEventListener('mouseover', function (e) {
+      var td = /** @type {HTMLElement} */ (e.target);
+      if (td.tagName !== 'TD') return;
+      var i = +td.dataset.i, j = +td.dataset.j;
+      $('readout').textContent = 'query #' + i + ' ' + q[i] + ' \u00d7 passage #' + j + ' ' + p[j] + ': ' + fmt(A[i][j]);
+    });
+    $('heatmap').appendChild(table);
+    return cells;
+  }
+
+  function renderHeads() {
+    if (!P.heads) return 0;
+    $('heads-section').hidden = false;
+    var G = P.heads, scale = maxAbs(G), H = G[0].length, cells = 0;
+    var table = el('table', 'heat heads');
+    var head = el('tr');
+    head.appendChild(el('th'));
+    for (var h = 0; h < H; h++) head.appendChild(el('th', 'hcol', String(h)));
+    table.appendChild(head);
+    G.forEach(function (row, l) {
+      var tr = el('tr');
+      tr.appendChild(el('th', 'row', String(l)));
+      row.forEach(function (v, h2) {
+        var td = el('td');
+        td.style.background = colour(v, scale);
+        td.title = 'layer ' + l + ', head ' + h2 + ': ' + fmt(v);
+        td.dataset.l = String(l);
+        td.dataset.h = String(h2);
+        tr.appendChild(td);
+        cells++;
+      });
+      table.appendChild(tr);
+    });
+    table.addEventListener('mouseover', function (e) {
+      var td = /** @type {HTMLElement} */ (e.target);
+      if (td.tagName !== 'TD') return;
+      $('head-readout').textContent = 'layer ' + td.dataset.l + ', head ' + td.dataset.h + ': ' + fmt(G[+td.dataset.l][+td.dataset.h]);
+    });
+    $('head-grid').appendChild(table);
+    return cells;
+  }
+
+  renderHeader();
+  body.dataset.renderedQueryTokens = String(renderTokens('query', 'query-tokens'));
+  body.dataset.renderedPassageTokens = String(renderTokens('passage', 'passage-tokens'));
+  body.dataset.renderedCells = String(renderPairs());
+  body.dataset.renderedHeads = String(renderHeads());
+  body.dataset.links = String(document.querySelectorAll('a.page-link').length);
+  body.dataset.status = 'ready';
+})();
