@@ -10,6 +10,7 @@
 #                       .cache/reference-env, pinned in test/parity/requirements.txt; made once, re-made when the pins change
 #   make parity         regenerate models + transformers references live and compare
 #   make parity-large   the same on the full e5-large shape (1.34 GB random-weight folder), + sentence-transformers
+#   make explain-large  e5 explain's attributions on the e5-large shape vs the float64 PyTorch reference (N = 4)
 #   make golden         rewrite the committed golden files in test/golden/ (from transformers)
 #   (REFERENCE_PYTHON=/usr/bin/python3 make parity: Debian's python3-torch instead, plain-torch reference)
 #   make bench          engine vs PyTorch (and onnxruntime when installed), one process run, alternating
@@ -34,7 +35,7 @@ PIP_RETRIES ?= 0
 # The model card's texts, as arguments for `e5 similarity`.
 CARD_ARGS = $(shell node -e 'const c=require("./$(CARD)");const q=s=>"\x27"+s.replace(/\x27/g,"\x27\\\x27\x27")+"\x27";console.log([...c.queries.map(x=>"--query "+q(x)),...c.passages.map(x=>"--passage "+q(x))].join(" "))')
 
-.PHONY: all install build native demo demo-random test test-cpu test-tensorflow reference-env parity parity-large golden bench bench-inspect bench-tokenizer bench-ablation large-model clean
+.PHONY: all install build native demo demo-random test test-cpu test-tensorflow reference-env parity parity-large explain-large golden bench bench-inspect bench-explain bench-tokenizer bench-ablation large-model clean
 
 all: build
 
@@ -137,6 +138,10 @@ parity: install $(REFERENCE_DEP)
 parity-large: build $(LARGE_DIR)/model.safetensors $(REFERENCE_DEP)
 	$(RUN_REFERENCE) $(TS_NODE) test/parity/parity-large.ts --model $(LARGE_DIR)
 
+# Attributions (e5 explain) on the e5-large shape against the float64 PyTorch reference, within 1e-3 × max at N = 4.
+explain-large: build $(LARGE_DIR)/model.safetensors $(REFERENCE_DEP)
+	$(RUN_REFERENCE) $(TS_NODE) test/parity/explain-large.ts --model $(LARGE_DIR)
+
 bench: build $(LARGE_DIR)/model.safetensors $(REFERENCE_DEP)
 	$(TS_NODE) bench/run.ts --model $(LARGE_DIR) --python $(abspath $(REFERENCE_PYTHON)) $(BENCH_ARGS)
 
@@ -144,6 +149,10 @@ bench: build $(LARGE_DIR)/model.safetensors $(REFERENCE_DEP)
 # forward with a head ablated vs plain (make build first: bin/e5 runs dist/).
 bench-inspect: build $(LARGE_DIR)/model.safetensors
 	$(TS_NODE) bench/inspect.ts --model $(LARGE_DIR) $(BENCH_ARGS)
+
+# e5 explain's three targets on the e5-large shape (tensorflow, 2 threads) and its JVP-vs-VJP measurement.
+bench-explain: build $(LARGE_DIR)/model.safetensors
+	$(TS_NODE) bench/explain.ts --model $(LARGE_DIR) --threads 2 $(BENCH_ARGS)
 
 bench-tokenizer: install
 	$(TS_NODE) bench/tokenizer.ts

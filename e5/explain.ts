@@ -16,7 +16,7 @@
  * - heads: gates g ∈ [0,1]^H multiply each head's output at blocks.l.attn.hook_z on both texts;
  *   along g = α·1, attribution_{l,h} = (1/N) Σ_k ∂s/∂g_h(α_k); row l → s − s(layer l's heads zeroed).
  *
- * How pairs are computed (measured in bench/explain.ts; README "Why this score"): A needs C of one
+ * How pairs are computed (measured in bench/explain.ts; docs/EXPLAIN.md): A needs C of one
  * text in full, but of the other only through its products with the first text's C_i. So C of the
  * shorter text S comes from per-token Jacobian products (n_S JVPs per step, or Dout VJPs when that
  * is fewer: `jacobian`), and the longer text's side from n_S + 1 VJPs per step whose cotangents are

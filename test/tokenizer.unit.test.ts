@@ -179,6 +179,15 @@ describe('tokenizer: BertTokenizer.encode / encodeBatch', function () {
     assert.deepStrictEqual(e.tokens, ['[CLS]', 'want', '[SEP]', 'x', 'y', '[SEP]']);
     assert.deepStrictEqual([...e.tokenTypeIds], [0, 0, 0, 1, 1, 1]);
     assert.deepStrictEqual(e.offsets, [[0, 0], [0, 4], [0, 0], [0, 1], [2, 3], [0, 0]]);
+    assert.deepStrictEqual([...e.specialTokensMask], [1, 0, 1, 0, 0, 1]);
+  });
+
+  it('specialTokensMask: 1 only where the post-processor added a token, not for "[CLS]" typed in the text', function () {
+    const t = tiny();
+    const e = t.encode('[CLS] want');
+    assert.deepStrictEqual(e.tokens, ['[CLS]', '[CLS]', 'want', '[SEP]']);
+    assert.deepStrictEqual([...e.specialTokensMask], [1, 0, 0, 1]);
+    assert.deepStrictEqual([...t.encode('want', { addSpecialTokens: false }).specialTokensMask], [0]);
   });
 
   it('truncation: single text, pair (longest_first), and the truncated flag', function () {

@@ -63,7 +63,7 @@ JSON output: {"score", "layer", "steps", "mode", "query": {"text", "model_text",
 "attributions"}, "passage": {...}, "pairs" (rows = query tokens), "heads" (L×H), "completeness": {"sum", "target",
 "error", ...}, "reference", "jacobian", "model", "backend", "settings", "seconds"}
 
-Definitions (README, "Why this score"): X = hidden_states[ℓ] of each text; reference R = X at [CLS]/[SEP], 0
+Definitions (docs/EXPLAIN.md): X = hidden_states[ℓ] of each text; reference R = X at [CLS]/[SEP], 0
 elsewhere; C_t = (1/N) Σ_k J(R + α_k(X − R))[:, t]·(X_t − R_t), α_k = (k − ½)/N; pairs A[i][j] = C^q_i·C^p_j, whose sum
 tends to (e_q − e_q^R)·(e_p − e_p^R) (reported as completeness); tokens: C^q_t·e_p and C^p_t·e_q; heads: the integrated
 gradient of s with respect to gates on each layer's heads, each row tending to s − s(that layer's heads zeroed).
