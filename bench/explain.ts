@@ -11,6 +11,8 @@
  *   heads     16 × 128, all 24 layers, N = 8                             (target ≤ 6 min)
  *   jacobian  one step of C for the 16-token query at ℓ = 12: n JVPs vs Dout VJPs (the VJPs timed
  *             on 64 of the 1024 rows and scaled: the full set is ~16× the JVPs' work)
+ *   calibrate embed 8 texts of 128 tokens (the README's 8×128 workload: 2.15 s on an idle machine,
+ *             tensorflow, 2 threads), to read the other numbers against the machine's load
  * Prints one line per workload and a JSON summary on stdout.
  */
 import * as tf from '@tensorflow/tfjs-core';
@@ -87,6 +89,11 @@ async function main(): Promise<void> {
     } else if (w === 'heads') {
       const [r, s] = await timed(() => m.explain(q16, p128, { mode: 'heads', steps: 8, onProgress: progress('heads') }));
       results.heads = { seconds: s, target: 360, completenessError: r.completeness.error };
+    } else if (w === 'calibrate') {
+      const texts = Array.from({ length: 8 }, () => p128);
+      await m.embed(texts, { prefix: 'passage' }); // builds the compiled encoder
+      const [, s] = await timed(() => m.embed(texts, { prefix: 'passage' }));
+      results.calibrate = { seconds: s, idleReadme: 2.15 };
     } else if (w === 'jacobian') {
       results.jacobian = jacobianRoutes(m, q16, Math.min(12, L - 1));
     } else {

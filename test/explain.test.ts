@@ -69,9 +69,10 @@ describe('explain: attributions of a query–passage similarity', function () {
   this.timeout(900_000);
   const models = new Map<string, EmbeddingModel>();
   let work = '';
+  let backend = '';
 
   before(async () => {
-    await testBackend();
+    backend = (await testBackend()).name;
     work = tempDir('e5-explain-');
   });
   after(() => {
@@ -85,12 +86,20 @@ describe('explain: attributions of a query–passage similarity', function () {
     return [dir, models.get(dir)!];
   }
 
+  /** The small model at N = 32 takes minutes on wasm (its batched matmuls are scalar loops): make test-tensorflow runs it. */
+  function skipSlowOnWasm(ctx: Mocha.Context, preset: string, steps: number): void {
+    if (backend !== 'wasm' || preset === 'tiny' || steps < 32) return;
+    console.log('      (skipped on wasm: the small model at N = 32 runs in make test-tensorflow, E5_TEST_BACKEND=tensorflow)');
+    ctx.skip();
+  }
+
   for (const preset of ['tiny', 'small'] as const) {
     describe(`parity with the float64 PyTorch reference, ${preset} model`, () => {
       for (const steps of [8, 32]) {
         for (const last of [false, true]) {
           it(`pairs and tokens at N = ${steps}, ℓ = ${last ? 'L−1' : '0'}, within 1e-4 × max`, async function () {
             skipUnlessHuggingFace(this, 'transformers');
+            skipSlowOnWasm(this, preset, steps);
             const [dir, m] = await model(preset);
             const layer = last ? m.config.numHiddenLayers - 1 : 0;
             const pairs = await m.explain(QUERY, PASSAGE, { mode: 'pairs', layer, steps });
@@ -112,6 +121,7 @@ describe('explain: attributions of a query–passage similarity', function () {
         }
         it(`heads at N = ${steps}, within 1e-4 × max`, async function () {
           skipUnlessHuggingFace(this, 'transformers');
+          skipSlowOnWasm(this, preset, steps);
           const [dir, m] = await model(preset);
           const r = await m.explain(QUERY, PASSAGE, { mode: 'heads', steps });
           const ref = reference(dir, r, m, 0, steps, ['heads'], work);

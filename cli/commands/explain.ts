@@ -106,7 +106,7 @@ async function explainCommand(o: ExplainCliOptions, cmd: Command): Promise<void>
       maxBatchTokens: o.batchTokens, onWarning: (w) => r.warn(w), onProgress: (done, total) => progress.update(done, total),
     });
   } catch (e) {
-    if (e instanceof ExplainError && e.code !== 'weights_released') usageError(cmd, e.field === 'layer' ? `--layer ${o.layer}: ${e.message.replace(/^layer: /, '')}` : e.message);
+    if (e instanceof ExplainError && e.code !== 'weights_released') usageError(cmd, asFlag(e, o));
     throw e;
   } finally {
     progress.stop();
@@ -116,6 +116,18 @@ async function explainCommand(o: ExplainCliOptions, cmd: Command): Promise<void>
   if (o.attentionHtml !== undefined) writeText(o.attentionHtml, renderAttentionHtml(attentionView(m, result, links.toExplain)));
   if (o.format === 'json') process.stdout.write(JSON.stringify(toJson(m, result, o)) + '\n');
   else process.stdout.write(renderReport(result, o.top));
+}
+
+/** The library's field names as the command line's flags: `--layer 3: 3 is out of range …`. */
+function asFlag(e: ExplainError, o: ExplainCliOptions): string {
+  const flags: Record<string, [string, unknown]> = {
+    layer: ['--layer', o.layer], steps: ['--steps', o.steps], maxLength: ['--max-length', o.maxLength], maxBatchTokens: ['--batch-tokens', o.batchTokens],
+    query: ['--query', undefined], passage: ['--passage', undefined],
+  };
+  const flag = flags[e.field];
+  if (!flag) return e.message;
+  const detail = e.message.slice(e.field.length + 2);
+  return flag[1] === undefined ? `${flag[0]}: ${detail}` : `${flag[0]} ${flag[1]}: ${detail}`;
 }
 
 /** Relative links between the two pages (they are written side by side, or wherever the user says). */
