@@ -129,7 +129,7 @@ export function renderExplainHtml(d: ExplainViewData): string {
 <main>
   <section id="texts-section">
     <h2>Tokens</h2>
-    <p class="hint">Each token coloured by its attribution C<sub>t</sub>·e<sub>other</sub>: red adds to the score, blue takes from it (hover for the value). [CLS] and [SEP] are the reference's own and get none.</p>
+    <p class="hint" id="tokens-hint">Each token coloured by its attribution C<sub>t</sub>·e<sub>other</sub>: red adds to the score, blue takes from it (hover for the value). [CLS] and [SEP] are the reference's own and get none.</p>
     <div class="text-row"><span class="side">query</span><div id="query-tokens" class="tokens"></div></div>
     <div class="text-row"><span class="side">passage</span><div id="passage-tokens" class="tokens"></div></div>
   </section>

@@ -128,6 +128,7 @@
   }
 
   renderHeader();
+  if (!P.query.attributions) $('tokens-hint').textContent = 'The texts as the model saw them (heads mode attributes the score to heads, not tokens).';
   body.dataset.renderedQueryTokens = String(renderTokens('query', 'query-tokens'));
   body.dataset.renderedPassageTokens = String(renderTokens('passage', 'passage-tokens'));
   body.dataset.renderedCells = String(renderPairs());
