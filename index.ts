@@ -13,7 +13,7 @@ export type { EmbedOptions, EmbedResult, LoadModelOptions, ModelInfo, Prefix, Si
 export { cosineSimilarity, similarityMatrix } from './e5/similarity';
 export { checkFolderAgreement, FolderAgreementError } from './e5/folder_checks';
 export { ExplainError, EXPLAIN_MODES, MAX_STEPS, depthHook, midpoints } from './e5/explain';
-export type { Completeness, ExplainedText, ExplainErrorCode, ExplainMode, ExplainOptions, ExplainResult, JacobianMethod } from './e5/explain';
+export type { Completeness, ExplainableModel, ExplainedText, ExplainErrorCode, ExplainMode, ExplainOptions, ExplainResult, JacobianMethod } from './e5/explain';
 export { differentiableOps, embedFrom } from './engine/attribution';
 export type { EncoderFunction } from './engine/attribution';
 export { BertModel, ActivationCache } from './engine/model';

@@ -11,7 +11,7 @@
  *   heads     16 × 128, all 24 layers, N = 8                             (target ≤ 6 min)
  *   jacobian  one step of C for the 16-token query at ℓ = 12: n JVPs vs Dout VJPs (the VJPs timed
  *             on 64 of the 1024 rows and scaled: the full set is ~16× the JVPs' work)
- *   calibrate embed 8 texts of 128 tokens (the README's 8×128 workload: 2.15 s on an idle machine,
+ *   calibrate embed 8 texts of 128 tokens (docs/PERFORMANCE.md's 8×128 workload: 2.15 s on an idle machine,
  *             tensorflow, 2 threads), to read the other numbers against the machine's load
  * Prints one line per workload and a JSON summary on stdout.
  */

@@ -29,9 +29,25 @@ import {
   differentiableOps, embedFrom, EncoderFunction, headGateGrads, jvpRows, vjpContracted,
 } from '../engine/attribution';
 import { blockHook, HookFn, HookName } from '../engine/hooks';
-import type { Encoding } from '../tokenizer';
+import type { BertModel } from '../engine/model';
+import type { BertTokenizer, Encoding } from '../tokenizer';
+import type { BertConfig } from '../weights/config';
 import type { PoolingMode } from '../weights/sentence_transformers';
-import type { EmbeddingModel } from './model';
+
+/**
+ * What explain() reads of an EmbeddingModel (e5/model.ts), by shape: model.ts calls explain(), so
+ * naming its class here would be an import cycle.
+ */
+export interface ExplainableModel {
+  readonly config: BertConfig;
+  readonly bert: BertModel;
+  readonly tokenizer: BertTokenizer;
+  readonly info: { name: string; linearWeights: 'kept' | 'released' };
+  readonly maxLength: number;
+  /** Prefixes as embed() applies them, with its warnings. */
+  prepare(texts: string[], prefix: 'query' | 'passage' | 'none', warn: (m: string) => void): string[];
+}
+type EmbeddingModel = ExplainableModel;
 
 export type ExplainMode = 'pairs' | 'tokens' | 'heads';
 export const EXPLAIN_MODES: readonly ExplainMode[] = ['pairs', 'tokens', 'heads'];
