@@ -86,13 +86,13 @@ test: build
 # that a row's embedding is the same in any batch: oneDNN's GEMM blocking moves with the row count,
 # so on tensorflow the last bits do. eval-ablation runs here for the compiled heads chain (a per-row mask
 # as a graph input); its bit-level checks take the embedding tolerance on tensorflow.
-TF_SUITES := test/engine.test.ts test/engine-parity.test.ts test/sublayer-parity.test.ts test/inspect-analysis.test.ts \
-  test/inspect-cli.test.ts test/cli-inspect.test.ts test/cli.test.ts test/native.test.ts test/graph.test.ts \
-  test/eval-ablation.test.ts test/explain.test.ts test/cli-explain.test.ts
+TF_SUITES := test/engine/model.test.ts test/engine/parity.test.ts test/engine/sublayer-parity.test.ts test/inspect/analysis.test.ts \
+  test/cli/inspect.test.ts test/cli/cli.test.ts test/engine/native.test.ts test/engine/graph.test.ts \
+  test/eval/ablation.test.ts test/e5/explain.test.ts test/cli/explain.test.ts
 # The numerical ones run a second time on oneDNN's AVX2 kernels (ONEDNN_MAX_CPU_ISA): oneDNN picks
 # kernels per CPU, so the last bits differ between machines of our kind, and a tolerance tighter than
 # the documented one (test/support/tolerance.ts) fails here rather than on someone else's machine.
-TF_PARITY_SUITES := test/engine-parity.test.ts test/sublayer-parity.test.ts test/inspect-analysis.test.ts test/graph.test.ts test/engine.test.ts test/cli.test.ts
+TF_PARITY_SUITES := test/engine/parity.test.ts test/engine/sublayer-parity.test.ts test/inspect/analysis.test.ts test/engine/graph.test.ts test/engine/model.test.ts test/cli/cli.test.ts
 test-tensorflow: install
 	@if node scripts/native-check.js >/dev/null 2>&1; then \
 	  E5_TEST_BACKEND=tensorflow $(NODE_BIN)/mocha $(TF_SUITES) && \
@@ -102,7 +102,7 @@ test-tensorflow: install
 
 # Everything must pass on the cpu backend too: the engine suites once more on it.
 test-cpu: install
-	E5_TEST_BACKEND=cpu $(NODE_BIN)/mocha test/engine.test.ts test/engine-parity.test.ts test/sublayer-parity.test.ts test/heap.test.ts
+	E5_TEST_BACKEND=cpu $(NODE_BIN)/mocha test/engine/model.test.ts test/engine/parity.test.ts test/engine/sublayer-parity.test.ts test/engine/heap.test.ts
 
 # deploy/slurm on a real one-node Slurm cluster started under a temp folder (scripts/test-deploy.sh):
 # installs Slurm and munge from apt where missing (skipped, saying so, where it cannot), ~1 min.
@@ -133,7 +133,7 @@ golden: install $(REFERENCE_DEP)
 parity: install $(REFERENCE_DEP)
 	rm -rf .cache/parity-live && mkdir -p .cache/parity-live
 	$(RUN_REFERENCE) E5_GOLDEN_DIR=.cache/parity-live $(TS_NODE) test/parity/make-golden.ts
-	$(RUN_REFERENCE) E5_GOLDEN_DIR=.cache/parity-live $(NODE_BIN)/mocha --grep golden test/engine-parity.test.ts test/parity-hf.test.ts
+	$(RUN_REFERENCE) E5_GOLDEN_DIR=.cache/parity-live $(NODE_BIN)/mocha --grep golden test/engine/parity.test.ts test/parity/hf.test.ts
 
 parity-large: build $(LARGE_DIR)/model.safetensors $(REFERENCE_DEP)
 	$(RUN_REFERENCE) $(TS_NODE) test/parity/parity-large.ts --model $(LARGE_DIR)

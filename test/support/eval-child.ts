@@ -1,5 +1,5 @@
 /**
- * Support for test/eval-e2e.test.ts:
+ * Support for test/eval/e2e.test.ts:
  * - HashingEmbedder: a deterministic fake Embedder (hashed bag of words, L2-normalised), counting
  *   what it embeds, optionally slow (so a run can be killed half-way);
  * - writeTinyBeir: a small BEIR-format data set generated from a seed;

@@ -1,6 +1,6 @@
 /**
  * A user's script: initialise a backend (argv[2], 'default' = the library's choice), load a model
- * (argv[3]), embed, print — and nothing else: no process.exit. test/exit.test.ts requires it to
+ * (argv[3]), embed, print — and nothing else: no process.exit. test/cli/exit.test.ts requires it to
  * end on its own.
  */
 import { initBackend, loadModel } from '../../index';
