@@ -1,6 +1,6 @@
 /**
  * The import rules of docs/ARCHITECTURE.md, checked (`make test` runs `npm run depcheck`;
- * test/architecture.test.ts proves a forbidden import fails). Paths are from the repository root.
+ * test/project/architecture.test.ts proves a forbidden import fails). Paths are from the repository root.
  *
  *   floor 5  cli/ + bin/              imports index.ts (the public API), cli/ and util/ (small helpers)
  *   floor 4  inspect/  eval/          the library below them, never cli/

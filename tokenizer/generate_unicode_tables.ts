@@ -7,7 +7,7 @@
 // BertPreTokenizer use the `unicode_categories` crate (frozen at an old Unicode version) for
 // "other", punctuation and non-spacing marks, `unicode-normalization-alignments` (also old) for NFD,
 // and Rust std for whitespace and lower-casing. The only way to reproduce *those* tables exactly is to
-// ask the library itself. test/tokenizer.unicode.test.ts re-checks every code point against it.
+// ask the library itself. test/tokenizer/unicode.test.ts re-checks every code point against it.
 
 import * as fs from 'fs';
 import * as path from 'path';

@@ -10,7 +10,7 @@
  * worker_threads.Worker, and (3) let the native side see twice the cores so the cap is the core
  * count. The pthread workers are unref'd: they never keep a script's process alive.
  * `getThreadsCount()` is read back, so a trick that stops working shows up as threads = 1.
- * Pinned to tfjs-backend-wasm 4.22.0 (package-lock); test/backend.test.ts checks the count.
+ * Pinned to tfjs-backend-wasm 4.22.0 (package-lock); test/engine/backend.test.ts checks the count.
  */
 import * as fs from 'fs';
 import * as os from 'os';

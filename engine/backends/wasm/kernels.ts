@@ -9,7 +9,7 @@
  * the heap and copies only the slice. Unpack (tf.unstack) is re-registered on top of it.
  *
  * Both are registered only for the 'wasm' backend; results are bit-identical (pure copies),
- * which test/backend.test.ts checks against the cpu backend's kernels.
+ * which test/engine/backend.test.ts checks against the cpu backend's kernels.
  *
  * GatherV2 along axis 0 (the embedding lookups): the stock kernel walks element by element with
  * stride arithmetic, ~150 ns per float — 300 ms of a 32×64 e5-large forward for three row
@@ -25,7 +25,7 @@
  * erf(u) = u·P(u²)/Q(u²), a rational fit with max abs error 1.5e-9 in float64 (engine/backends/erf_fit.py
  * derives it), ±1 beyond |u| = 3.92 — below float32 resolution; in a 32×64 forward GELU went
  * from 1.86 s to 1.30 s (7% → 4%). Also registered on cpu, whose own Erf is a 1.5e-7 approximation (tfjs-node keeps the
- * composed ops: TensorFlow's erf is exact). test/backend.test.ts checks it against math.erf
+ * composed ops: TensorFlow's erf is exact). test/engine/backend.test.ts checks it against math.erf
  * values and the composed ops.
  *
  * Both are split over worker threads on the shared heap for large inputs (engine/backends/wasm/threads.ts; the
