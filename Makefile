@@ -14,6 +14,7 @@
 #   make golden         rewrite the committed golden files in test/golden/ (from transformers)
 #   (REFERENCE_PYTHON=/usr/bin/python3 make parity: Debian's python3-torch instead, plain-torch reference)
 #   make bench          engine vs PyTorch (and onnxruntime when installed), one process run, alternating
+#   make bench-env      the onnxruntime peers' Python (reference pins + onnx, onnxruntime) in .cache/bench-env
 #   make bench-tokenizer
 
 SHELL := /bin/bash
@@ -24,6 +25,8 @@ TS_NODE := $(NODE_BIN)/ts-node --transpile-only
 CARD := test/fixtures/model-card.json
 REFERENCE_ENV := .cache/reference-env
 REFERENCE_REQS := test/parity/requirements.txt
+BENCH_ENV := .cache/bench-env
+BENCH_REQS := bench/requirements.txt
 # The Python of the reference side; the venv unless given (then the venv is not made).
 REFERENCE_PYTHON ?= $(REFERENCE_ENV)/bin/python
 REFERENCE_DEP := $(if $(filter $(REFERENCE_ENV)/bin/python,$(REFERENCE_PYTHON)),reference-env)
@@ -35,7 +38,7 @@ PIP_RETRIES ?= 0
 # The model card's texts, as arguments for `e5 similarity`.
 CARD_ARGS = $(shell node -e 'const c=require("./$(CARD)");const q=s=>"\x27"+s.replace(/\x27/g,"\x27\\\x27\x27")+"\x27";console.log([...c.queries.map(x=>"--query "+q(x)),...c.passages.map(x=>"--passage "+q(x))].join(" "))')
 
-.PHONY: all install build native demo demo-random test test-cpu test-tensorflow reference-env parity parity-large explain-large golden bench bench-inspect bench-explain bench-tokenizer bench-ablation large-model clean
+.PHONY: all install build native demo demo-random test test-cpu test-tensorflow reference-env bench-env parity parity-large explain-large golden bench bench-inspect bench-explain bench-tokenizer bench-ablation large-model clean
 
 all: build
 
@@ -127,6 +130,17 @@ reference-env: $(REFERENCE_ENV)/requirements.txt
 	@$(REFERENCE_ENV)/bin/python -c 'import torch, transformers, sentence_transformers as st, safetensors, numpy; \
 	  print(f"reference-env: torch {torch.__version__}, transformers {transformers.__version__}, sentence-transformers {st.__version__}, safetensors {safetensors.__version__}, numpy {numpy.__version__}")'
 
+# The same way, for bench/ort_bench.py (the ort-fp32 / ort-int8 peers); requirements.txt's -r is relative to bench/.
+$(BENCH_ENV)/requirements.txt: $(BENCH_REQS) $(REFERENCE_REQS)
+	rm -rf $(BENCH_ENV) $(BENCH_ENV).tmp
+	$(VENV_PYTHON) -m venv $(BENCH_ENV).tmp
+	PIP_RETRIES=$(PIP_RETRIES) $(BENCH_ENV).tmp/bin/python -m pip install -qq --disable-pip-version-check -r $(BENCH_REQS)
+	mv $(BENCH_ENV).tmp $(BENCH_ENV)
+	cp $(BENCH_REQS) $@
+
+bench-env: $(BENCH_ENV)/requirements.txt
+	@$(BENCH_ENV)/bin/python -c 'import onnx, onnxruntime as ort, torch; print(f"bench-env: onnxruntime {ort.__version__}, onnx {onnx.__version__}, torch {torch.__version__}")'
+
 golden: install $(REFERENCE_DEP)
 	$(RUN_REFERENCE) $(TS_NODE) test/parity/make-golden.ts
 
@@ -162,4 +176,4 @@ bench-ablation: build $(LARGE_DIR)/model.safetensors
 	$(TS_NODE) bench/ablation-scan.ts --model $(LARGE_DIR) --backend tensorflow --threads 2 $(BENCH_ARGS)
 
 clean:
-	rm -rf dist .cache/parity-live $(REFERENCE_ENV).tmp
+	rm -rf dist .cache/parity-live $(REFERENCE_ENV).tmp $(BENCH_ENV).tmp

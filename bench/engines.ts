@@ -6,6 +6,7 @@
  * inside the child), the real and padded token counts, and `probe`: the embedding of the first
  * text, so the report can show that all engines computed the same thing.
  */
+import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -16,9 +17,9 @@ import { packSequences } from '../engine/rows';
 import { JsonLinesChild, osThreads, Reply } from './child';
 import { paddedLists, Workload } from './workloads';
 
-export type EngineName = 'ours' | 'st' | 'torch' | 'ort-web' | 'ort-node';
+export type EngineName = 'ours' | 'st' | 'torch' | 'ort-web' | 'ort-node' | 'ort-fp32' | 'ort-int8';
 export type PeerName = Exclude<EngineName, 'ours'>;
-export const PEER_NAMES: readonly PeerName[] = ['st', 'torch', 'ort-web', 'ort-node'];
+export const PEER_NAMES: readonly PeerName[] = ['st', 'torch', 'ort-web', 'ort-node', 'ort-fp32', 'ort-int8'];
 
 export interface RunResult {
   /** Wall seconds of the work, measured by the engine's own process. */
@@ -212,6 +213,64 @@ export class StEngine extends ChildEngine {
     };
     return e;
   }
+}
+
+export type OrtPyVariant = 'fp32' | 'int8';
+
+/**
+ * Python onnxruntime on the fused export (fp32) or its dynamic int8 quantization, in a persistent
+ * `PY bench/ort_bench.py` (PY: the bench venv's python, make bench-env). `onnxFile` comes from
+ * `exportOrtModels`.
+ */
+export class OrtPyEngine extends ChildEngine {
+  static async start(variant: OrtPyVariant, onnxFile: string, modelDir: string, o: { python: string; threads: number }): Promise<OrtPyEngine> {
+    const script = path.join(repoRoot(), 'bench', 'ort_bench.py');
+    const e = new OrtPyEngine(new JsonLinesChild(`ort_bench.py (${variant})`, o.python, [script], process.env));
+    const { reply } = await e.child.request({ cmd: 'load', onnx: onnxFile, model: modelDir, threads: o.threads });
+    e.info = {
+      name: `ort-${variant}`,
+      label: `onnxruntime ${reply.ort_version} (Python), ${variant === 'fp32' ? 'fused fp32' : 'fused, dynamic int8 (QInt8 weights)'}`,
+      threads: num(reply, 'threads'), loadSeconds: num(reply, 'load_seconds'),
+      details: { importSeconds: reply.import_seconds, onnx: onnxFile, tokenizer: 'transformers (model folder)' },
+    };
+    return e;
+  }
+}
+
+export interface OrtExport {
+  fp32: string;
+  int8: string;
+  /** What this call did (absent parts were already cached): seconds per step, fused op counts. */
+  report: Record<string, unknown>;
+}
+
+/**
+ * The fused fp32 and int8 ONNX models for `modelDir`, made once into `outDir` by a one-shot
+ * `PY bench/ort_bench.py --export` (its own process, so the export's memory is not counted in the
+ * peer's peak RSS).
+ */
+export async function exportOrtModels(python: string, modelDir: string, outDir: string, threads: number): Promise<OrtExport> {
+  const script = path.join(repoRoot(), 'bench', 'ort_bench.py');
+  const { stdout } = await runChild(python, [script, '--export', '--model', modelDir, '--out', outDir, '--threads', String(threads)]);
+  const last = stdout.trim().split('\n').pop() ?? '';
+  let report: Record<string, unknown>;
+  try {
+    report = JSON.parse(last);
+  } catch {
+    throw new Error(`ort_bench.py --export printed no JSON report: ${last.slice(0, 200)}`);
+  }
+  return { fp32: String(report.fp32), int8: String(report.int8), report };
+}
+
+function runChild(cmd: string, args: string[]): Promise<{ stdout: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { cwd: repoRoot(), stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '', stderr = '';
+    child.stdout.on('data', (b) => (stdout += b));
+    child.stderr.on('data', (b) => (stderr = (stderr + b).slice(-4000)));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve({ stdout }) : reject(new Error(`${cmd} ${args.join(' ')} exited with ${code}:\n${stderr.trim().split('\n').slice(-10).join('\n')}`))));
+  });
 }
 
 export type OrtKind = 'web' | 'node';

@@ -27,12 +27,16 @@ export interface BenchOptions {
   profile: boolean;
   ceiling: boolean;
   wholeRun: boolean;
+  /** Whole runs embed this many generated passages (16–256 tokens) from a file instead of one query; 0 = the query. */
+  wholeRunTexts?: number;
   python: string;
   /** The Python with sentence-transformers (the reference venv, make reference-env). */
   stPython?: string;
   /** torch_bench.py's model implementation: auto | transformers | torch. */
   impl: string;
   onnxDir: string;
+  /** The Python with onnxruntime and onnx (make bench-env), for the ort-fp32 / ort-int8 peers. */
+  ortPython: string;
 }
 
 function intAtLeast(min: number) {
@@ -65,9 +69,11 @@ export function addBenchOptions(cmd: Command): Command {
     .option('--profile', 'per-op profile of one forward of each workload (ours only)')
     .option('--ceiling', 'our forward vs the same matmuls alone (engine overhead)')
     .option('--whole-run', 'whole processes: bin/e5 embed vs python3 start + import + load + forward (torch, sentence-transformers)')
+    .addOption(new Option('--whole-run-texts <n>', 'whole runs embed N generated passages of 16–256 tokens (--input) instead of one query; torch sits out').argParser(intAtLeast(1)))
     .option('--python <path>', 'the Python that has torch', '/usr/bin/python3')
     .option('--st-python <path>', 'the Python that has sentence-transformers (make reference-env)', path.join(repoRoot(), '.cache', 'reference-env', 'bin', 'python'))
     .addOption(new Option('--impl <name>', "torch side's model: transformers when importable, else plain torch BERT").choices(['auto', 'transformers', 'torch']).default('auto'))
+    .option('--ort-python <path>', 'the Python with onnxruntime, onnx, torch and transformers (make bench-env), for ort-fp32 and ort-int8', path.join(repoRoot(), '.cache', 'bench-env', 'bin', 'python'))
     .option('--onnx-dir <dir>', 'cache of ONNX exports for the onnxruntime peers', path.join(repoRoot(), '.cache', 'bench-onnx'));
 }
 
@@ -85,7 +91,7 @@ export function benchOptions(raw: Record<string, any>): BenchOptions {
   return {
     model: raw.model, repeats: raw.repeats, warmup: raw.warmup, settleMs: raw.settle, workloads, peers: peers as PeerName[],
     threads: raw.threads, backend: raw.backend, corpusSize: raw.corpusSize, batchSize: raw.batchSize, seed: raw.seed,
-    json: raw.json, compare: !!raw.compare || !anyMode, profile: !!raw.profile, ceiling: !!raw.ceiling, wholeRun: !!raw.wholeRun,
-    python: raw.python, stPython: raw.stPython, impl: raw.impl, onnxDir: raw.onnxDir,
+    json: raw.json, compare: !!raw.compare || !anyMode, profile: !!raw.profile, ceiling: !!raw.ceiling, wholeRun: !!raw.wholeRun, wholeRunTexts: raw.wholeRunTexts,
+    python: raw.python, stPython: raw.stPython, impl: raw.impl, onnxDir: raw.onnxDir, ortPython: raw.ortPython,
   };
 }

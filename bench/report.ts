@@ -30,7 +30,7 @@ export function compareMarkdown(c: CompareReport): string {
   const has = (n: EngineName) => c.engines.some((e) => e.name === n);
   const threads = new Map(c.engines.map((e) => [e.name, e.threads]));
   const head = ['workload', 'engine', 'threads', 'median ms', 'spread', 'tokens/s', ...(has('st') ? ['× st'] : []), ...(has('torch') ? ['× torch'] : []),
-    ...(has('ort-web') ? ['× ort-web'] : []), 'padded tokens', 'max abs Δ vs ours'];
+    ...(has('ort-web') ? ['× ort-web'] : []), ...(has('ort-fp32') ? ['× ort-fp32'] : []), ...(has('ort-int8') ? ['× ort-int8'] : []), 'padded tokens', 'max abs Δ vs ours'];
   const rows: string[][] = [];
   for (const w of c.workloads) {
     for (const r of w.results) {
@@ -39,12 +39,14 @@ export function compareMarkdown(c: CompareReport): string {
         ...(has('st') ? [fmtRatio(ratioTo(r, w.results, 'st'))] : []),
         ...(has('torch') ? [fmtRatio(ratioTo(r, w.results, 'torch'))] : []),
         ...(has('ort-web') ? [fmtRatio(ratioTo(r, w.results, 'ort-web'))] : []),
+        ...(has('ort-fp32') ? [fmtRatio(ratioTo(r, w.results, 'ort-fp32'))] : []),
+        ...(has('ort-int8') ? [fmtRatio(ratioTo(r, w.results, 'ort-int8'))] : []),
         `${intFmt(r.paddedTokens)}${r.paddedTokens > r.realTokens ? ` (+${fmtPct(r.paddedTokens / r.realTokens - 1)})` : ''}`,
         r.maxAbsDiffVsOurs === undefined ? '' : r.maxAbsDiffVsOurs.toExponential(1),
       ]);
     }
   }
-  const right = new Set([2, 3, 4, 5, 6, 7, 8]);
+  const right = new Set(head.map((_, i) => i).filter((i) => i >= 2 && i < head.length - 2).concat([head.length - 2]));
   const engines = table(['engine', 'what ran', 'threads', 'OS threads', 'load s', 'first forward ms', 'peak RSS MiB', 'details'],
     c.engines.map((e) => [e.name, e.label, String(e.threads), e.osThreads === undefined ? '—' : String(e.osThreads), e.loadSeconds.toFixed(2),
       fmtMs(e.firstForwardSeconds * 1000), mib(e.peakRssKiB), detailText(e.details)]), new Set([2, 3, 4, 5, 6]));
@@ -82,16 +84,20 @@ export function ceilingMarkdown(cs: CeilingReport[]): string {
 
 export function wholeRunMarkdown(w: WholeRunReport): string {
   const rss = (xs: Array<{ maxRssKiB?: number }>) => (xs[0]?.maxRssKiB === undefined ? '—' : mib(Math.max(...xs.map((x) => x.maxRssKiB ?? 0))));
+  const row = (who: string, median: number, runs: Array<{ seconds: number; maxRssKiB?: number }>, ratio: number) =>
+    [who, median.toFixed(2), runs.map((r) => r.seconds.toFixed(2)).join(', '), rss(runs), ratio.toFixed(2)];
+  const what = w.input ? `${w.input.texts} generated passages (${w.input.tokens.toLocaleString('en-US')} tokens), \`--input\`` : JSON.stringify(w.text);
   return [
-    `Whole process, ${w.ours.length} run${w.ours.length === 1 ? '' : 's'} each, alternating: ${JSON.stringify(w.text)} (bin/e5 ran ${w.e5Build === 'dist' ? 'the compiled dist/' : 'the TypeScript sources through ts-node — run `make build` first for a fair start-up'}).`,
+    `Whole process, ${w.ours.length} run${w.ours.length === 1 ? '' : 's'} each, alternating: ${what} (bin/e5 ran ${w.e5Build === 'dist' ? 'the compiled dist/' : 'the TypeScript sources through ts-node — run `make build` first for a fair start-up'}).`,
     '',
     table(['engine', 'median s', 'runs s', 'peak RSS MiB', 'time ÷ ours'], [
-      ['ours (bin/e5 embed)', w.oursMedianSeconds.toFixed(2), w.ours.map((r) => r.seconds.toFixed(2)).join(', '), rss(w.ours), '1.00'],
-      ['torch (python3 start + import + load + forward)', w.torchMedianSeconds.toFixed(2), w.torch.map((r) => r.seconds.toFixed(2)).join(', '), rss(w.torch), w.speedupVsTorch.toFixed(2)],
-      ...(w.st ? [['sentence-transformers (start + import + load + encode)', w.stMedianSeconds!.toFixed(2), w.st.map((r) => r.seconds.toFixed(2)).join(', '), rss(w.st), w.speedupVsSt!.toFixed(2)]] : []),
+      row('ours (bin/e5 embed)', w.oursMedianSeconds, w.ours, 1),
+      ...(w.torch ? [row('torch (python3 start + import + load + forward)', w.torchMedianSeconds!, w.torch, w.speedupVsTorch!)] : []),
+      ...(w.st ? [row('sentence-transformers (start + import + load + encode)', w.stMedianSeconds!, w.st, w.speedupVsSt!)] : []),
+      ...Object.entries(w.ort ?? {}).map(([n, r]) => row(`${n} (python3 start + import + session + tokenize + encode)`, r!.medianSeconds, r!.runs, r!.speedup)),
     ], new Set([1, 3, 4])),
     '',
-    `max |Δ| between the printed embeddings: ${w.maxAbsDiff.toExponential(1)}`,
+    `max |Δ| of the printed embeddings vs ours: ${w.maxAbsDiff.toExponential(1)}${w.int8MaxAbsDiff === undefined ? '' : `; onnxruntime int8: ${w.int8MaxAbsDiff.toExponential(1)}`}`,
   ].join('\n');
 }
 

@@ -9,14 +9,16 @@
  */
 import * as crypto from 'crypto';
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import { Command } from 'commander';
 import { BackendInfo, initBackend } from '../engine/backend';
 import { EmbeddingModel, loadModel } from '../e5/model';
 import { resolveModel } from '../weights/folder';
+import { BertTokenizer } from '../tokenizer';
 import { CeilingReport, measureCeiling } from './ceiling';
 import { compare, CompareReport } from './compare';
-import { Engine, ORT_PACKAGES, ortInstalled, OrtEngine, OrtKind, OursEngine, StEngine, TorchEngine } from './engines';
+import { Engine, exportOrtModels, ORT_PACKAGES, ortInstalled, OrtEngine, OrtKind, OrtPyEngine, OrtPyVariant, OursEngine, PeerName, StEngine, TorchEngine } from './engines';
 import { addBenchOptions, BenchOptions, benchOptions } from './options';
 import { profileWorkload, ProfileReport } from './profile';
 import { ceilingMarkdown, compareMarkdown, headerMarkdown, profileMarkdown, wholeRunMarkdown } from './report';
@@ -99,8 +101,14 @@ export async function runBench(o: BenchOptions, io: BenchIO = STDIO): Promise<Be
   }
   if (o.wholeRun) {
     const threads = report.backend?.threads ?? o.threads ?? require('os').cpus().length;
-    report.wholeRun = await wholeRun({ modelDir: dir, threads, backend: o.backend, python: o.python, stPython: o.stPython, repeats: o.repeats, log: io.log });
-    sections.push('## Whole runs (one query, whole process)', '', wholeRunMarkdown(report.wholeRun), '');
+    const input = o.wholeRunTexts ? wholeRunInput(dir, o.wholeRunTexts, o.seed) : undefined;
+    try {
+      const ort = await wholeRunOrt(o, dir, threads, skipped, io);
+      report.wholeRun = await wholeRun({ modelDir: dir, threads, backend: o.backend, python: o.python, stPython: o.stPython, repeats: o.repeats, input, ort, log: io.log });
+    } finally {
+      if (input) fs.rmSync(path.dirname(input.file), { recursive: true, force: true });
+    }
+    sections.push(`## Whole runs (${input ? `${input.texts} passages` : 'one query'}, whole process)`, '', wholeRunMarkdown(report.wholeRun), '');
   }
 
   machine.loadAvgEnd = require('os').loadavg()[0];
@@ -157,6 +165,20 @@ async function startPeers(o: BenchOptions, dir: string, threads: number, skipped
       peers.push(torch!);
       io.log(`torch: ${torch!.info.label}, ${torch!.info.threads} threads, loaded in ${torch!.info.loadSeconds.toFixed(2)} s`);
     }
+    const variants = (['fp32', 'int8'] as OrtPyVariant[]).filter((v) => o.peers.includes(`ort-${v}` as PeerName));
+    if (variants.length && !fs.existsSync(o.ortPython)) {
+      skip(`ort-${variants.join(', ort-')}: no ${o.ortPython} (make bench-env makes it: the reference pins plus onnx and onnxruntime)`);
+    } else if (variants.length) {
+      const out = modelCacheDir(dir, o.onnxDir, ORT_CACHE_TAG);
+      io.log(`onnxruntime (Python): the fused fp32 and int8 exports of ${dir} in ${out} (made once: export, fuse, quantize)`);
+      const made = await exportOrtModels(o.ortPython, dir, out, threads);
+      if (Object.keys(made.report).some((k) => k.endsWith('_seconds'))) io.log(`ort export: ${JSON.stringify(made.report)}`);
+      for (const v of variants) {
+        const e = await OrtPyEngine.start(v, made[v], dir, { python: o.ortPython, threads });
+        peers.push(e);
+        io.log(`ort-${v}: ${e.info.label}, ${e.info.threads} threads, session in ${e.info.loadSeconds.toFixed(2)} s`);
+      }
+    }
     const kinds = (['web', 'node'] as OrtKind[]).filter((k) => o.peers.includes(`ort-${k}` as 'ort-web' | 'ort-node'));
     const present = kinds.filter((k) => {
       if (ortInstalled(k)) return true;
@@ -185,14 +207,43 @@ async function startPeers(o: BenchOptions, dir: string, threads: number, skipped
   return peers;
 }
 
-/** The model (+ pooling) as ONNX, exported once per model file into `cacheDir`. */
-async function ensureOnnx(dir: string, cacheDir: string, startTorch: () => Promise<TorchEngine | undefined>, io: BenchIO): Promise<string | undefined> {
-  const h = crypto.createHash('sha1').update('e5-tfjs-onnx-v1');
+/** The corpus workload's texts (seeded, 16–256 tokens each) in a temp file, one a line, for whole runs. */
+function wholeRunInput(dir: string, texts: number, seed: number): { file: string; texts: number; tokens: number } {
+  const w = makeWorkload(parseWorkload('corpus', texts), BertTokenizer.fromFolder(dir), seed);
+  if (w.kind !== 'corpus') throw new Error('the corpus workload has texts');
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'e5-bench-whole-')), 'passages.txt');
+  fs.writeFileSync(file, w.texts.join('\n') + '\n');
+  return { file, texts, tokens: w.realTokens };
+}
+
+/** The onnxruntime peers asked for in whole runs, with their exported models (made once). */
+async function wholeRunOrt(o: BenchOptions, dir: string, threads: number, skipped: string[], io: BenchIO): Promise<{ python: string; models: Partial<Record<'ort-fp32' | 'ort-int8', string>> } | undefined> {
+  const variants = (['fp32', 'int8'] as OrtPyVariant[]).filter((v) => o.peers.includes(`ort-${v}` as PeerName));
+  if (!variants.length) return undefined;
+  if (!fs.existsSync(o.ortPython)) {
+    skipped.push(`whole runs: ort-${variants.join(', ort-')}: no ${o.ortPython} (make bench-env)`);
+    return undefined;
+  }
+  const made = await exportOrtModels(o.ortPython, dir, modelCacheDir(dir, o.onnxDir, ORT_CACHE_TAG), threads);
+  io.log(`whole runs: onnxruntime ${variants.join(', ')} from ${path.dirname(made.fp32)}`);
+  return { python: o.ortPython, models: Object.fromEntries(variants.map((v) => [`ort-${v}`, made[v]])) };
+}
+
+const ORT_CACHE_TAG = 'e5-tfjs-ort-fused-v1';
+
+/** A folder under `cacheDir` for exports of this model's files as they are now (path, size, mtime), per `tag`. */
+function modelCacheDir(dir: string, cacheDir: string, tag: string): string {
+  const h = crypto.createHash('sha1').update(tag);
   for (const f of fs.readdirSync(dir).filter((f) => f.endsWith('.safetensors') || f === 'config.json').sort()) {
     const st = fs.statSync(path.join(dir, f));
     h.update(`${fs.realpathSync(path.join(dir, f))}:${st.size}:${st.mtimeMs}`);
   }
-  const file = path.join(cacheDir, `${path.basename(dir)}-${h.digest('hex').slice(0, 12)}`, 'model.onnx');
+  return path.join(cacheDir, `${path.basename(dir)}-${h.digest('hex').slice(0, 12)}`);
+}
+
+/** The model (+ pooling) as ONNX, exported once per model file into `cacheDir`. */
+async function ensureOnnx(dir: string, cacheDir: string, startTorch: () => Promise<TorchEngine | undefined>, io: BenchIO): Promise<string | undefined> {
+  const file = path.join(modelCacheDir(dir, cacheDir, 'e5-tfjs-onnx-v1'), 'model.onnx');
   if (fs.existsSync(file)) return file;
   const torch = await startTorch();
   if (!torch) return undefined;

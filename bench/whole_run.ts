@@ -5,6 +5,12 @@
  *   torch  python3 bench/torch_bench.py --whole-run --model DIR --threads N "query: …"
  *          (interpreter start, import torch, load, tokenize, one forward, print)
  *   st     PY bench/st_bench.py --whole-run ... (sentence-transformers: import, load, encode, print)
+ *   ort-fp32, ort-int8   PY bench/ort_bench.py --whole-run --onnx FILE ... (onnxruntime: import, session,
+ *          tokenize, encode, print), when those peers are asked for and the bench venv exists
+ *
+ * With `texts` (--whole-run-texts N) every engine embeds N generated passages of 16–256 tokens
+ * (the corpus workload's texts, one per line of a temp file, `--input`) instead of one query;
+ * torch_bench.py embeds one text only, so torch sits that out.
  *
  * Each is a fresh process, run alternately `repeats` times; wall time from spawn to exit,
  * medians. Peak RSS comes from /usr/bin/time when it is installed. The two embeddings printed
@@ -27,6 +33,10 @@ export interface WholeRunOptions {
   stPython?: string;
   repeats: number;
   text?: string;
+  /** A file of texts, one a line, for every engine instead of `text` (torch is skipped). */
+  input?: { file: string; texts: number; tokens: number };
+  /** onnxruntime peers: the bench venv's python and the exported model of each variant. */
+  ort?: { python: string; models: Partial<Record<'ort-fp32' | 'ort-int8', string>> };
   log: (s: string) => void;
 }
 
@@ -35,23 +45,31 @@ export interface ProcessRun {
   maxRssKiB?: number;
 }
 
+export type WholeRunEngine = 'ours' | 'torch' | 'st' | 'ort-fp32' | 'ort-int8';
+
 export interface WholeRunReport {
   text: string;
+  /** Set when every engine embedded a file of passages instead of `text`. */
+  input?: { texts: number; tokens: number };
   /** How bin/e5 ran: the compiled dist/ or the TypeScript sources through ts-node (slower start). */
   e5Build: 'dist' | 'ts-node';
   ours: ProcessRun[];
-  torch: ProcessRun[];
+  torch?: ProcessRun[];
   oursMedianSeconds: number;
-  torchMedianSeconds: number;
+  torchMedianSeconds?: number;
   /** torch / ours: > 1 means our whole run is faster. */
-  speedupVsTorch: number;
+  speedupVsTorch?: number;
+  /** The onnxruntime peers that ran: runs, median, and median ÷ ours. */
+  ort?: Partial<Record<'ort-fp32' | 'ort-int8', { runs: ProcessRun[]; medianSeconds: number; speedup: number }>>;
   /** sentence-transformers (bench/st_bench.py), when its python was there. */
   st?: ProcessRun[];
   stMedianSeconds?: number;
   /** st / ours: > 1 means our whole run is faster. */
   speedupVsSt?: number;
-  /** Largest difference between any two printed embeddings. */
+  /** Largest difference between ours and another float engine's printed embedding. */
   maxAbsDiff: number;
+  /** The same for onnxruntime int8, when it ran. */
+  int8MaxAbsDiff?: number;
 }
 
 const TIME = '/usr/bin/time';
@@ -93,35 +111,48 @@ export async function wholeRun(o: WholeRunOptions): Promise<WholeRunReport> {
   const text = o.text ?? WHOLE_RUN_TEXT;
   const env = { ...process.env, OMP_WAIT_POLICY: 'PASSIVE' };
   const script = (name: string) => path.join(root, 'bench', name);
-  const contenders: Array<{ who: 'ours' | 'torch' | 'st'; cmd: string; args: string[]; env: NodeJS.ProcessEnv }> = [
+  const source = o.input ? ['--input', o.input.file] : [text];
+  const contenders: Array<{ who: WholeRunEngine; cmd: string; args: string[]; env: NodeJS.ProcessEnv }> = [
     {
       who: 'ours', cmd: process.execPath, env: process.env,
-      args: [path.join(root, 'bin', 'e5'), 'embed', text, '--model', o.modelDir, '--threads', String(o.threads), '--progress', 'off', '-q', ...(o.backend ? ['--backend', o.backend] : [])],
+      args: [path.join(root, 'bin', 'e5'), 'embed', ...source, '--model', o.modelDir, '--threads', String(o.threads), '--progress', 'off', '-q', ...(o.backend ? ['--backend', o.backend] : [])],
     },
-    { who: 'torch', cmd: o.python, env, args: [script('torch_bench.py'), '--whole-run', '--model', o.modelDir, '--threads', String(o.threads), text] },
   ];
+  if (!o.input) contenders.push({ who: 'torch', cmd: o.python, env, args: [script('torch_bench.py'), '--whole-run', '--model', o.modelDir, '--threads', String(o.threads), text] });
   if (o.stPython && fs.existsSync(o.stPython)) {
-    contenders.push({ who: 'st', cmd: o.stPython, env, args: [script('st_bench.py'), '--whole-run', '--model', o.modelDir, '--threads', String(o.threads), text] });
+    contenders.push({ who: 'st', cmd: o.stPython, env, args: [script('st_bench.py'), '--whole-run', '--model', o.modelDir, '--threads', String(o.threads), ...source] });
   }
-  const runs: Record<string, ProcessRun[]> = { ours: [], torch: [], st: [] };
-  let diff = 0;
+  for (const [who, onnx] of Object.entries(o.ort?.models ?? {}) as Array<['ort-fp32' | 'ort-int8', string]>) {
+    contenders.push({ who, cmd: o.ort!.python, env: process.env, args: [script('ort_bench.py'), '--whole-run', '--onnx', onnx, '--model', o.modelDir, '--threads', String(o.threads), ...source] });
+  }
+  const runs: Record<string, ProcessRun[]> = Object.fromEntries(contenders.map((c) => [c.who, []]));
+  let diff = 0, int8Diff: number | undefined;
   for (let r = 0; r < o.repeats; r++) {
     // Rotate who goes first, so a warm page cache favours no one.
     const order = contenders.map((_, i) => contenders[(i + r) % contenders.length]);
-    const printed: number[][] = [];
+    const printed = new Map<WholeRunEngine, number[]>();
     for (const c of order) {
       const run = await timed(c.cmd, c.args, c.env);
-      printed.push(embeddingOf(run.stdout, c.who));
+      printed.set(c.who, embeddingOf(run.stdout, c.who));
       runs[c.who].push({ seconds: run.seconds, maxRssKiB: run.maxRssKiB });
     }
-    printed.slice(1).forEach((e) => (diff = Math.max(diff, maxAbsDiff(printed[0], e))));
+    // int8 weights move the embedding by ~1e-2: compared with ours apart, so it cannot hide a float engine's error.
+    const ours = printed.get('ours')!;
+    for (const [who, e] of printed) {
+      if (who === 'ort-int8') int8Diff = Math.max(int8Diff ?? 0, maxAbsDiff(ours, e));
+      else diff = Math.max(diff, maxAbsDiff(ours, e));
+    }
     o.log(`whole run ${r + 1}/${o.repeats}: ${contenders.map((c) => `${c.who} ${runs[c.who][r].seconds.toFixed(2)} s`).join(', ')}`);
   }
   const med = (who: string) => median(runs[who].map((x) => x.seconds));
-  const oursMedianSeconds = med('ours'), torchMedianSeconds = med('torch');
-  const st = runs.st.length ? { st: runs.st, stMedianSeconds: med('st'), speedupVsSt: med('st') / oursMedianSeconds } : {};
+  const oursMedianSeconds = med('ours');
+  const has = (who: WholeRunEngine) => contenders.some((c) => c.who === who);
+  const torch = has('torch') ? { torch: runs.torch, torchMedianSeconds: med('torch'), speedupVsTorch: med('torch') / oursMedianSeconds } : {};
+  const st = has('st') ? { st: runs.st, stMedianSeconds: med('st'), speedupVsSt: med('st') / oursMedianSeconds } : {};
+  const ortNames = (['ort-fp32', 'ort-int8'] as const).filter(has);
+  const ort = ortNames.length ? { ort: Object.fromEntries(ortNames.map((n) => [n, { runs: runs[n], medianSeconds: med(n), speedup: med(n) / oursMedianSeconds }])) } : {};
   return {
-    text, e5Build: e5RunsDist() ? 'dist' : 'ts-node', ours: runs.ours, torch: runs.torch, oursMedianSeconds, torchMedianSeconds,
-    speedupVsTorch: torchMedianSeconds / oursMedianSeconds, ...st, maxAbsDiff: diff,
+    text, ...(o.input ? { input: { texts: o.input.texts, tokens: o.input.tokens } } : {}), e5Build: e5RunsDist() ? 'dist' : 'ts-node',
+    ours: runs.ours, oursMedianSeconds, ...torch, ...st, ...ort, maxAbsDiff: diff, ...(int8Diff === undefined ? {} : { int8MaxAbsDiff: int8Diff }),
   };
 }

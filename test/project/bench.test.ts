@@ -24,16 +24,19 @@ import { makeWorkload, parseWorkload, WorkloadError } from '../../bench/workload
 import { testBackend } from '../support/backend';
 import { cachedModel, PRESETS } from '../../devtools/generate-model';
 import { PYTHON, pythonCanImport, skipUnlessPython } from '../support/python';
+import { TOLERANCE } from '../support/tolerance';
 
 // ONNX exports (only made when an onnxruntime peer is installed) go here, not into .cache/.
 const onnxDir = path.join(os.tmpdir(), `e5-bench-test-onnx-${process.pid}`);
+// The Python with onnxruntime (make bench-env), for the ort-fp32 / ort-int8 peers; BENCH_PYTHON overrides.
+const ORT_PYTHON = process.env.BENCH_PYTHON ?? path.resolve(__dirname, '..', '..', '.cache', 'bench-env', 'bin', 'python');
 after(() => fs.rmSync(onnxDir, { recursive: true, force: true }));
 
 function options(model: string, over: Partial<BenchOptions>): BenchOptions {
   return {
     model, repeats: 1, warmup: 1, settleMs: 0, workloads: ['query'], peers: [], corpusSize: 12, batchSize: 5, seed: 7,
     compare: true, profile: false, ceiling: false, wholeRun: false, python: PYTHON, impl: 'auto',
-    onnxDir, ...over,
+    onnxDir, ortPython: ORT_PYTHON, ...over,
   };
 }
 
@@ -52,6 +55,8 @@ describe('bench harness (tiny model, 1 repeat)', function () {
     else console.log(`      (${PYTHON} cannot import torch: the torch peer is not exercised)`);
     const ort = (['web', 'node'] as const).filter(ortInstalled).map((k) => `ort-${k}` as PeerName);
     peers = [...peers, ...(peers.includes('torch') ? ort : [])];
+    if (fs.existsSync(ORT_PYTHON)) peers.push('ort-fp32', 'ort-int8');
+    else console.log(`      (no ${ORT_PYTHON}: the Python onnxruntime peers are not exercised; make bench-env)`);
     report = await runBench(options(dir, { workloads: ['query', '4x24', 'corpus'], peers, ceiling: true, profile: true, json: jsonFile }),
       { out: (s) => (markdown += s), log: () => {} });
   });
@@ -80,12 +85,29 @@ describe('bench harness (tiny model, 1 repeat)', function () {
   it('feeds PyTorch the same inputs: its embedding of the first text matches ours', function () {
     if (!peers.includes('torch')) this.skip();
     for (const w of report.compare!.workloads) {
-      for (const r of w.results.filter((x) => x.engine !== 'ours')) {
+      for (const r of w.results.filter((x) => x.engine !== 'ours' && x.engine !== 'ort-int8')) { // int8: below
         assert.ok(r.maxAbsDiffVsOurs! < 1e-4, `${r.engine} on ${w.workload}: max abs diff ${r.maxAbsDiffVsOurs}`);
       }
     }
     const torch = report.compare!.engines.find((e) => e.name === 'torch')!;
     assert.equal(torch.threads, backendInfo().threads, 'torch runs on our thread count');
+  });
+
+  it('runs the fused fp32 ONNX export on the same inputs (ours within the embedding tolerance), and its int8 quantization', function () {
+    if (!peers.includes('ort-fp32')) this.skip();
+    for (const w of report.compare!.workloads) {
+      const fp32 = w.results.find((r) => r.engine === 'ort-fp32')!;
+      assert.ok(fp32.maxAbsDiffVsOurs! <= TOLERANCE.embedding, `ort-fp32 on ${w.workload}: max abs diff ${fp32.maxAbsDiffVsOurs}`);
+      // int8 weights move the embedding by far more than float rounding, but it is still this model's.
+      const int8 = w.results.find((r) => r.engine === 'ort-int8')!;
+      assert.ok(int8.maxAbsDiffVsOurs! > TOLERANCE.embedding && int8.maxAbsDiffVsOurs! < 0.1, `ort-int8 on ${w.workload}: max abs diff ${int8.maxAbsDiffVsOurs}`);
+      assert.equal(int8.paddedTokens, fp32.paddedTokens, 'both pad like sentence-transformers');
+    }
+    const engines = report.compare!.engines.filter((e) => e.name.startsWith('ort-'));
+    for (const e of engines) assert.equal(e.threads, backendInfo().threads, `${e.name} runs on our thread count`);
+    const row = markdown.split('\n').find((l) => l.startsWith('| query | ours |'))!;
+    const q = report.compare!.workloads[0].results;
+    assert.ok(row.includes(`${(q.find((r) => r.engine === 'ort-int8')!.medianSeconds / q[0].medianSeconds).toFixed(2)}×`), row);
   });
 
   it("pads PyTorch's corpus batches like sentence-transformers: sorted by length, padded to each batch's longest", async function () {
@@ -231,9 +253,23 @@ describe('bench whole runs', function () {
     const r = await runBench(options(cachedModel({ preset: 'tiny' }), { compare: false, wholeRun: true, threads: 1 }), { out: () => {}, log: () => {} });
     const w = r.wholeRun!;
     assert.equal(w.ours.length, 1);
-    assert.equal(w.torch.length, 1);
+    assert.equal(w.torch!.length, 1);
     assert.ok(w.maxAbsDiff < 1e-5, `the printed embeddings differ by ${w.maxAbsDiff}`);
-    assert.ok(Math.abs(w.speedupVsTorch - w.torchMedianSeconds / w.oursMedianSeconds) < 1e-12);
+    assert.ok(Math.abs(w.speedupVsTorch! - w.torchMedianSeconds! / w.oursMedianSeconds) < 1e-12);
+  });
+
+  it('embeds a file of generated passages in every engine that reads one (--whole-run-texts), onnxruntime included', async function () {
+    if (!fs.existsSync(ORT_PYTHON)) this.skip();
+    const r = await runBench(options(cachedModel({ preset: 'tiny' }), { compare: false, wholeRun: true, wholeRunTexts: 6, threads: 1, peers: ['ort-fp32', 'ort-int8'] }),
+      { out: () => {}, log: () => {} });
+    const w = r.wholeRun!;
+    assert.equal(w.input!.texts, 6);
+    assert.ok(w.input!.tokens >= 6 * 16 && w.input!.tokens <= 6 * 256);
+    assert.equal(w.torch, undefined, 'torch_bench.py embeds one text only');
+    assert.deepEqual(Object.keys(w.ort!).sort(), ['ort-fp32', 'ort-int8']);
+    assert.ok(w.maxAbsDiff <= TOLERANCE.embedding, `the float engines' first embeddings differ by ${w.maxAbsDiff}`);
+    assert.ok(w.int8MaxAbsDiff! > TOLERANCE.embedding && w.int8MaxAbsDiff! < 0.1, `int8: ${w.int8MaxAbsDiff}`);
+    assert.match(r.markdown, /6 generated passages/);
   });
 });
 
