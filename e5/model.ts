@@ -276,7 +276,7 @@ export async function loadModel(nameOrDir: string, opts: LoadModelOptions = {}):
   try {
     const plan = planParams(ckpt, config, dir); // names, shapes, dtypes: fails before any memory is touched
     sink = runtime.weightSink(config, plan, { prepack: opts.prepack ?? true, keepLinearWeights: opts.keepLinearWeights ?? true });
-    loaded = loadBertParams(ckpt, config, dir, { allowNonFinite: opts.allowNonFinite, newTensor: sink.newTensor, plan, onLinear: sink.onLinear, linearLayout: sink.linearLayout });
+    loaded = loadBertParams(ckpt, config, dir, { allowNonFinite: opts.allowNonFinite, newTensor: sink.newTensor, plan, onLinear: sink.onLinear, linearLayout: sink.linearLayout, nativeRead: sink.nativeRead });
   } finally {
     ckpt.close();
   }

@@ -8,6 +8,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { BertConfig } from '../weights/config';
+import type { NativeF32Read } from '../weights/safetensors';
 import { BertParams, freshTensor, Linear, ParamsPlan } from '../weights/params';
 import type { HookName } from './hooks';
 import type { HeadIntervention, Ops } from './ops';
@@ -96,6 +97,8 @@ export interface WeightSink {
   prepareSeconds(): number;
   /** Linear weights as [in, out] (default) or as stored, [out, in] (weights/params.ts LoadOptions). */
   linearLayout?: 'in-out' | 'out-in';
+  /** How F32 weights are read from the file, when the backend has a faster way (weights/params.ts LoadOptions). */
+  nativeRead?: NativeF32Read;
 }
 
 export interface WeightOptions {

@@ -15,6 +15,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { BertConfig } from './config';
 import { Checkpoint } from './checkpoint';
+import type { NativeF32Read } from './safetensors';
 
 /**
  * Set on a Linear whose weight was handed to XNNPACK for good and its memory given back
@@ -236,6 +237,8 @@ export interface LoadOptions {
    * tfjs-wasm's XNNPACK path takes. 'out-in': kept as stored, [out, in], no transpose.
    */
   linearLayout?: 'in-out' | 'out-in';
+  /** Reads F32 tensors (ReadF32Options.nativeRead): the tensorflow backend's two-thread read with the native finiteness check. */
+  nativeRead?: NativeF32Read;
 }
 
 /** The portable way: a fresh array, filled, given to tf.tensor. */
@@ -253,9 +256,9 @@ export function loadBertParams(ckpt: Checkpoint, c: BertConfig, source: string, 
   const plan = opts.plan ?? planParams(ckpt, c, source);
   const created: tf.Tensor[] = [];
   const newTensor = opts.newTensor ?? freshTensor;
-  const allowNonFinite = opts.allowNonFinite;
+  const { allowNonFinite, nativeRead } = opts;
   const read = (name: string, shape: number[]): tf.Tensor => {
-    const t = newTensor(shape, (dst) => ckpt.readF32(plan.prefix + name, { allowNonFinite, into: dst }));
+    const t = newTensor(shape, (dst) => ckpt.readF32(plan.prefix + name, { allowNonFinite, into: dst, nativeRead }));
     created.push(t);
     return t;
   };
@@ -272,7 +275,7 @@ export function loadBertParams(ckpt: Checkpoint, c: BertConfig, source: string, 
       return lin;
     }
     if (!scratch || scratch.length < out * inp) scratch = new Float32Array(out * inp);
-    const stored = ckpt.readF32(plan.prefix + `${p}.weight`, { allowNonFinite, into: scratch }); // [out, in]
+    const stored = ckpt.readF32(plan.prefix + `${p}.weight`, { allowNonFinite, into: scratch, nativeRead }); // [out, in]
     const weight = newTensor([inp, out], (dst) => transposeF32(stored, out, inp, dst)) as tf.Tensor2D; // [in, out]
     created.push(weight);
     const lin: Linear = { weight, bias: vec(`${p}.bias`, out) };

@@ -15,6 +15,7 @@ import { currentRuntime, plainWeightSink, Runtime } from '../../engine/backend';
 import type { AttentionInput } from '../../engine/ops';
 import { loadModel } from '../../e5/model';
 import { linearLayers, paramTensors } from '../../weights/params';
+import { SafetensorsError, SafetensorsFile, writeSafetensors } from '../../weights/safetensors';
 import { posixAddon } from '../../engine/backends/tensorflow/posix';
 import { tensorflowWeightSink } from '../../engine/backends/tensorflow/weights';
 import { attentionByHand } from '../support/attention';
@@ -115,6 +116,60 @@ describe('tensorflow backend (tfjs-node)', () => {
       slot[0] = 12345; // after TensorFlow made its tensor: seen only where it kept this memory
       assert.equal((t.dataSync() as Float32Array)[0] === 12345, shares, shares ? 'the tensor is the slot' : 'the tensor is a copy');
       t.dispose();
+    }
+  });
+
+  it("with the addon's readF32, reads F32 tensors on two threads bit for bit and names the first NaN/Inf in either half", function () {
+    const read = posixAddon()?.readF32;
+    if (!read) {
+      console.log("      (skipped: this e5-tfjs-posix has no readF32: 'make native' rebuilds it from scripts/posix-addon)");
+      return this.skip();
+    }
+    const nativeRead = read.bind(posixAddon());
+    const dir = tempDir('e5-native-read-');
+    const file = path.join(dir, 'w.safetensors');
+    const n = 3 * (1 << 20) + 5; // above the two-thread threshold, halves of unequal length
+    const values = randoms(n, 11);
+    try {
+      writeSafetensors(file, { a: { dtype: 'F32', shape: [n], data: values }, b: { dtype: 'F32', shape: [3, 4], data: randoms(12, 3) } });
+      const f = SafetensorsFile.open(file);
+      for (const name of ['a', 'b']) assert.deepEqual(bits(f.readF32(name, { nativeRead })), bits(f.readF32(name)), name);
+      f.close();
+      // first half, second half, the last element; each with a later non-finite value that must not be the one named
+      for (const [at, bad, what] of [[1000, Infinity, '\\+Inf'], [2_000_000, -Infinity, '-Inf'], [n - 2, NaN, 'NaN']] as const) {
+        const x = values.slice();
+        x[at] = bad;
+        x[n - 1] = NaN;
+        writeSafetensors(file, { a: { dtype: 'F32', shape: [n], data: x } });
+        const g = SafetensorsFile.open(file);
+        try {
+          assert.throws(() => g.readF32('a', { nativeRead }), (e: SafetensorsError) =>
+            e.code === 'non_finite' && new RegExp(`element ${at} \\(index \\[${at}\\]\\) is ${what}`).test(e.message) && e.message.includes(file));
+          assert.deepEqual(bits(g.readF32('a', { nativeRead, allowNonFinite: true })), bits(x));
+        } finally {
+          g.close();
+        }
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("readF32 reports a file that shrank after it was opened as 'truncated', naming the tensor", function () {
+    const read = posixAddon()?.readF32;
+    if (!read) return this.skip();
+    const dir = tempDir('e5-native-read-');
+    const file = path.join(dir, 'w.safetensors');
+    const n = 2 * (1 << 20);
+    try {
+      writeSafetensors(file, { a: { dtype: 'F32', shape: [n], data: randoms(n, 5) } });
+      const f = SafetensorsFile.open(file);
+      fs.truncateSync(file, fs.statSync(file).size - 4096);
+      assert.throws(() => f.readF32('a', { nativeRead: read.bind(posixAddon()) }), (e: SafetensorsError) =>
+        e instanceof SafetensorsError && e.code === 'truncated' && e.tensor === 'a' && /file ended/.test(e.message));
+      f.close();
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 

@@ -471,6 +471,30 @@ describe('SafetensorsFile: malformed files are refused with typed errors', () =>
     g.close();
   });
 
+  it('nativeRead: F32 tensors go through it (other dtypes do not); the index it returns is the one named, its errors become SafetensorsErrors', () => {
+    const data = new Uint8Array([...f32(0, 1, 2, 3, NaN, 5), ...u16(0x3c00, 0x4000)]);
+    const p = rawFile({ w: entry('F32', [2, 3], [0, 24]), h: entry('F16', [2], [24, 28]) }, data);
+    const f = SafetensorsFile.open(p);
+    const calls: Array<[number, boolean]> = [];
+    const byFs = (fd: number, dest: Float32Array, position: number, check: boolean) => {
+      calls.push([position, check]);
+      fs.readSync(fd, new Uint8Array(dest.buffer, dest.byteOffset, dest.byteLength), 0, dest.byteLength, position);
+      return check ? 4 : -1;
+    };
+    expectError(() => f.readF32('w', { nativeRead: byFs }), 'non_finite', p, 'w', /element 4 \(index \[1, 1\]\) is NaN/);
+    assert.ok(Number.isNaN(f.readF32('w', { nativeRead: byFs, allowNonFinite: true })[4]));
+    assert.deepEqual(calls, [[f.dataStart, true], [f.dataStart, false]]);
+    assert.deepEqual([...f.readF32('h', { nativeRead: byFs })], [1, 2]);
+    assert.equal(calls.length, 2, 'F16 is read and widened here');
+    const failing = (code: string) => () => {
+      throw Object.assign(new Error('file ended while reading 24 bytes at 8'), { code });
+    };
+    expectError(() => f.readF32('w', { nativeRead: failing('truncated') }), 'truncated', p, 'w', /file ended/);
+    expectError(() => f.readF32('w', { nativeRead: failing('io_error') }), 'io_error', p, 'w');
+    f.close();
+    expectError(() => f.readF32('w', { nativeRead: byFs }), 'closed', p, 'w');
+  });
+
   it('truncated: the file shrank after it was opened', () => {
     const p = tmpPath();
     writeSafetensors(p, { a: { dtype: 'F32', shape: [4], data: new Float32Array(4) } });

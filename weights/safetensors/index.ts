@@ -19,7 +19,7 @@ export type { Dtype, TensorData } from './dtypes';
 export { compareCodePoints, headerLengthFromPrefix, MAX_HEADER_BYTES, parseHeader } from './header';
 export type { ParsedHeader, TensorInfo } from './header';
 export { firstNonFinite, SafetensorsFile } from './reader';
-export type { ReadF32Options } from './reader';
+export type { NativeF32Read, ReadF32Options } from './reader';
 export { bf16BitsToF32, f16BitsToF32, f32ToBF16Bits, f32ToF16Bits } from './half';
 export { planLayout, writeSafetensors, writeSafetensorsStreaming, writeSafetensorsStreamingTo, writeSafetensorsTo } from './writer';
 export type { TensorEntry, TensorToWrite } from './writer';

@@ -20,7 +20,16 @@ export interface ReadF32Options {
    * costs a page fault per 4 KiB, which can take longer than reading the file.
    */
   into?: Float32Array;
+  /**
+   * Reads an F32 tensor's bytes into `dest` and, when `checkFinite`, returns the index of its first
+   * NaN/Inf (-1: none; always -1 unchecked). `make native`'s addon passes one that reads on two
+   * threads and checks natively (engine/backends/tensorflow/weights.ts); errors it throws carry
+   * `code` 'truncated' or 'io_error'. Other dtypes are read and checked here as usual.
+   */
+  nativeRead?: NativeF32Read;
 }
+
+export type NativeF32Read = (fd: number, dest: Float32Array, position: number, checkFinite: boolean) => number;
 
 function describeFileKind(st: fs.Stats): string {
   return st.isDirectory() ? 'a directory' : st.isFIFO() ? 'a FIFO' : st.isCharacterDevice() ? 'a character device'
@@ -117,6 +126,11 @@ export class SafetensorsFile {
     switch (info.dtype) {
       case 'F32':
         out = fresh();
+        if (opts.nativeRead) {
+          const bad = this.readNative(opts.nativeRead, info, out, !opts.allowNonFinite);
+          if (bad >= 0) throwNonFinite(this.path, info, out, bad);
+          return out;
+        }
         this.readInto(info, bytesOf(out));
         break;
       case 'F16':
@@ -148,6 +162,18 @@ export class SafetensorsFile {
       throw new SafetensorsError('size_mismatch', this.path, `destination has ${dest.length} bytes, tensor has ${end - begin}`, info.name);
     }
     readExactly(this.fd, dest, this.dataStart + begin, this.path, info.name);
+  }
+
+  private readNative(read: NativeF32Read, info: Readonly<TensorInfo>, dest: Float32Array, check: boolean): number {
+    if (this.fd === undefined) throw new SafetensorsError('closed', this.path, 'read after close()', info.name);
+    try {
+      return read(this.fd, dest, this.dataStart + info.dataOffsets[0], check);
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      if (code === 'truncated') throw new SafetensorsError('truncated', this.path, `${(e as Error).message} (changed since it was opened?)`, info.name);
+      if (code === 'io_error') throw new SafetensorsError('io_error', this.path, (e as Error).message, info.name, { cause: e });
+      throw e;
+    }
   }
 
   close(): void {
@@ -193,7 +219,10 @@ function allFinite(x: Float32Array): boolean {
 
 function assertFinite(file: string, info: Readonly<TensorInfo>, x: Float32Array, source?: Float64Array): void {
   const i = firstNonFinite(x);
-  if (i < 0) return;
+  if (i >= 0) throwNonFinite(file, info, x, i, source);
+}
+
+function throwNonFinite(file: string, info: Readonly<TensorInfo>, x: Float32Array, i: number, source?: Float64Array): never {
   const what = Number.isNaN(x[i]) ? 'NaN' : x[i] > 0 ? '+Inf' : '-Inf';
   const widened = source && Number.isFinite(source[i]) ? ` (F64 value ${source[i]} overflows F32)` : '';
   throw new SafetensorsError('non_finite', file,

@@ -7,6 +7,12 @@ export interface PosixAddon {
   dup2(from: number, to: number): number;
   /** Fresh anonymous memory starting on a page boundary, its pages faulted in by a thread of the addon. */
   pageAlignedBuffer(bytes: number): ArrayBuffer;
+  /**
+   * Fills `dest` from the file at `position` on two threads, checking for NaN/Inf natively when
+   * asked: the first non-finite element's index, or -1. Absent from builds before it (make native
+   * rebuilds the addon when posix.c changes); the load then reads in JavaScript.
+   */
+  readF32?(fd: number, dest: Float32Array, position: number, checkFinite: boolean): number;
 }
 
 export function posixAddon(): PosixAddon | undefined {

@@ -13,6 +13,9 @@
  *   once, while the scratch still holds this weight. The weights then live once, in TensorFlow's
  *   memory, and fresh JavaScript pages are touched only for the largest tensor.
  *
+ * With the addon, F32 tensors are also read on two threads, each checking its half for NaN/Inf
+ * natively while it is in cache (posix.c readF32), instead of one read and a JavaScript pass.
+ *
  * Linear weights stay in PyTorch's [out, in] layout (the matmul takes Wᵀ), so nothing is
  * transposed either.
  */
@@ -33,6 +36,7 @@ export function tensorflowWeightSink(plan?: ParamsPlan, opts: { aligned?: boolea
   return {
     ...plainWeightSink(),
     linearLayout: 'out-in', // oneDNN multiplies by Wᵀ as fast: no transpose at load
+    nativeRead: addon?.readF32 ? addon.readF32.bind(addon) : undefined,
     newTensor(shape, fill) {
       const dst = slot(shape.reduce((a, b) => a * b, 1));
       fill(dst);
