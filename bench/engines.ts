@@ -235,6 +235,12 @@ export class OrtPyEngine extends ChildEngine {
     };
     return e;
   }
+
+  /** Normalised embeddings of `texts` (tokenized by transformers, padded per batch), in input order. */
+  async embed(texts: string[], batchSize = 32, maxLength = 512): Promise<{ embeddings: Float32Array[]; nTokens: number[]; truncated: boolean[] }> {
+    const { reply } = await this.child.request({ cmd: 'embed', texts, batch_size: batchSize, max_length: maxLength });
+    return { embeddings: (reply.embeddings as number[][]).map((e) => Float32Array.from(e)), nTokens: reply.n_tokens as number[], truncated: reply.truncated as boolean[] };
+  }
 }
 
 export interface OrtExport {

@@ -15,7 +15,7 @@ are tokenized by transformers' tokenizer from the model folder, sorted by length
 and padded per batch, as sentence-transformers' encode does, inside the timed region.
 
 Server requests: {"cmd": "load", "onnx": FILE, "model": DIR, "threads": N}, then prepare,
-prepare_texts, run, stats as in bench/st_bench.py.
+prepare_texts, run, stats as in bench/st_bench.py, and {"cmd": "embed", "texts": [..]} -> embeddings.
 """
 import json
 import os
@@ -173,6 +173,13 @@ class Server:
         out, real, padded = encode(self.sess, self.tok, a, b)
         return {"seconds": time.perf_counter() - t0, "real_tokens": real, "padded_tokens": padded, "probe": out[0].tolist()}
 
+    def embed(self, req):
+        """Texts -> their normalised embeddings, in input order (bench/accuracy.ts)."""
+        texts, max_length = req["texts"], int(req.get("max_length", 512))
+        out, _, _ = encode(self.sess, self.tok, texts, int(req.get("batch_size", 32)), max_length)
+        full = [len(ids) for ids in self.tok(texts)["input_ids"]]
+        return {"embeddings": [e.tolist() for e in out], "n_tokens": [min(n, max_length) for n in full], "truncated": [n > max_length for n in full]}
+
     def stats(self, req):
         return {"maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
 
@@ -203,4 +210,4 @@ if __name__ == "__main__":
         main(sys.argv[1:])
     else:
         from jsonl_serve import serve
-        serve(Server(), ("load", "prepare", "prepare_texts", "run", "stats"))
+        serve(Server(), ("load", "prepare", "prepare_texts", "run", "embed", "stats"))

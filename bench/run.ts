@@ -229,10 +229,10 @@ async function wholeRunOrt(o: BenchOptions, dir: string, threads: number, skippe
   return { python: o.ortPython, models: Object.fromEntries(variants.map((v) => [`ort-${v}`, made[v]])) };
 }
 
-const ORT_CACHE_TAG = 'e5-tfjs-ort-fused-v1';
+export const ORT_CACHE_TAG = 'e5-tfjs-ort-fused-v1';
 
 /** A folder under `cacheDir` for exports of this model's files as they are now (path, size, mtime), per `tag`. */
-function modelCacheDir(dir: string, cacheDir: string, tag: string): string {
+export function modelCacheDir(dir: string, cacheDir: string, tag: string): string {
   const h = crypto.createHash('sha1').update(tag);
   for (const f of fs.readdirSync(dir).filter((f) => f.endsWith('.safetensors') || f === 'config.json').sort()) {
     const st = fs.statSync(path.join(dir, f));
