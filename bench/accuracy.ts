@@ -19,7 +19,7 @@ import { loadModel, EmbeddingModel } from '../e5/model';
 import { EngineEmbedder } from '../eval/embedder-adapter';
 import type { EmbedCallOptions, EmbedCallResult, Embedder } from '../eval/embedder';
 import { evaluate } from '../eval/evaluate';
-import { writeTinyBeir } from '../test/support/eval-child';
+import { writeTinyBeir } from '../devtools/beir-fixture';
 import { exportOrtModels, OrtPyEngine, OrtPyVariant, repoRoot } from './engines';
 import { table } from './report';
 import { modelCacheDir, ORT_CACHE_TAG } from './run';
