@@ -1,14 +1,14 @@
 /**
  * Public library API. The CLI (cli/) is built only on what is exported here.
  */
-export { initBackend, backendInfo, currentRuntime, installedBackends, maxThreads, BACKEND_NAMES } from './engine/backend';
-export type { BackendInfo, BackendName, BackendOptions, Runtime } from './engine/backend';
+export { initBackend, backendInfo, currentRuntime, installedBackends, maxThreads, BACKEND_NAMES, PRECISIONS } from './engine/backend';
+export type { BackendInfo, BackendName, BackendOptions, Precision, Runtime } from './engine/backend';
 export type { Ops, AttentionInput, EncoderOps, HeadIntervention, HookSite, IdsName } from './engine/ops';
 export { encoder, layersFrom, encoderLayer, selfAttention, embeddings } from './engine/bert';
 export type { Forward } from './engine/bert';
 export { eagerForward, publicView } from './engine/eager';
 export { NUMERICS_REVISION, MASK_VALUE } from './engine/numerics';
-export { loadModel, EmbeddingModel, planBatches, looksLikeE5, PREFIXES } from './e5/model';
+export { loadModel, EmbeddingModel, planBatches, looksLikeE5, PREFIXES, PrecisionError } from './e5/model';
 export type { EmbedOptions, EmbedResult, LoadModelOptions, ModelInfo, Prefix, SimilarityOptions, SimilarityResult } from './e5/model';
 export { cosineSimilarity, similarityMatrix } from './e5/similarity';
 export { checkFolderAgreement, FolderAgreementError } from './e5/folder_checks';

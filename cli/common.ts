@@ -4,7 +4,7 @@
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import {
-  BACKEND_NAMES, BackendName, DEFAULT_MODEL_ID, DownloadProgress, EmbeddingModel, initBackend, installedBackends, loadModel, maxThreads,
+  BACKEND_NAMES, BackendName, DEFAULT_MODEL_ID, DownloadProgress, EmbeddingModel, initBackend, installedBackends, loadModel, maxThreads, Precision, PRECISIONS,
 } from '../index';
 import { barStream, downloadBar, Progress, ProgressMode } from './progress';
 
@@ -16,6 +16,8 @@ export interface ModelOptions {
 export interface BackendOptions {
   backend: 'auto' | BackendName;
   threads?: number;
+  /** --precision (default fp32). */
+  precision?: Precision;
 }
 export interface GeneralOptions {
   quiet?: boolean;
@@ -36,7 +38,9 @@ export function addBackendOptions(cmd: Command): Command {
   return cmd
     .addOption(new Option('--backend <name>', `tfjs backend: auto picks tensorflow, else wasm, else cpu (installed here: ${installedBackends().join(', ')}; tensorflow: npm install @tensorflow/tfjs-node, or e5 native)`)
       .choices(['auto', ...BACKEND_NAMES]).default('auto'))
-    .addOption(new Option('--threads <n>', `threads (wasm: its thread pool; tensorflow: TensorFlow intra-op threads; default and most: the cores, ${maxThreads()} here)`).argParser(intArg(1, maxThreads(), 'the cores of this machine')));
+    .addOption(new Option('--threads <n>', `threads (wasm: its thread pool; tensorflow: TensorFlow intra-op threads; default and most: the cores, ${maxThreads()} here)`).argParser(intArg(1, maxThreads(), 'the cores of this machine')))
+    .addOption(new Option('--precision <p>', "fp32 (the reference) or bf16: the encoder's matmuls on bfloat16 operands, float32 accumulation, weights held as bfloat16 (tensorflow backend only; faster on CPUs with AVX512_BF16 or AMX)")
+      .choices([...PRECISIONS]).default('fp32'));
 }
 
 /** -q, --debug, --progress */
@@ -121,6 +125,7 @@ export async function openModel(o: ModelOptions & BackendOptions & GeneralOption
     offline: o.offline ? true : undefined,
     progress: downloadProgress(o),
     keepLinearWeights: !use.embeddingOnly,
+    precision: o.precision,
   });
 }
 

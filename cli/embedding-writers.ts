@@ -9,7 +9,7 @@
  *   npy          an (N, dim) float32 matrix, row i = input i
  *   safetensors  tensor "embeddings" [N, dim] F32; run settings, ids, n_tokens in __metadata__
  */
-import type { BackendInfo, EmbedResult } from '../index';
+import type { BackendInfo, EmbedResult, Precision } from '../index';
 import { writeSafetensorsTo } from '../index';
 import { f32Array } from './format';
 import type { InputRecord } from './input';
@@ -26,6 +26,8 @@ export interface RunSettings {
   revision?: string;
   commit?: string;
   backend: BackendInfo;
+  /** 'fp32' or 'bf16' (--precision): bf16 embeddings differ from fp32 ones in the fourth decimal. */
+  precision: Precision;
   prefix: string;
   pooling: string;
   normalize: boolean;
@@ -158,6 +160,7 @@ class SafetensorsWriter implements EmbeddingWriter {
       ...(s.revision ? { revision: s.revision } : {}),
       ...(s.commit ? { commit: s.commit } : {}),
       backend: JSON.stringify(s.backend),
+      precision: s.precision,
       prefix: s.prefix,
       pooling: s.pooling,
       normalize: String(s.normalize),

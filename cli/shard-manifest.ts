@@ -180,6 +180,7 @@ export function manifestMismatch(a: ShardManifest, b: ShardManifest): string | u
     // name and the tfjs/native versions may change the last bits; the thread count does not
     // (deploy/README.md), so tasks on machines of other core counts still merge
     ['backend (name and versions)', (m) => { const b = m.settings.backend; return b && JSON.stringify([b.name, b.tfjsVersion, b.nativeVersion]); }],
+    ['precision (--precision)', (m) => m.settings.precision ?? 'fp32'], // manifests from before it: fp32
     ['tool version', (m) => m.settings.tool],
   ];
   for (const [name, get] of fields) {

@@ -12,7 +12,7 @@ import { BertConfig, readBertConfig } from '../weights/config';
 import { resolveModel, ResolvedModel, ResolveOptions } from '../weights/folder';
 import { loadBertParams, ParamsPlan, planParams } from '../weights/params';
 import { PoolingMode, readSentenceTransformersConfig, SentenceTransformersConfig } from '../weights/sentence_transformers';
-import { BackendInfo, currentRuntime, Runtime } from '../engine/backend';
+import { BackendInfo, currentRuntime, Precision, PRECISIONS, Runtime } from '../engine/backend';
 import { HookContext } from '../engine/hooks';
 import { BertModel } from '../engine/model';
 import { packSequences } from '../engine/rows';
@@ -46,6 +46,15 @@ export interface LoadModelOptions extends ResolveOptions {
    * and patching work either way. Implies prepack. Ignored off wasm (nothing is packed there).
    */
   keepLinearWeights?: boolean;
+  /**
+   * 'fp32' (default, the reference) or 'bf16': the encoder's Linear weights held as bfloat16
+   * (converted once at load; about half the memory) and its matmuls run on bfloat16 operands with
+   * float32 accumulation, inside the compiled TensorFlow graph — tensorflow backend only; another
+   * backend is an error, never a silent fp32 run. LayerNorm, softmax, GELU, the residual stream,
+   * pooling and normalisation stay float32. Every forward then runs compiled: hook functions that
+   * change values (which run op by op) are an error; read-only hooks and head interventions work.
+   */
+  precision?: Precision;
 }
 
 export interface ModelInfo extends ResolvedModel {
@@ -59,6 +68,8 @@ export interface ModelInfo extends ResolvedModel {
   prepackSeconds: number;
   /** 'released' when the Linear weights live only in XNNPACK's packed copies (keepLinearWeights: false). */
   linearWeights: 'kept' | 'released';
+  /** The precision the model runs at (LoadModelOptions.precision). */
+  precision: Precision;
 }
 
 export interface EmbedOptions {
@@ -260,6 +271,14 @@ export function looksLikeE5(name: string): boolean {
   return /(^|[\/\\_.-])(multilingual-)?e5([\/\\_.-]|$)/i.test(name);
 }
 
+/** A precision this backend cannot run (bf16 off tensorflow), or one that does not exist. */
+export class PrecisionError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'PrecisionError';
+  }
+}
+
 /** Resolve, validate and load a model. The caller must have initialised a tfjs backend. */
 export async function loadModel(nameOrDir: string, opts: LoadModelOptions = {}): Promise<EmbeddingModel> {
   checkLoadArgs(nameOrDir, opts);
@@ -272,11 +291,16 @@ export async function loadModel(nameOrDir: string, opts: LoadModelOptions = {}):
   const t0 = performance.now();
   const ckpt = Checkpoint.open(dir);
   const runtime = opts.runtime ?? currentRuntime();
+  const precision = opts.precision ?? 'fp32';
+  if (!PRECISIONS.includes(precision)) throw new PrecisionError(`unknown precision ${JSON.stringify(precision)} (${PRECISIONS.join(', ')})`);
   let loaded, sink;
   try {
     const plan = planParams(ckpt, config, dir); // names, shapes, dtypes: fails before any memory is touched
-    sink = runtime.weightSink(config, plan, { prepack: opts.prepack ?? true, keepLinearWeights: opts.keepLinearWeights ?? true });
-    loaded = loadBertParams(ckpt, config, dir, { allowNonFinite: opts.allowNonFinite, newTensor: sink.newTensor, plan, onLinear: sink.onLinear, linearLayout: sink.linearLayout, nativeRead: sink.nativeRead });
+    sink = runtime.weightSink(config, plan, { prepack: opts.prepack ?? true, keepLinearWeights: opts.keepLinearWeights ?? true, precision });
+    if (precision === 'bf16' && !sink.packLinear) throw new PrecisionError(`precision 'bf16' needs the tensorflow backend's compiled graph; this is ${runtime.name} (use precision 'fp32')`);
+    loaded = loadBertParams(ckpt, config, dir, {
+      allowNonFinite: opts.allowNonFinite, newTensor: sink.newTensor, plan, onLinear: sink.onLinear, linearLayout: sink.linearLayout, nativeRead: sink.nativeRead, packLinear: sink.packLinear,
+    });
   } finally {
     ckpt.close();
   }
@@ -285,7 +309,7 @@ export async function loadModel(nameOrDir: string, opts: LoadModelOptions = {}):
   const t1 = performance.now();
   const name = resolved.repoId ?? nameOrDir;
   const info: ModelInfo = {
-    ...resolved, name, plan: loaded.plan, sentenceTransformers: st, loadSeconds: (t1 - t0) / 1000, prepackSeconds: sink.prepareSeconds(), linearWeights: sink.linearWeights,
+    ...resolved, name, plan: loaded.plan, sentenceTransformers: st, loadSeconds: (t1 - t0) / 1000, prepackSeconds: sink.prepareSeconds(), linearWeights: sink.linearWeights, precision,
   };
   const isE5 = opts.e5 ?? (looksLikeE5(name) || looksLikeE5(fs.realpathSync(dir)));
   return new EmbeddingModel(bert, tokenizer, info, isE5);

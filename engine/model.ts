@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { BertConfig } from '../weights/config';
-import { BertParams, paramTensors } from '../weights/params';
+import { BertParams, isBf16, paramTensors } from '../weights/params';
 import type { PoolingMode } from '../weights/sentence_transformers';
 import { BackendInfo, CompiledEncoder, currentRuntime, Runtime } from './runtime';
 import { encoder } from './bert';
@@ -181,6 +181,11 @@ export class BertModel {
         }
         return hidden;
       }
+    }
+    if (isBf16(this.params)) {
+      // bfloat16 weights exist only for the compiled graph; an fp32 run in their place would be silent.
+      const why = !compiled ? 'compiled: false was asked for' : 'a hook function looks inside the encoder (hook functions run op by op)';
+      throw new Error(`this model runs at precision 'bf16', which runs compiled only, and ${why}: load it with precision 'fp32' for that (read-only hooks and head interventions run compiled)`);
     }
     return encoder(this.params, eagerForward(this.config, this.runtime.ops, input, ctx, heads)) as tf.Tensor2D;
   }

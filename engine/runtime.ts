@@ -99,6 +99,8 @@ export interface WeightSink {
   linearLayout?: 'in-out' | 'out-in';
   /** How F32 weights are read from the file, when the backend has a faster way (weights/params.ts LoadOptions). */
   nativeRead?: NativeF32Read;
+  /** Precision 'bf16': the Linear weights as packed bfloat16 (weights/params.ts LoadOptions.packLinear). */
+  packLinear?: (shape: [number, number], fill: (dst: Float32Array) => void) => tf.Tensor2D;
 }
 
 export interface WeightOptions {
@@ -106,7 +108,13 @@ export interface WeightOptions {
   prepack: boolean;
   /** Keep every Linear weight readable (default true); false lets a backend drop its copy once packed. */
   keepLinearWeights: boolean;
+  /** 'bf16': Linear weights held as bfloat16 where the backend can (tensorflow); default 'fp32'. */
+  precision?: Precision;
 }
+
+/** Numeric precision of the encoder's matmuls: float32 (the reference), or bfloat16 operands with float32 accumulation. */
+export type Precision = 'fp32' | 'bf16';
+export const PRECISIONS: readonly Precision[] = ['fp32', 'bf16'];
 
 /** A backend set up for the encoder: what it is (BackendInfo's fields), and what it runs. */
 export interface Runtime extends BackendInfo {

@@ -170,7 +170,8 @@ export class EngineEmbedder implements HeadEmbedder {
     this.id = embedderId(model.info, this.fingerprint.sha256);
     this.pooling = model.bert.defaultPooling;
     // Backends differ in the last bits (~1e-7); thread counts do not change a result.
-    this.engine = `e5-tfjs numerics ${NUMERICS_REVISION} on ${backendInfo().name}`;
+    // bf16 changes results in the fourth decimal: its own cache entries (fp32 keys are as before).
+    this.engine = `e5-tfjs numerics ${NUMERICS_REVISION} on ${backendInfo().name}${model.info.precision === 'bf16' ? ', precision bf16' : ''}`;
   }
 
   async embed(texts: string[], o: EmbedCallOptions): Promise<EmbedCallResult> {

@@ -29,6 +29,12 @@ export interface Linear {
   bias: tf.Tensor1D; // [out]
   /** The weight kept in PyTorch's [out, in] layout: y = x·Wᵀ + b (backends whose GEMM takes Wᵀ as it is). */
   outIn?: boolean;
+  /**
+   * The weight held as bfloat16 (precision 'bf16'): an int32 tensor [out, in/2], each element two
+   * bf16 values (element 2j in its low half), [out, in] when unpacked; only the TensorFlow graph
+   * reads it (engine/backends/tensorflow/graph/ops.ts). Implies `outIn`.
+   */
+  bf16?: boolean;
   [PACKED_WEIGHT]?: tf.Tensor2D;
 }
 export interface LayerNormParams {
@@ -239,6 +245,11 @@ export interface LoadOptions {
   linearLayout?: 'in-out' | 'out-in';
   /** Reads F32 tensors (ReadF32Options.nativeRead): the tensorflow backend's two-thread read with the native finiteness check. */
   nativeRead?: NativeF32Read;
+  /**
+   * Precision 'bf16': makes each Linear weight as packed bfloat16 (Linear.bf16) from the float32
+   * values `fill` writes; shape is [out, in] as stored. Implies the 'out-in' layout.
+   */
+  packLinear?: (shape: [number, number], fill: (dst: Float32Array) => void) => tf.Tensor2D;
 }
 
 /** The portable way: a fresh array, filled, given to tf.tensor. */
@@ -268,7 +279,14 @@ export function loadBertParams(ckpt: Checkpoint, c: BertConfig, source: string, 
   // One host buffer serves every Linear weight: fresh memory costs a page fault per 4 KiB, which
   // can take longer than reading the file.
   let scratch: Float32Array | undefined;
-  const linear = (p: string, out: number, inp: number): Linear => {
+  const linear = (p: string, out: number, inp: number, packable = true): Linear => {
+    if (opts.packLinear && packable) {
+      const weight = opts.packLinear([out, inp], (dst) => ckpt.readF32(plan.prefix + `${p}.weight`, { allowNonFinite, into: dst, nativeRead }));
+      created.push(weight);
+      const lin: Linear = { weight, bias: vec(`${p}.bias`, out), outIn: true, bf16: true };
+      opts.onLinear?.(lin, plan.prefix + p);
+      return lin;
+    }
     if (opts.linearLayout === 'out-in') {
       const lin: Linear = { weight: read(`${p}.weight`, [out, inp]) as tf.Tensor2D, bias: vec(`${p}.bias`, out), outIn: true };
       opts.onLinear?.(lin, plan.prefix + p);
@@ -304,7 +322,8 @@ export function loadBertParams(ckpt: Checkpoint, c: BertConfig, source: string, 
         outputLayerNorm: ln(`${p}.output.LayerNorm`),
       });
     }
-    const pooler = plan.hasPooler ? linear('pooler.dense', D, D) : undefined;
+    // The pooler stays float32: only pooler_output reads it, op by op (engine/pooling.ts bertPooler).
+    const pooler = plan.hasPooler ? linear('pooler.dense', D, D, false) : undefined;
     return { params: { embeddings, layers, pooler }, plan };
   } catch (e) {
     created.forEach((t) => t.dispose());
@@ -313,6 +332,11 @@ export function loadBertParams(ckpt: Checkpoint, c: BertConfig, source: string, 
 }
 
 /** Every Linear of a parameter tree, layer by layer in forward order, then the pooler. */
+/** Whether the encoder's Linear weights are held as bfloat16 (precision 'bf16'). */
+export function isBf16(p: BertParams): boolean {
+  return p.layers.length > 0 && p.layers[0].query.bf16 === true;
+}
+
 export function linearLayers(p: BertParams): Linear[] {
   return [...p.layers.flatMap((l) => [l.query, l.key, l.value, l.attnOutput, l.intermediate, l.output]), ...(p.pooler ? [p.pooler] : [])];
 }

@@ -103,6 +103,7 @@ function runSettings(m: EmbeddingModel, o: EmbedOptions): RunSettings {
     revision: m.info.revision,
     commit: m.info.commit,
     backend: backendInfo(),
+    precision: m.info.precision,
     prefix: o.prefix,
     pooling: o.pooling ?? m.bert.defaultPooling,
     normalize: o.normalize,

@@ -19,6 +19,8 @@ export const TOLERANCE = {
   embedding: 1e-5,
   /** Similarity scores ×100 (the model card's scale, abs). */
   scoreX100: 1e-3,
+  /** precision 'bf16': cosine of a bf16 embedding to the same model's fp32 one (at least). */
+  bf16Cosine: 0.9995,
 } as const;
 
 /** The tolerance of a dumped tensor, by its hook name (or HF output name). */

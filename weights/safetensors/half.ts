@@ -74,9 +74,8 @@ export function f32ToF16Bits(x: Float32Array): Uint16Array {
   return out;
 }
 
-export function f32ToBF16Bits(x: Float32Array): Uint16Array {
+export function f32ToBF16Bits(x: Float32Array, out: Uint16Array = new Uint16Array(x.length)): Uint16Array {
   const bits = new Uint32Array(x.buffer, x.byteOffset, x.length);
-  const out = new Uint16Array(x.length);
   for (let i = 0; i < x.length; i++) {
     const f = bits[i];
     if ((f & 0x7fffffff) > 0x7f800000) out[i] = (f >>> 16) | 0x40; // NaN: keep sign + top payload, quiet

@@ -22,7 +22,7 @@ import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { BertConfig } from '../../../../weights/config';
-import { BertParams, expectedTensors, paramTensors } from '../../../../weights/params';
+import { BertParams, expectedTensors, isBf16, paramTensors } from '../../../../weights/params';
 import type { CompiledEncoder, CompiledRun, CompiledRunOptions } from '../../../runtime';
 import { checkEmbeddingIds, encoder } from '../../../bert';
 import { maskByLayer, tokenRows } from '../../../heads';
@@ -54,7 +54,9 @@ function weightInputs(c: BertConfig, p: BertParams): Array<[string, tf.Tensor]> 
 export function encoderGraph(c: BertConfig, p: BertParams): { graph: GraphBuilder; weights: Array<[string, tf.Tensor]>; chains: Record<ChainKey, Chain> } {
   const g = new GraphBuilder();
   const weights = weightInputs(c, p);
-  const w = new Map(weights.map(([name, t]) => [t, g.placeholder(name, 'float32', t.shape)] as [tf.Tensor, Ref]));
+  // bf16 Linear weights are int32 tensors (two bf16 values each): fed as they are.
+  const w = new Map(weights.map(([name, t]) => [t, g.placeholder(name, t.dtype === 'int32' ? 'int32' : 'float32', t.shape)] as [tf.Tensor, Ref]));
+  const bf16 = isBf16(p);
   const plain: ChainInputs = {
     ids: {
       inputIds: g.placeholder('input_ids', 'int32', [-1]),
@@ -72,7 +74,7 @@ export function encoderGraph(c: BertConfig, p: BertParams): { graph: GraphBuilde
   };
   const chain = (name: ChainKey, inputs: ChainInputs): Chain => {
     const hooks = graphHooks(g);
-    const x = g.scope(name, () => encoder(p, { c, ops: graphOps(g, c, w, inputs), hooks }));
+    const x = g.scope(name, () => encoder(p, { c, ops: graphOps(g, c, w, inputs, bf16), hooks }));
     return { output: g.op('Identity', [x], T(), name), hooks: hooks.outputs };
   };
   const chains = {
@@ -105,11 +107,13 @@ export function compileEncoderGraph(c: BertConfig, p: BertParams, minTokens = CO
   if (typeof backend.loadSavedModelMetaGraph !== 'function' || typeof backend.runSavedModel !== 'function') return undefined;
   let session: Session | undefined;
   let disposed = false;
+  const bf16 = isBf16(p);
   let tokensSoFar = 0;
   return {
     takes(input) {
       tokensSoFar += input.rows.total;
-      return !disposed && (session !== undefined || input.rows.total >= minTokens || tokensSoFar >= 8 * minTokens);
+      // bf16 weights exist only for the graph: it takes every forward, from the first.
+      return !disposed && (session !== undefined || bf16 || input.rows.total >= minTokens || tokensSoFar >= 8 * minTokens);
     },
     get nodes() {
       return session?.nodes ?? 0;

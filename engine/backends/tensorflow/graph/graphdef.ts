@@ -10,7 +10,7 @@
  */
 
 /** tensorflow/core/framework/types.proto */
-const DT = { float32: 1, int32: 3 } as const;
+const DT = { float32: 1, int32: 3, bfloat16: 14 } as const;
 export type DType = keyof typeof DT;
 
 /** An attribute value, one of AttrValue's cases. */

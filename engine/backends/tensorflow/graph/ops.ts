@@ -8,6 +8,13 @@
  * optimiser does not fuse (another TensorFlow version), the graph computes the same numbers.
  *
  * Hook points become named Identity nodes, fetched as extra outputs when a forward caches them.
+ *
+ * With bfloat16 weights (precision 'bf16', weights/params.ts Linear.bf16), the Linear layers and
+ * attention's two matmuls run on bfloat16 operands (oneDNN accumulates in float32; AVX512_BF16
+ * runs them at about twice float32's rate): the packed int32 weight becomes [out, in] bf16 by
+ * Bitcast (no copy) and Reshape, activations are Cast to bf16 just before each product and the
+ * product Cast back to float32 at once. Bias, GELU, LayerNorm, softmax, the residual stream and
+ * everything after the encoder stay float32.
  */
 import type * as tf from '@tensorflow/tfjs-core';
 import type { BertConfig, HiddenAct } from '../../../../weights/config';
@@ -31,8 +38,18 @@ export interface ChainInputs {
 }
 
 /** bert.ts's operations writing nodes into `g`; `weights` maps each weight tensor to its placeholder. */
-export function graphOps(g: GraphBuilder, c: BertConfig, weights: Map<tf.Tensor, Ref>, inputs: ChainInputs): EncoderOps<Ref> {
+export function graphOps(g: GraphBuilder, c: BertConfig, weights: Map<tf.Tensor, Ref>, inputs: ChainInputs, bf16 = false): EncoderOps<Ref> {
   const w = (t: tf.Tensor): Ref => weights.get(t)!;
+  const cast = (x: Ref, from: 'float32' | 'bfloat16', to: 'float32' | 'bfloat16') => g.op('Cast', [x], { SrcT: type(from), DstT: type(to), Truncate: bool(false) });
+  /** A packed bf16 weight (int32 [out, in/2]) as bf16 [out, in]. */
+  const unpack = (p: Linear): Ref => {
+    const [out, half] = p.weight.shape;
+    const bits = g.op('Bitcast', [w(p.weight)], { T: type('int32'), type: type('bfloat16') }); // [out, in/2, 2]
+    return g.op('Reshape', [bits, g.constant([out, 2 * half], 'int32')], { T: type('bfloat16'), Tshape: type('int32') });
+  };
+  /** a·b on bf16 operands, the product back in float32. */
+  const lowProduct = (op: string, a: Ref, b: Ref, attrs: Record<string, ReturnType<typeof bool>>) =>
+    cast(g.op(op, [a, b], { ...T('bfloat16'), ...attrs }), 'bfloat16', 'float32');
   const H = c.numAttentionHeads, Dh = c.hiddenSize / H;
   const f32 = (v: number) => g.constant(v, 'float32');
   const ints = (v: number[]) => g.constant(v, 'int32');
@@ -42,7 +59,9 @@ export function graphOps(g: GraphBuilder, c: BertConfig, weights: Map<tf.Tensor,
   const transpose = (x: Ref, perm: number[]) => g.op('Transpose', [x, ints(perm)], { ...T(), Tperm: type('int32') });
   const gather = (table: Ref, ids: Ref, dtype: 'float32' | 'int32' = 'float32') =>
     g.op('GatherV2', [table, ids, g.constant(0, 'int32')], { Tparams: type(dtype), Tindices: type('int32'), Taxis: type('int32'), batch_dims: int(0) });
-  const batchMatMul = (a: Ref, b: Ref, adjY: boolean) => g.op('BatchMatMulV2', [a, b], { ...T(), adj_x: bool(false), adj_y: bool(adjY) });
+  const batchMatMul = (a: Ref, b: Ref, adjY: boolean) => bf16
+    ? lowProduct('BatchMatMulV2', cast(a, 'float32', 'bfloat16'), cast(b, 'float32', 'bfloat16'), { adj_x: bool(false), adj_y: bool(adjY) })
+    : g.op('BatchMatMulV2', [a, b], { ...T(), adj_x: bool(false), adj_y: bool(adjY) });
 
   /** Packed [N, D] → [R, H, T, Dh]. */
   const toHeads = (x: Ref): Ref => transpose(reshape(inputs.cells ? gather(x, inputs.cells) : x, inputs.headsShape), [0, 2, 1, 3]);
@@ -52,7 +71,9 @@ export function graphOps(g: GraphBuilder, c: BertConfig, weights: Map<tf.Tensor,
 
     linear: (x: Ref, p: Linear) =>
       g.scope('linear', () => {
-        const product = g.op('MatMul', [x, w(p.weight)], { ...T(), transpose_a: bool(false), transpose_b: bool(p.outIn === true) });
+        const product = p.bf16
+          ? lowProduct('MatMul', cast(x, 'float32', 'bfloat16'), unpack(p), { transpose_a: bool(false), transpose_b: bool(true) })
+          : g.op('MatMul', [x, w(p.weight)], { ...T(), transpose_a: bool(false), transpose_b: bool(p.outIn === true) });
         return g.op('BiasAdd', [product, w(p.bias)], { ...T(), data_format: { s: 'NHWC' } });
       }),
 

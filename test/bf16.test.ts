@@ -1,0 +1,85 @@
+/**
+ * precision 'bf16' (issue 25): the encoder's Linear weights held as bfloat16 and its matmuls run
+ * on bfloat16 operands inside the compiled TensorFlow graph. Checked: the weights are the fp32
+ * ones rounded to nearest even, packed two per int32; embeddings within the documented bf16
+ * cosine of fp32 (and not equal to them: bf16 really ran); every forward runs compiled, read-only
+ * hooks included; a hook function (op by op) and a backend without the graph are clear errors.
+ * Skips where tfjs-node does not load.
+ */
+import { strict as assert } from 'assert';
+import * as tf from '@tensorflow/tfjs-core';
+import { currentRuntime, plainWeightSink, Runtime } from '../engine/backend';
+import { blockHook } from '../engine/hooks';
+import { EmbeddingModel, loadModel, PrecisionError } from '../e5/model';
+import { f32ToBF16Bits } from '../weights/safetensors';
+import { cachedModel } from '../devtools/generate-model';
+import { testBackend } from './support/backend';
+import { TOLERANCE } from './support/tolerance';
+import { modelCard } from './parity/make-golden';
+
+describe("precision 'bf16' (tensorflow)", function () {
+  this.timeout(120_000);
+  let runtime: Runtime;
+  let fp32: EmbeddingModel, bf16: EmbeddingModel;
+  const dir = cachedModel({ preset: 'small' });
+  before(async function () {
+    await testBackend();
+    runtime = currentRuntime();
+    if (runtime.name !== 'tensorflow') {
+      console.log(`      (skipped: bf16 runs on the tensorflow backend: E5_TEST_BACKEND=tensorflow after 'make native'; this run is on ${runtime.name})`);
+      this.skip();
+    }
+    fp32 = await loadModel(dir);
+    bf16 = await loadModel(dir, { precision: 'bf16' });
+  });
+  after(() => {
+    fp32?.dispose();
+    bf16?.dispose();
+  });
+
+  it('holds each encoder Linear weight as its fp32 values rounded to bf16, two per int32; the rest float32', () => {
+    assert.equal(bf16.info.precision, 'bf16');
+    assert.equal(fp32.info.precision, 'fp32');
+    const [a, b] = [fp32, bf16].map((m) => m.bert.params.layers[1].intermediate);
+    assert.equal(b.weight.dtype, 'int32');
+    assert.deepEqual(b.weight.shape, [a.weight.shape[0], a.weight.shape[1]! / 2]);
+    const want = f32ToBF16Bits(a.weight.dataSync() as Float32Array);
+    assert.deepEqual(Array.from(new Uint16Array((b.weight.dataSync() as Int32Array).slice().buffer)), Array.from(want));
+    assert.deepEqual(Array.from(b.bias.dataSync()), Array.from(a.bias.dataSync()), 'biases stay float32');
+    assert.equal(bf16.bert.params.embeddings.wordEmbeddings.dtype, 'float32');
+    assert.equal(bf16.bert.params.pooler?.weight.dtype ?? 'float32', 'float32', 'the pooler (op by op) stays float32');
+  });
+
+  it(`embeds within cosine ${TOLERANCE.bf16Cosine} of fp32 (the model card's texts, and a one-token-short query run compiled too), not bit-equal`, async () => {
+    const card = modelCard();
+    const texts = [...card.queries.map((q) => `query: ${q}`), ...card.passages.map((p) => `passage: ${p}`), 'query: x'];
+    const [ea, eb] = await Promise.all([fp32, bf16].map(async (m) => (await m.embed(texts)).embeddings));
+    let maxDiff = 0;
+    ea.forEach((e, i) => {
+      const cos = e.reduce((s, v, d) => s + v * eb[i][d], 0);
+      assert.ok(cos >= TOLERANCE.bf16Cosine, `text ${i}: cosine ${cos}`);
+      e.forEach((v, d) => (maxDiff = Math.max(maxDiff, Math.abs(v - eb[i][d]))));
+    });
+    assert.ok(maxDiff > TOLERANCE.embedding, `bf16 gave fp32's embeddings (max |Δ| ${maxDiff}): it did not run in bf16`);
+  });
+
+  it('caches hook points from the compiled graph; a hook function or compiled: false is an error naming the precision', () => {
+    const batch = { inputIds: [[101, 2023, 2003, 102]] };
+    const name = blockHook(0, 'hook_resid_post');
+    const before = tf.memory().numTensors;
+    const r = bf16.bert.runWithCache(batch, { names: [name] });
+    assert.deepEqual(r.cache.get(name).shape, [1, 4, bf16.config.hiddenSize]);
+    r.output.dispose();
+    r.cache.dispose();
+    assert.equal(tf.memory().numTensors, before);
+    assert.throws(() => bf16.bert.runWithHooks(batch, [[name, (x) => tf.mul(x, 2)]]), /precision 'bf16'.*hook function/);
+    assert.throws(() => bf16.bert.runWithCache(batch, { names: [name], compiled: false }), /precision 'bf16'.*compiled: false/);
+    assert.equal(tf.memory().numTensors, before, 'the refused forwards leave nothing behind');
+  });
+
+  it('is an error, not a silent fp32 run, where the backend has no bf16 (no graph: wasm, cpu)', async () => {
+    const noGraph = { ...runtime, weightSink: () => plainWeightSink(), compileEncoder: undefined };
+    await assert.rejects(loadModel(dir, { precision: 'bf16', runtime: noGraph }), (e: Error) => e instanceof PrecisionError && /needs the tensorflow backend/.test(e.message));
+    await assert.rejects(loadModel(dir, { precision: 'fp16' as never }), (e: Error) => e instanceof PrecisionError && /unknown precision "fp16"/.test(e.message));
+  });
+});
