@@ -74,7 +74,7 @@ export class OursEngine implements Engine {
   private readonly workloads = new Map<string, Workload>();
   constructor(private readonly m: EmbeddingModel, backend: BackendInfo, loadWallSeconds: number) {
     this.info = {
-      name: 'ours', label: `e5-tfjs ${backend.name}`, threads: backend.threads, loadSeconds: loadWallSeconds,
+      name: 'ours', label: `e5-tfjs ${backend.name}${m.info.precision === 'bf16' ? ', bf16' : ''}`, threads: backend.threads, loadSeconds: loadWallSeconds,
       details: { backend: backend.name, tfjs: backend.tfjsVersion, weightsSeconds: m.info.loadSeconds, prepackSeconds: m.info.prepackSeconds },
     };
   }

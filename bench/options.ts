@@ -4,7 +4,7 @@
  */
 import * as path from 'path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { BACKEND_NAMES, BackendName } from '../engine/backend';
+import { BACKEND_NAMES, BackendName, Precision, PRECISIONS } from '../engine/backend';
 import { PEER_NAMES, PeerName, repoRoot } from './engines';
 import { DEFAULT_WORKLOADS, parseWorkload } from './workloads';
 
@@ -19,6 +19,8 @@ export interface BenchOptions {
   peers: PeerName[];
   threads?: number;
   backend?: BackendName;
+  /** Our precision (loadModel's; bf16 on tensorflow only), in-process and in whole runs. */
+  precision: Precision;
   corpusSize: number;
   batchSize: number;
   seed: number;
@@ -61,6 +63,7 @@ export function addBenchOptions(cmd: Command): Command {
     .addOption(new Option('--peers <list>', `comma-separated engines to compare with: ${PEER_NAMES.join(', ')}, or none (missing ones are skipped with a note)`).default(PEER_NAMES.join(',')))
     .addOption(new Option('--threads <n>', 'threads for every engine (default: all cores)').argParser(intAtLeast(1)))
     .addOption(new Option('--backend <name>', 'our tfjs backend (default: the best that loads)').choices([...BACKEND_NAMES]))
+    .addOption(new Option('--precision <p>', "our precision: fp32, or bf16 (tensorflow backend)").choices([...PRECISIONS]).default('fp32'))
     .addOption(new Option('--corpus-size <n>', 'texts in the corpus workload').argParser(intAtLeast(1)).default(256))
     .addOption(new Option('--batch-size <n>', 'corpus texts per batch, every engine').argParser(intAtLeast(1)).default(32))
     .addOption(new Option('--seed <n>', 'seed of the generated texts').argParser(intAtLeast(0)).default(7))
@@ -90,7 +93,7 @@ export function benchOptions(raw: Record<string, any>): BenchOptions {
   const anyMode = !!(raw.profile || raw.ceiling || raw.wholeRun);
   return {
     model: raw.model, repeats: raw.repeats, warmup: raw.warmup, settleMs: raw.settle, workloads, peers: peers as PeerName[],
-    threads: raw.threads, backend: raw.backend, corpusSize: raw.corpusSize, batchSize: raw.batchSize, seed: raw.seed,
+    threads: raw.threads, backend: raw.backend, precision: raw.precision ?? 'fp32', corpusSize: raw.corpusSize, batchSize: raw.batchSize, seed: raw.seed,
     json: raw.json, compare: !!raw.compare || !anyMode, profile: !!raw.profile, ceiling: !!raw.ceiling, wholeRun: !!raw.wholeRun, wholeRunTexts: raw.wholeRunTexts,
     python: raw.python, stPython: raw.stPython, impl: raw.impl, onnxDir: raw.onnxDir, ortPython: raw.ortPython,
   };

@@ -67,7 +67,7 @@ export async function runBench(o: BenchOptions, io: BenchIO = STDIO): Promise<Be
     report.backend = backend;
     io.log(`ours: ${backend.name}, ${backend.threads} thread${backend.threads === 1 ? '' : 's'} (read back from the backend)`);
     const t0 = performance.now();
-    m = await loadModel(dir, { keepLinearWeights: false }); // as `e5 embed` loads it
+    m = await loadModel(dir, { keepLinearWeights: false, precision: o.precision }); // as `e5 embed` loads it
     const loadWall = (performance.now() - t0) / 1000;
     io.log(`ours: loaded ${dir} in ${loadWall.toFixed(2)} s`);
     first = makeWorkload({ kind: 'batch', name: 'first', rows: 1, tokens: 16 }, m.tokenizer, o.seed);
@@ -104,7 +104,7 @@ export async function runBench(o: BenchOptions, io: BenchIO = STDIO): Promise<Be
     const input = o.wholeRunTexts ? wholeRunInput(dir, o.wholeRunTexts, o.seed) : undefined;
     try {
       const ort = await wholeRunOrt(o, dir, threads, skipped, io);
-      report.wholeRun = await wholeRun({ modelDir: dir, threads, backend: o.backend, python: o.python, stPython: o.stPython, repeats: o.repeats, input, ort, log: io.log });
+      report.wholeRun = await wholeRun({ modelDir: dir, threads, backend: o.backend, precision: o.precision, python: o.python, stPython: o.stPython, repeats: o.repeats, input, ort, log: io.log });
     } finally {
       if (input) fs.rmSync(path.dirname(input.file), { recursive: true, force: true });
     }

@@ -28,6 +28,8 @@ export interface WholeRunOptions {
   modelDir: string;
   threads: number;
   backend?: string;
+  /** Our --precision (default fp32). */
+  precision?: string;
   python: string;
   /** The reference venv's python, for sentence-transformers (skipped when absent). */
   stPython?: string;
@@ -115,7 +117,7 @@ export async function wholeRun(o: WholeRunOptions): Promise<WholeRunReport> {
   const contenders: Array<{ who: WholeRunEngine; cmd: string; args: string[]; env: NodeJS.ProcessEnv }> = [
     {
       who: 'ours', cmd: process.execPath, env: process.env,
-      args: [path.join(root, 'bin', 'e5'), 'embed', ...source, '--model', o.modelDir, '--threads', String(o.threads), '--progress', 'off', '-q', ...(o.backend ? ['--backend', o.backend] : [])],
+      args: [path.join(root, 'bin', 'e5'), 'embed', ...source, '--model', o.modelDir, '--threads', String(o.threads), '--progress', 'off', '-q', ...(o.backend ? ['--backend', o.backend] : []), ...(o.precision && o.precision !== 'fp32' ? ['--precision', o.precision] : [])],
     },
   ];
   if (!o.input) contenders.push({ who: 'torch', cmd: o.python, env, args: [script('torch_bench.py'), '--whole-run', '--model', o.modelDir, '--threads', String(o.threads), text] });

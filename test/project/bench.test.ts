@@ -36,7 +36,7 @@ function options(model: string, over: Partial<BenchOptions>): BenchOptions {
   return {
     model, repeats: 1, warmup: 1, settleMs: 0, workloads: ['query'], peers: [], corpusSize: 12, batchSize: 5, seed: 7,
     compare: true, profile: false, ceiling: false, wholeRun: false, python: PYTHON, impl: 'auto',
-    onnxDir, ortPython: ORT_PYTHON, ...over,
+    onnxDir, ortPython: ORT_PYTHON, precision: 'fp32', ...over,
   };
 }
 
