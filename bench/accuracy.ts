@@ -1,10 +1,10 @@
 /**
- * Accuracy of the low-precision engines against our fp32 engine (issue 25's accuracy report):
+ * Accuracy of the low-precision engines (our precision 'bf16', onnxruntime int8) against our fp32 engine (issue 25's accuracy report):
  * embedding cosine on the benchmark's generated passages and the model card's texts, and BEIR
  * metrics on the generated eval fixture (test/support/eval-child.ts writeTinyBeir: 60 passages,
  * 14 queries, graded judgements), each engine evaluated by eval/evaluate.ts.
  *
- *   npx ts-node --transpile-only bench/accuracy.ts --model DIR [--texts 64] [--engines ort-fp32,ort-int8]
+ *   npx ts-node --transpile-only bench/accuracy.ts --model DIR [--texts 64] [--engines bf16,ort-fp32,ort-int8]
  *       [--ort-python .cache/bench-env/bin/python] [--onnx-dir .cache/bench-onnx] [--json FILE]
  *
  * ort-fp32 is there as the control: the same weights in float32 must agree with ours to ~1e-7.
@@ -54,12 +54,15 @@ function cosines(a: Float32Array[], b: Float32Array[]): { min: number; mean: num
   return { min: Math.min(...cs), mean: cs.reduce((s, c) => s + c, 0) / cs.length };
 }
 
-export async function accuracy(o: { model: string; texts: number; engines: OrtPyVariant[]; ortPython: string; onnxDir: string; log: (s: string) => void }): Promise<{ rows: AccuracyRow[]; ours: Record<string, number>; markdown: string }> {
+/** The engines this measures: our precision 'bf16', or an onnxruntime peer. */
+export type AccuracyEngine = 'bf16' | `ort-${OrtPyVariant}`;
+
+export async function accuracy(o: { model: string; texts: number; engines: AccuracyEngine[]; ortPython: string; onnxDir: string; log: (s: string) => void }): Promise<{ rows: AccuracyRow[]; ours: Record<string, number>; markdown: string }> {
   await initBackend({ backend: 'tensorflow' });
   const m: EmbeddingModel = await loadModel(o.model);
   const dir = m.info.dir;
   const beirDir = fs.mkdtempSync(path.join(os.tmpdir(), 'e5-accuracy-beir-'));
-  const started: OrtPyEngine[] = [];
+  const started: Array<{ close(): unknown }> = [];
   try {
     writeTinyBeir(beirDir, 60, 7);
     const w = makeWorkload(parseWorkload('corpus', o.texts), m.tokenizer, 7);
@@ -70,16 +73,28 @@ export async function accuracy(o: { model: string; texts: number; engines: OrtPy
     const refPassages = await ref(passages), refCard = await ref(cardTexts);
     const ours = (await evaluate(new EngineEmbedder(m), beirDir, { k: [10] })).scores;
     o.log(`ours (fp32): ${JSON.stringify(ours)}`);
-    const made = await exportOrtModels(o.ortPython, dir, modelCacheDir(dir, o.onnxDir, ORT_CACHE_TAG), 0);
+    const made = o.engines.some((e) => e.startsWith('ort-')) ? await exportOrtModels(o.ortPython, dir, modelCacheDir(dir, o.onnxDir, ORT_CACHE_TAG), 0) : undefined;
     const rows: AccuracyRow[] = [];
-    for (const v of o.engines) {
-      const e = await OrtPyEngine.start(v, made[v], dir, { python: o.ortPython, threads: 0 });
-      started.push(e);
-      const beir = (await evaluate(new OrtEmbedder(e, `ort-${v}`), beirDir, { k: [10] })).scores;
+    for (const name of o.engines) {
+      // Each engine as an eval Embedder, and its plain embeddings of texts (prefixes already in them).
+      let embedder: Embedder, embed: (texts: string[]) => Promise<Float32Array[]>;
+      if (name === 'bf16') {
+        const low = await loadModel(o.model, { precision: 'bf16' });
+        started.push({ close: () => low.dispose() });
+        embedder = new EngineEmbedder(low);
+        embed = async (texts) => (await low.embed(texts, { normalize: true })).embeddings;
+      } else {
+        const v = name.slice(4) as OrtPyVariant;
+        const e = await OrtPyEngine.start(v, made![v], dir, { python: o.ortPython, threads: 0 });
+        started.push(e);
+        embedder = new OrtEmbedder(e, name);
+        embed = async (texts) => (await e.embed(texts)).embeddings;
+      }
+      const beir = (await evaluate(embedder, beirDir, { k: [10] })).scores;
       const row: AccuracyRow = {
-        engine: `ort-${v}`,
-        passages: cosines((await e.embed(passages)).embeddings, refPassages),
-        card: cosines((await e.embed(cardTexts)).embeddings, refCard),
+        engine: name,
+        passages: cosines(await embed(passages), refPassages),
+        card: cosines(await embed(cardTexts), refCard),
         beir, beirDelta: Object.fromEntries(Object.entries(beir).map(([k, x]) => [k, x - ours[k]])),
       };
       o.log(`${row.engine}: ${JSON.stringify(row)}`);
@@ -106,14 +121,14 @@ if (require.main === module) {
   const program = new Command('accuracy')
     .requiredOption('--model <dir>', 'model folder')
     .option('--texts <n>', 'generated passages', '64')
-    .option('--engines <list>', 'ort-fp32, ort-int8', 'ort-fp32,ort-int8')
+    .option('--engines <list>', 'bf16 (ours at that precision, tensorflow), ort-fp32, ort-int8', 'bf16,ort-fp32,ort-int8')
     .option('--ort-python <path>', 'the bench venv python (make bench-env)', path.join(repoRoot(), '.cache', 'bench-env', 'bin', 'python'))
     .option('--onnx-dir <dir>', 'cache of ONNX exports', path.join(repoRoot(), '.cache', 'bench-onnx'))
     .option('--json <file>', 'also write the rows as JSON');
   program.parse();
   const opts = program.opts();
-  const engines = String(opts.engines).split(',').map((s) => s.trim().replace(/^ort-/, '')) as OrtPyVariant[];
-  for (const v of engines) if (v !== 'fp32' && v !== 'int8') program.error(`error: --engines: unknown engine 'ort-${v}' (ort-fp32, ort-int8)`);
+  const engines = String(opts.engines).split(',').map((s) => s.trim()) as AccuracyEngine[];
+  for (const e of engines) if (!['bf16', 'ort-fp32', 'ort-int8'].includes(e)) program.error(`error: --engines: unknown engine '${e}' (bf16, ort-fp32, ort-int8)`);
   accuracy({ model: opts.model, texts: Number(opts.texts), engines, ortPython: opts.ortPython, onnxDir: opts.onnxDir, log: (s) => process.stderr.write(s + '\n') }).then(
     (r) => {
       process.stdout.write(r.markdown + '\n');

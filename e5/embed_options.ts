@@ -6,6 +6,7 @@
  */
 import { describe } from '../util/describe';
 import { POOLING_MODES } from '../weights/sentence_transformers';
+import { PRECISIONS } from '../engine/backend';
 
 export { describe };
 
@@ -60,6 +61,7 @@ const LOAD_OPTION_CHECKS: Record<string, Check> = {
   runtime: object,
   prepack: boolean,
   keepLinearWeights: boolean,
+  precision: oneOf(PRECISIONS),
 };
 
 

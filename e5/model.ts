@@ -12,7 +12,7 @@ import { BertConfig, readBertConfig } from '../weights/config';
 import { resolveModel, ResolvedModel, ResolveOptions } from '../weights/folder';
 import { loadBertParams, ParamsPlan, planParams } from '../weights/params';
 import { PoolingMode, readSentenceTransformersConfig, SentenceTransformersConfig } from '../weights/sentence_transformers';
-import { BackendInfo, currentRuntime, Precision, PRECISIONS, Runtime } from '../engine/backend';
+import { BackendInfo, currentRuntime, Precision, Runtime } from '../engine/backend';
 import { HookContext } from '../engine/hooks';
 import { BertModel } from '../engine/model';
 import { packSequences } from '../engine/rows';
@@ -291,8 +291,7 @@ export async function loadModel(nameOrDir: string, opts: LoadModelOptions = {}):
   const t0 = performance.now();
   const ckpt = Checkpoint.open(dir);
   const runtime = opts.runtime ?? currentRuntime();
-  const precision = opts.precision ?? 'fp32';
-  if (!PRECISIONS.includes(precision)) throw new PrecisionError(`unknown precision ${JSON.stringify(precision)} (${PRECISIONS.join(', ')})`);
+  const precision = opts.precision ?? 'fp32'; // checkLoadArgs checked it is one of PRECISIONS
   let loaded, sink;
   try {
     const plan = planParams(ckpt, config, dir); // names, shapes, dtypes: fails before any memory is touched

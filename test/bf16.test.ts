@@ -80,6 +80,6 @@ describe("precision 'bf16' (tensorflow)", function () {
   it('is an error, not a silent fp32 run, where the backend has no bf16 (no graph: wasm, cpu)', async () => {
     const noGraph = { ...runtime, weightSink: () => plainWeightSink(), compileEncoder: undefined };
     await assert.rejects(loadModel(dir, { precision: 'bf16', runtime: noGraph }), (e: Error) => e instanceof PrecisionError && /needs the tensorflow backend/.test(e.message));
-    await assert.rejects(loadModel(dir, { precision: 'fp16' as never }), (e: Error) => e instanceof PrecisionError && /unknown precision "fp16"/.test(e.message));
+    await assert.rejects(loadModel(dir, { precision: 'fp16' as never }), (e: Error) => e instanceof TypeError && /option 'precision' must be one of 'fp32', 'bf16', got 'fp16'/.test(e.message));
   });
 });
