@@ -42,7 +42,7 @@ export interface ExplainableModel {
   readonly config: BertConfig;
   readonly bert: BertModel;
   readonly tokenizer: BertTokenizer;
-  readonly info: { name: string; linearWeights: 'kept' | 'released' };
+  readonly info: { name: string; linearWeights: 'kept' | 'released'; precision?: 'fp32' | 'bf16' };
   readonly maxLength: number;
   /** Prefixes as embed() applies them, with its warnings. */
   prepare(texts: string[], prefix: 'query' | 'passage' | 'none', warn: (m: string) => void): string[];
@@ -134,7 +134,7 @@ export interface ExplainResult {
   warnings: string[];
 }
 
-export type ExplainErrorCode = 'bad_option' | 'empty_text' | 'no_tokens' | 'weights_released';
+export type ExplainErrorCode = 'bad_option' | 'empty_text' | 'no_tokens' | 'weights_released' | 'precision';
 
 /** Bad input to explain(): `field` names the option or text. */
 export class ExplainError extends Error {
@@ -212,6 +212,9 @@ export async function explain(m: EmbeddingModel, query: string, passage: string,
   const o = checkOptions(m, opts);
   if (m.info.linearWeights === 'released') {
     throw new ExplainError('weights_released', 'model', `${m.info.name} was loaded with keepLinearWeights: false; gradients need the Linear weights: load it with them kept (the default)`);
+  }
+  if (m.info.precision === 'bf16') {
+    throw new ExplainError('precision', 'model', `${m.info.name} was loaded with precision 'bf16', whose weights only the compiled graph reads; gradients run op by op: load it with precision 'fp32' (the default)`);
   }
   const warnings: string[] = [];
   const warn = (w: string) => {

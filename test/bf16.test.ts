@@ -11,7 +11,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import { currentRuntime, plainWeightSink, Runtime } from '../engine/backend';
 import { blockHook } from '../engine/hooks';
 import { EmbeddingModel, loadModel, PrecisionError } from '../e5/model';
+import { explain, ExplainError } from '../e5/explain';
 import { f32ToBF16Bits } from '../weights/safetensors';
+import { bf16Unsupported } from '../engine/backends/tensorflow/weights';
 import { cachedModel } from '../devtools/generate-model';
 import { testBackend } from './support/backend';
 import { TOLERANCE } from './support/tolerance';
@@ -27,6 +29,11 @@ describe("precision 'bf16' (tensorflow)", function () {
     runtime = currentRuntime();
     if (runtime.name !== 'tensorflow') {
       console.log(`      (skipped: bf16 runs on the tensorflow backend: E5_TEST_BACKEND=tensorflow after 'make native'; this run is on ${runtime.name})`);
+      this.skip();
+    }
+    const why = bf16Unsupported();
+    if (why) {
+      console.log(`      (skipped: ${why})`);
       this.skip();
     }
     fp32 = await loadModel(dir);
@@ -75,6 +82,27 @@ describe("precision 'bf16' (tensorflow)", function () {
     assert.throws(() => bf16.bert.runWithHooks(batch, [[name, (x) => tf.mul(x, 2)]]), /precision 'bf16'.*hook function/);
     assert.throws(() => bf16.bert.runWithCache(batch, { names: [name], compiled: false }), /precision 'bf16'.*compiled: false/);
     assert.equal(tf.memory().numTensors, before, 'the refused forwards leave nothing behind');
+  });
+
+  it("e5 explain (gradients, op by op) refuses a bf16 model, naming the precision", async () => {
+    await assert.rejects(explain(bf16, 'query', 'passage'), (e: Error) => e instanceof ExplainError && e.code === 'precision' && /precision 'bf16'/.test(e.message));
+  });
+
+  it("refuses, before oneDNN would abort the process, a CPU without bf16 matmuls or ONEDNN_MAX_CPU_ISA below them", async () => {
+    const cpu = (flags: string) => `processor\t: 0\nflags\t\t: fpu sse2 avx2 ${flags}\n`;
+    assert.equal(bf16Unsupported(cpu('avx512f avx512bw avx512_bf16'), undefined), undefined);
+    assert.equal(bf16Unsupported(cpu('amx_bf16'), 'AVX512_CORE_AMX'), undefined);
+    assert.match(bf16Unsupported(cpu('avx512f avx512bw'), undefined)!, /no AVX512_BF16/);
+    assert.match(bf16Unsupported(cpu('avx512_bf16'), 'avx2')!, /ONEDNN_MAX_CPU_ISA=avx2/);
+    assert.match(bf16Unsupported(null)!, /cannot be read/);
+    const saved = process.env.ONEDNN_MAX_CPU_ISA;
+    process.env.ONEDNN_MAX_CPU_ISA = 'AVX2'; // read at each load (oneDNN itself read it at start: this process is unaffected)
+    try {
+      await assert.rejects(loadModel(dir, { precision: 'bf16' }), /precision 'bf16' cannot run here: ONEDNN_MAX_CPU_ISA=AVX2/);
+    } finally {
+      if (saved === undefined) delete process.env.ONEDNN_MAX_CPU_ISA;
+      else process.env.ONEDNN_MAX_CPU_ISA = saved;
+    }
   });
 
   it('is an error, not a silent fp32 run, where the backend has no bf16 (no graph: wasm, cpu)', async () => {

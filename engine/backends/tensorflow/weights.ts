@@ -24,6 +24,7 @@
  * Linear weights stay in PyTorch's [out, in] layout (the matmul takes Wᵀ), so nothing is
  * transposed either.
  */
+import * as fs from 'fs';
 import * as tf from '@tensorflow/tfjs-core';
 import { plainWeightSink, WeightSink } from '../../runtime';
 import { nodeBackend } from './node-backend';
@@ -41,6 +42,10 @@ export function tensorflowWeightSink(plan?: ParamsPlan, opts: { aligned?: boolea
   if (typeof backend.getInputTensorIds !== 'function') return plainWeightSink();
   const addon = opts.aligned === false ? undefined : posixAddon();
   const bf16 = opts.precision === 'bf16';
+  if (bf16) {
+    const why = bf16Unsupported();
+    if (why) throw new Error(`precision 'bf16' cannot run here: ${why} (use precision 'fp32')`);
+  }
   // bf16: the encoder's Linear weights take 2 bytes an element (the pooler's stays float32).
   const halved = bf16 && opts.config ? linearParameterCount(opts.config, false, 'weights') : 0;
   const slot = addon ? arenaSlots(addon, plan && 4 * plan.parameterCount - 2 * halved) : scratchSlot();
@@ -102,3 +107,27 @@ function scratchSlot(): (n: number) => Float32Array {
   };
 }
 
+
+/**
+ * Why this machine cannot run TensorFlow's bf16 matmuls, or undefined when it can. oneDNN has no bf16
+ * matmul below AVX512_CORE_BF16: asked for one it aborts the whole process (dnnl::error, measured with
+ * ONEDNN_MAX_CPU_ISA=AVX2), so the load refuses first. Linux only (the CPU flags of /proc/cpuinfo).
+ */
+export function bf16Unsupported(cpuinfo: string | null = readCpuinfo(), maxIsa = process.env.ONEDNN_MAX_CPU_ISA): string | undefined {
+  if (cpuinfo === null) return 'the CPU flags cannot be read (/proc/cpuinfo), and oneDNN aborts the process on a CPU without bf16 instructions';
+  const flags = new Set((/^flags\s*:(.*)$/m.exec(cpuinfo)?.[1] ?? '').trim().split(/\s+/));
+  if (!flags.has('avx512_bf16') && !flags.has('amx_bf16')) return 'this CPU has no AVX512_BF16 or AMX-BF16 instructions';
+  // ONEDNN_MAX_CPU_ISA caps oneDNN below what the CPU has: the ISAs without bf16 matmuls.
+  if (maxIsa && /^(SSE41|AVX|AVX2|AVX2_VNNI|AVX2_VNNI_2|AVX512_CORE|AVX512_CORE_VNNI)$/i.test(maxIsa.trim())) {
+    return `ONEDNN_MAX_CPU_ISA=${maxIsa} keeps oneDNN below AVX512_CORE_BF16`;
+  }
+  return undefined;
+}
+
+function readCpuinfo(): string | null {
+  try {
+    return fs.readFileSync('/proc/cpuinfo', 'utf8');
+  } catch {
+    return null;
+  }
+}
