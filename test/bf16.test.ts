@@ -17,6 +17,8 @@ import { bf16Unsupported } from '../engine/backends/tensorflow/weights';
 import { cachedModel } from '../devtools/generate-model';
 import { testBackend } from './support/backend';
 import { TOLERANCE } from './support/tolerance';
+import { e5 } from './support/cli';
+import { manifestMismatch, ShardManifest } from '../cli/shard-manifest';
 import { modelCard } from './parity/make-golden';
 
 describe("precision 'bf16' (tensorflow)", function () {
@@ -109,5 +111,20 @@ describe("precision 'bf16' (tensorflow)", function () {
     const noGraph = { ...runtime, weightSink: () => plainWeightSink(), compileEncoder: undefined };
     await assert.rejects(loadModel(dir, { precision: 'bf16', runtime: noGraph }), (e: Error) => e instanceof PrecisionError && /needs the tensorflow backend/.test(e.message));
     await assert.rejects(loadModel(dir, { precision: 'fp16' as never }), (e: Error) => e instanceof TypeError && /option 'precision' must be one of 'fp32', 'bf16', got 'fp16'/.test(e.message));
+  });
+
+  it("the CLI: --precision bf16 is recorded in embed's output header; a shard of another precision does not join; on cpu an error", async () => {
+    const r = await e5(['embed', 'query: how much protein', '--model', dir, '--backend', 'tensorflow', '--threads', '2', '--precision', 'bf16', '--format', 'json', '-q']);
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    assert.equal(out.precision, 'bf16', 'the JSON output records the precision');
+    const settings = (precision?: 'fp32' | 'bf16') => ({ precision, backend: { name: 'tensorflow' } }) as unknown as ShardManifest['settings'];
+    const manifest = (precision?: 'fp32' | 'bf16') => ({ shard: {}, input: {}, output: {}, settings: settings(precision) }) as unknown as ShardManifest;
+    assert.match(manifestMismatch(manifest('bf16'), manifest('fp32'))!, /precision \(--precision\): "bf16" vs "fp32"/);
+    assert.equal(manifestMismatch(manifest(undefined), manifest('fp32')), undefined, 'a manifest from before --precision is fp32');
+    const cpu = await e5(['embed', 'x', '--model', dir, '--backend', 'cpu', '--precision', 'bf16', '-q']);
+    assert.equal(cpu.code, 1);
+    assert.match(cpu.stderr, /precision 'bf16' needs the tensorflow backend's compiled graph; this is cpu/);
+    assert.equal(cpu.stdout, '', 'nothing written: no silent fp32 run');
   });
 });
