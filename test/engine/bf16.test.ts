@@ -8,18 +8,18 @@
  */
 import { strict as assert } from 'assert';
 import * as tf from '@tensorflow/tfjs-core';
-import { currentRuntime, plainWeightSink, Runtime } from '../engine/backend';
-import { blockHook } from '../engine/hooks';
-import { EmbeddingModel, loadModel, PrecisionError } from '../e5/model';
-import { explain, ExplainError } from '../e5/explain';
-import { f32ToBF16Bits } from '../weights/safetensors';
-import { bf16Unsupported } from '../engine/backends/tensorflow/weights';
-import { cachedModel } from '../devtools/generate-model';
-import { testBackend } from './support/backend';
-import { TOLERANCE } from './support/tolerance';
-import { e5 } from './support/cli';
-import { manifestMismatch, ShardManifest } from '../cli/shard-manifest';
-import { modelCard } from './parity/make-golden';
+import { currentRuntime, plainWeightSink, Runtime } from '../../engine/backend';
+import { blockHook } from '../../engine/hooks';
+import { EmbeddingModel, loadModel, PrecisionError } from '../../e5/model';
+import { explain, ExplainError } from '../../e5/explain';
+import { f32ToBF16Bits } from '../../weights/safetensors';
+import { bf16Unsupported } from '../../engine/backends/tensorflow/weights';
+import { cachedModel } from '../../devtools/generate-model';
+import { testBackend } from '../support/backend';
+import { TOLERANCE } from '../support/tolerance';
+import { e5 } from '../support/cli';
+import { manifestMismatch, ShardManifest } from '../../cli/shard-manifest';
+import { modelCard } from '../parity/make-golden';
 
 describe("precision 'bf16' (tensorflow)", function () {
   this.timeout(120_000);
