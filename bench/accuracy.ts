@@ -1,7 +1,7 @@
 /**
  * Accuracy of the low-precision engines (our precision 'bf16', onnxruntime int8) against our fp32 engine (issue 25's accuracy report):
  * embedding cosine on the benchmark's generated passages and the model card's texts, and BEIR
- * metrics on the generated eval fixture (test/support/eval-child.ts writeTinyBeir: 60 passages,
+ * metrics on the generated eval fixture (devtools/beir-fixture.ts writeTinyBeir: 60 passages,
  * 14 queries, graded judgements), each engine evaluated by eval/evaluate.ts.
  *
  *   npx ts-node --transpile-only bench/accuracy.ts --model DIR [--texts 64] [--engines bf16,ort-fp32,ort-int8]
