@@ -346,6 +346,18 @@ export interface TextSink {
   abort(): void;
 }
 
+/** `text` into `file` through an AtomicFile: complete, or not there at all (the old file kept). */
+export function writeTextFile(file: string, text: string): void {
+  const f = new AtomicFile(file);
+  try {
+    f.write(text);
+    f.commit();
+  } catch (e) {
+    f.abort();
+    throw e;
+  }
+}
+
 export function textSink(target: string | undefined, opts: { replace?: boolean } = {}): TextSink {
   if (target === undefined) {
     return {

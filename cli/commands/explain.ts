@@ -18,7 +18,7 @@ import {
 } from '../common';
 import { fmtNumber, renderTable, toolVersion, truncateLabel } from '../format';
 import { runCaptured } from '../forward';
-import { AtomicFile, checkWritableFolder, outputConflict } from '../output';
+import { checkWritableFolder, outputConflict, writeTextFile } from '../output';
 
 interface ExplainCliOptions extends ModelOptions, BackendOptions, GeneralOptions {
   query: string;
@@ -112,8 +112,8 @@ async function explainCommand(o: ExplainCliOptions, cmd: Command): Promise<void>
     progress.stop();
   }
   const links = htmlLinks(o);
-  if (o.html !== undefined) writeText(o.html, renderExplainHtml(explainView(m, result, links.toAttention)));
-  if (o.attentionHtml !== undefined) writeText(o.attentionHtml, renderAttentionHtml(attentionView(m, result, links.toExplain)));
+  if (o.html !== undefined) writeTextFile(o.html, renderExplainHtml(explainView(m, result, links.toAttention)));
+  if (o.attentionHtml !== undefined) writeTextFile(o.attentionHtml, renderAttentionHtml(attentionView(m, result, links.toExplain)));
   if (o.format === 'json') process.stdout.write(JSON.stringify(toJson(m, result, o)) + '\n');
   else process.stdout.write(renderReport(result, o.top));
 }
@@ -246,13 +246,3 @@ function attentionView(m: EmbeddingModel, res: ExplainResult, explainHref: strin
   }
 }
 
-function writeText(file: string, text: string): void {
-  const f = new AtomicFile(file);
-  try {
-    f.write(text);
-    f.commit();
-  } catch (e) {
-    f.abort();
-    throw e;
-  }
-}

@@ -32,7 +32,7 @@ import { CapturedRun, runCaptured } from '../forward';
 import { checkIdsForModel, IdsBatch, readIdsFile, rowsOf, toPaddedBatch } from '../ids';
 import { hfName, NameStyle } from '../names';
 import { writeNpy } from '../npy';
-import { AtomicFile, checkWritableFolder, outputConflict } from '../output';
+import { AtomicFile, checkWritableFolder, outputConflict, writeTextFile } from '../output';
 import { formatBytes } from '../progress';
 import { addInputOptions, inputSource, InputOptions } from '../sources';
 import { summarize } from '../stats';
@@ -377,30 +377,20 @@ function warnIfLarge(r: Reporter, flag: '--html' | '--bertviz', run: InspectRun,
   }
 }
 
-function writeText(file: string, text: string): void {
-  const f = new AtomicFile(file);
-  try {
-    f.write(text);
-    f.commit();
-  } catch (e) {
-    f.abort();
-    throw e;
-  }
-}
 
 function writeHtml(file: string, run: InspectRun, o: InspectOptions, r: Reporter): void {
   warnIfLarge(r, '--html', run, run.ids.inputIds.map((_, i) => i));
   if (run.layerwise && run.viewLayers.length < run.model.config.numHiddenLayers) {
     r.warn('--html: the layer-wise similarity chart needs every layer; it is left out with --layers (the table and metadata keep it)');
   }
-  writeText(file, renderAttentionHtml(viewData(run, o)));
+  writeTextFile(file, renderAttentionHtml(viewData(run, o)));
   const texts = run.ids.inputIds.length;
   r.note(`wrote ${file} (${formatBytes(fs.statSync(file).size)}): the attention viewer of ${texts} text${texts === 1 ? '' : 's'}, ${run.viewLayers.length} layer${run.viewLayers.length === 1 ? '' : 's'} × ${run.model.config.numAttentionHeads} heads; open it in a browser`);
 }
 
 function writeBertviz(file: string, run: InspectRun, o: InspectOptions, r: Reporter): void {
   warnIfLarge(r, '--bertviz', run, [o.row]);
-  writeText(file, JSON.stringify(toBertvizJson(viewData(run, o), o.row)) + '\n');
+  writeTextFile(file, JSON.stringify(toBertvizJson(viewData(run, o), o.row)) + '\n');
   r.note(`wrote ${file} (${formatBytes(fs.statSync(file).size)}): bertviz head_view/model_view data of text ${o.row}`);
 }
 
