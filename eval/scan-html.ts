@@ -8,8 +8,7 @@
  * inspect/html.ts escapes it) and the only script is allowed by its sha256 in the page's
  * Content-Security-Policy. The body's data-* attributes report what was drawn (for the tests).
  */
-import { createHash } from 'node:crypto';
-import { escapeHtml, jsonForScript } from '../inspect/html';
+import { escapeHtml, jsonForScript, pageHead } from '../inspect/html';
 import { sideText } from './ablation';
 import type { ScanResult } from './scan';
 
@@ -145,21 +144,12 @@ export function buildScanPayload(r: ScanResult): ScanPayload {
 
 export function renderScanHtml(r: ScanResult): string {
   const p = buildScanPayload(r);
-  const csp = ["default-src 'none'", `script-src 'sha256-${createHash('sha256').update(VIEW_JS, 'utf8').digest('base64')}'`, "style-src 'unsafe-inline'", "base-uri 'none'", "form-action 'none'"].join('; ');
   const notes = [
     `model ${r.baseline.model.id}; ${r.baseline.counts.queriesEvaluated} queries, ${r.baseline.dataset.corpusSize} passages (split ${r.baseline.dataset.split})`,
     `${p.metric} without ablation: ${p.baseline.toFixed(5)}. Each cell: ${p.metric} with it ablated minus that (red: worse, blue: better). Click a cell for its queries.`,
     ...(r.meanReference ? [`mean ablation: a head's output becomes its mean over ${r.meanReference}`] : []),
   ];
-  return `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="${csp}">
-<meta name="generator" content="e5-tfjs eval (${SCAN_VIEW_FORMAT})">
-<title>${escapeHtml(p.title)}</title>
-<style>${CSS}</style>
-</head>
+  return `${pageHead({ title: p.title, generator: `e5-tfjs eval (${SCAN_VIEW_FORMAT})`, css: CSS, scripts: [VIEW_JS], viewport: false })}
 <body data-status="loading" data-errors="0">
 <h1>${escapeHtml(p.title)}</h1>
 ${notes.map((n) => `<p class="note">${escapeHtml(n)}</p>`).join('\n')}

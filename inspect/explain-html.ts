@@ -15,9 +15,8 @@
  * data-rendered-cells (heatmap cells), data-rendered-query-tokens, data-rendered-passage-tokens,
  * data-rendered-heads (grid cells), data-links, data-errors (uncaught errors, counted by boot.js).
  */
-import { createHash } from 'node:crypto';
 import type { ExplainResult } from '../e5/explain';
-import { AttentionViewError, checkLinks, escapeHtml, jsonForScript, PageLink } from './html';
+import { AttentionViewError, checkLinks, jsonForScript, pageHead, PageLink } from './html';
 import { BOOT_JS, EXPLAIN_CSS, EXPLAIN_JS } from './viewer/assets';
 
 export const EXPLAIN_VIEW_FORMAT = 'e5-explain-view/1';
@@ -95,30 +94,10 @@ export function buildExplainPayload(d: ExplainViewData): ExplainPayload {
   };
 }
 
-function cspHash(script: string): string {
-  return `'sha256-${createHash('sha256').update(script, 'utf8').digest('base64')}'`;
-}
-
 export function renderExplainHtml(d: ExplainViewData): string {
   checkExplainViewData(d);
   const payload = buildExplainPayload(d);
-  const csp = [
-    "default-src 'none'",
-    `script-src ${cspHash(BOOT_JS)} ${cspHash(EXPLAIN_JS)}`,
-    "style-src 'unsafe-inline'",
-    "base-uri 'none'",
-    "form-action 'none'",
-  ].join('; ');
-  return `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="${csp}">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="generator" content="e5-tfjs explain (${EXPLAIN_VIEW_FORMAT})">
-<title>${escapeHtml(payload.title)}</title>
-<style>${EXPLAIN_CSS}</style>
-</head>
+  return `${pageHead({ title: payload.title, generator: `e5-tfjs explain (${EXPLAIN_VIEW_FORMAT})`, css: EXPLAIN_CSS, scripts: [BOOT_JS, EXPLAIN_JS] })}
 <body data-status="loading" data-errors="0">
 <script>${BOOT_JS}</script>
 <header>

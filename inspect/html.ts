@@ -208,30 +208,39 @@ function cspHash(script: string): string {
   return `'sha256-${createHash('sha256').update(script, 'utf8').digest('base64')}'`;
 }
 
+/**
+ * The start of every self-contained page (the attention view, e5 explain's, e5 eval's scan grid), up
+ * to </head>: a Content-Security-Policy under which only `scripts` (by their sha256) run, inline
+ * styles apply, data: images load when `images`, and nothing else is fetched or submitted.
+ */
+export function pageHead(o: { title: string; generator: string; css: string; scripts: string[]; images?: boolean; viewport?: boolean }): string {
+  const csp = [
+    "default-src 'none'",
+    `script-src ${o.scripts.map(cspHash).join(' ')}`,
+    "style-src 'unsafe-inline'",
+    ...(o.images ? ['img-src data:'] : []),
+    "base-uri 'none'",
+    "form-action 'none'",
+  ].join('; ');
+  const viewport = o.viewport === false ? '' : '<meta name="viewport" content="width=device-width, initial-scale=1">\n';
+  return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="${csp}">
+${viewport}<meta name="generator" content="${o.generator}">
+<title>${escapeHtml(o.title)}</title>
+<style>${o.css}</style>
+</head>`;
+}
+
 // ---------------------------------------------------------------------------------------------
 // The page
 
 export function renderAttentionHtml(d: AttentionViewData): string {
   checkAttentionViewData(d);
   const payload = buildViewPayload(d);
-  const csp = [
-    "default-src 'none'",
-    `script-src ${cspHash(BOOT_JS)} ${cspHash(VIEW_JS)}`,
-    "style-src 'unsafe-inline'",
-    "img-src data:",
-    "base-uri 'none'",
-    "form-action 'none'",
-  ].join('; ');
-  return `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="${csp}">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="generator" content="e5-tfjs inspect (${VIEW_FORMAT})">
-<title>${escapeHtml(payload.title)}</title>
-<style>${VIEW_CSS}</style>
-</head>
+  return `${pageHead({ title: payload.title, generator: `e5-tfjs inspect (${VIEW_FORMAT})`, css: VIEW_CSS, scripts: [BOOT_JS, VIEW_JS], images: true })}
 <body data-status="loading" data-errors="0">
 <script>${BOOT_JS}</script>
 <header>
