@@ -73,8 +73,9 @@ export function encoderGraph(c: BertConfig, p: BertParams): { graph: GraphBuilde
     tokenRows: g.placeholder('token_rows', 'int32', [-1]),
   };
   const chain = (name: ChainKey, inputs: ChainInputs): Chain => {
-    const hooks = graphHooks(g);
-    const x = g.scope(name, () => encoder(p, { c, ops: graphOps(g, c, w, inputs, bf16), hooks }));
+    const ops = graphOps(g, c, w, inputs, bf16);
+    const hooks = graphHooks(g, ops);
+    const x = g.scope(name, () => encoder(p, { c, ops, hooks }));
     return { output: g.op('Identity', [x], T(), name), hooks: hooks.outputs };
   };
   const chains = {

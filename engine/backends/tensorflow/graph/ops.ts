@@ -38,47 +38,87 @@ export interface ChainInputs {
 }
 
 /** bert.ts's operations writing nodes into `g`; `weights` maps each weight tensor to its placeholder. */
-export function graphOps(g: GraphBuilder, c: BertConfig, weights: Map<tf.Tensor, Ref>, inputs: ChainInputs, bf16 = false): EncoderOps<Ref> {
+export function graphOps(g: GraphBuilder, c: BertConfig, weights: Map<tf.Tensor, Ref>, inputs: ChainInputs, bf16 = false): EncoderOps<Ref> & GraphValues {
   const w = (t: tf.Tensor): Ref => weights.get(t)!;
   const cast = (x: Ref, from: 'float32' | 'bfloat16', to: 'float32' | 'bfloat16') => g.op('Cast', [x], { SrcT: type(from), DstT: type(to), Truncate: bool(false) });
+  /**
+   * bf16: the values that are bfloat16 (a Linear's output, GELU after it, attention's q/k/v, z),
+   * and each value's one Cast to the other type, shared by all who need it.
+   */
+  const low = new Set<Ref>();
+  const casts = new Map<Ref, Ref>();
+  const lowValue = (x: Ref): Ref => (low.add(x), x);
+  const toLow = (x: Ref): Ref => (low.has(x) ? x : memo(x, () => lowValue(cast(x, 'float32', 'bfloat16'))));
+  const toF32 = (x: Ref): Ref => (low.has(x) ? memo(x, () => cast(x, 'bfloat16', 'float32')) : x);
+  const memo = (x: Ref, make: () => Ref): Ref => {
+    let c = casts.get(x);
+    if (c === undefined) casts.set(x, (c = make()));
+    return c;
+  };
   /** A packed bf16 weight (int32 [out, in/2]) as bf16 [out, in]. */
   const unpack = (p: Linear): Ref => {
     const [out, half] = p.weight.shape;
     const bits = g.op('Bitcast', [w(p.weight)], { T: type('int32'), type: type('bfloat16') }); // [out, in/2, 2]
     return g.op('Reshape', [bits, g.constant([out, 2 * half], 'int32')], { T: type('bfloat16'), Tshape: type('int32') });
   };
-  /** a·b on bf16 operands, the product back in float32. */
-  const lowProduct = (op: string, a: Ref, b: Ref, attrs: Record<string, ReturnType<typeof bool>>) =>
-    cast(g.op(op, [a, b], { ...T('bfloat16'), ...attrs }), 'bfloat16', 'float32');
   const H = c.numAttentionHeads, Dh = c.hiddenSize / H;
   const f32 = (v: number) => g.constant(v, 'float32');
   const ints = (v: number[]) => g.constant(v, 'int32');
-  const add = (a: Ref, b: Ref) => g.op('AddV2', [a, b], T());
-  const mul = (a: Ref, b: Ref) => g.op('Mul', [a, b], T());
-  const reshape = (x: Ref, shape: Ref) => g.op('Reshape', [x, shape], { ...T(), Tshape: type('int32') });
-  const transpose = (x: Ref, perm: number[]) => g.op('Transpose', [x, ints(perm)], { ...T(), Tperm: type('int32') });
+  /**
+   * An elementwise op in bf16 where an operand is bf16 (the other, a constant or the key mask, is
+   * cast: grappler folds a constant's Cast), else float32.
+   */
+  const binary = (op: string, a: Ref, b: Ref) => {
+    if (!low.has(a) && !low.has(b)) return g.op(op, [a, b], T());
+    return lowValue(g.op(op, [toLow(a), toLow(b)], T('bfloat16')));
+  };
+  const add = (a: Ref, b: Ref) => g.op('AddV2', [toF32(a), toF32(b)], T());
+  const mul = (a: Ref, b: Ref) => binary('Mul', a, b);
+  const typeOf = (x: Ref) => (low.has(x) ? 'bfloat16' : 'float32');
+  const keepType = (x: Ref, out: Ref) => (low.has(x) ? lowValue(out) : out);
+  const unary = (op: string, x: Ref) => keepType(x, g.op(op, [x], T(typeOf(x))));
+  const reshape = (x: Ref, shape: Ref) => keepType(x, g.op('Reshape', [x, shape], { ...T(typeOf(x)), Tshape: type('int32') }));
+  const transpose = (x: Ref, perm: number[]) => keepType(x, g.op('Transpose', [x, ints(perm)], { ...T(typeOf(x)), Tperm: type('int32') }));
   const gather = (table: Ref, ids: Ref, dtype: 'float32' | 'int32' = 'float32') =>
-    g.op('GatherV2', [table, ids, g.constant(0, 'int32')], { Tparams: type(dtype), Tindices: type('int32'), Taxis: type('int32'), batch_dims: int(0) });
+    keepType(table, g.op('GatherV2', [table, ids, g.constant(0, 'int32')], { Tparams: type(dtype === 'float32' ? typeOf(table) : dtype), Tindices: type('int32'), Taxis: type('int32'), batch_dims: int(0) }));
+  /**
+   * Attention's products: bf16 operands and product, then (q·kᵀ) its scale and mask in bf16 too, so
+   * that grappler fuses them into the GEMM as in float32 (the scale 1/√Dh is a power of two for
+   * Dh = 64, the mask 0 or very negative: neither changes a bf16 value's rounding).
+   */
   const batchMatMul = (a: Ref, b: Ref, adjY: boolean) => bf16
-    ? lowProduct('BatchMatMulV2', cast(a, 'float32', 'bfloat16'), cast(b, 'float32', 'bfloat16'), { adj_x: bool(false), adj_y: bool(adjY) })
+    ? lowValue(g.op('BatchMatMulV2', [toLow(a), toLow(b)], { ...T('bfloat16'), adj_x: bool(false), adj_y: bool(adjY) }))
     : g.op('BatchMatMulV2', [a, b], { ...T(), adj_x: bool(false), adj_y: bool(adjY) });
+
+  /**
+   * The additive key mask; in bf16 truncated, not rounded: float32's lowest value rounds to −∞ in
+   * bf16, and a row with no key left would then give NaN where float32 gives a finite pattern.
+   */
+  const keyMask = () => (bf16 ? memo(inputs.keyMask, () => lowValue(g.op('Cast', [inputs.keyMask], { SrcT: type('float32'), DstT: type('bfloat16'), Truncate: bool(true) }))) : inputs.keyMask);
 
   /** Packed [N, D] → [R, H, T, Dh]. */
   const toHeads = (x: Ref): Ref => transpose(reshape(inputs.cells ? gather(x, inputs.cells) : x, inputs.headsShape), [0, 2, 1, 3]);
 
-  const ops: EncoderOps<Ref> = {
+  const ops: EncoderOps<Ref> & GraphValues = {
+    float32: toF32,
+
     embed: (table, ids) => gather(w(table), inputs.ids[ids]),
 
     linear: (x: Ref, p: Linear) =>
       g.scope('linear', () => {
-        const product = p.bf16
-          ? lowProduct('MatMul', cast(x, 'float32', 'bfloat16'), unpack(p), { transpose_a: bool(false), transpose_b: bool(true) })
-          : g.op('MatMul', [x, w(p.weight)], { ...T(), transpose_a: bool(false), transpose_b: bool(p.outIn === true) });
+        if (p.bf16) {
+          // MatMul + BiasAdd (+ the GELU after it) in bf16: one oneDNN GEMM whose bias and GELU
+          // run on its float32 accumulators before the result is rounded to bf16.
+          const product = g.op('MatMul', [toLow(x), unpack(p)], { ...T('bfloat16'), transpose_a: bool(false), transpose_b: bool(true) });
+          return lowValue(g.op('BiasAdd', [product, toLow(w(p.bias))], { ...T('bfloat16'), data_format: { s: 'NHWC' } }));
+        }
+        const product = g.op('MatMul', [x, w(p.weight)], { ...T(), transpose_a: bool(false), transpose_b: bool(p.outIn === true) });
         return g.op('BiasAdd', [product, w(p.bias)], { ...T(), data_format: { s: 'NHWC' } });
       }),
 
     layerNorm: (x: Ref, p: LayerNormParams, eps: number) =>
       g.scope('LayerNorm', () => {
+        x = toF32(x);
         const shape = g.op('Shape', [x], { ...T(), out_type: type('int32') }); // [N, D]
         const n = g.op('StridedSlice', [shape, ints([0]), ints([1]), ints([1])], {
           ...T('int32'), Index: type('int32'), begin_mask: int(0), end_mask: int(0), ellipsis_mask: int(0), new_axis_mask: int(0), shrink_axis_mask: int(1),
@@ -100,9 +140,9 @@ export function graphOps(g: GraphBuilder, c: BertConfig, weights: Map<tf.Tensor,
 
     attention: (q, k, v) => ops.attentionZ(ops.attentionSoftmax(ops.attentionScores(q, k)), v),
 
-    attentionScores: (q, k) => add(mul(batchMatMul(toHeads(q), toHeads(k), true), f32(1 / Math.sqrt(Dh))), inputs.keyMask), // [R,H,T,T]
+    attentionScores: (q, k) => binary('AddV2', mul(batchMatMul(toHeads(q), toHeads(k), true), f32(1 / Math.sqrt(Dh))), keyMask()), // [R,H,T,T]
 
-    attentionSoftmax: (scores) => g.op('Softmax', [scores], T()),
+    attentionSoftmax: (scores) => g.op('Softmax', [toF32(scores)], T()),
 
     attentionZ(pattern, v) {
       const zHeads = batchMatMul(pattern, toHeads(v), false); // [R,H,T,Dh]
@@ -113,6 +153,7 @@ export function graphOps(g: GraphBuilder, c: BertConfig, weights: Map<tf.Tensor,
     intervene(z, layer) {
       const h = inputs.heads;
       if (!h) return z;
+      z = toF32(z);
       return g.scope('heads', () => {
         const m = reshape(gather(gather(h.mask, g.constant(layer, 'int32')), h.tokenRows), ints([-1, H, 1])); // [N,H,1]
         const fill = reshape(gather(h.fill, g.constant(layer, 'int32')), ints([1, H, Dh])); // [1,H,Dh]
@@ -128,22 +169,32 @@ export function graphOps(g: GraphBuilder, c: BertConfig, weights: Map<tf.Tensor,
   function activation(x: Ref, act: HiddenAct): Ref {
     switch (act) {
       case 'gelu': // ½x · erfc(−x/√2)
-        return mul(mul(f32(0.5), x), g.op('Erfc', [mul(g.op('Neg', [x], T()), f32(Math.SQRT1_2))], T()));
+        return mul(mul(f32(0.5), x), unary('Erfc', mul(unary('Neg', x), f32(Math.SQRT1_2))));
       case 'gelu_new':
       case 'gelu_pytorch_tanh': { // ½x · (1 + tanh(√(2/π)·(x + 0.044715x³)))
+        x = toF32(x); // (not fused with the matmul in bf16: float32, as elsewhere)
         const cube = mul(mul(x, x), x);
         const inner = mul(f32(Math.sqrt(2 / Math.PI)), add(x, mul(f32(0.044715), cube)));
         return mul(mul(x, f32(0.5)), add(f32(1), g.op('Tanh', [inner], T())));
       }
       case 'relu':
-        return g.op('Relu', [x], T());
+        return unary('Relu', x);
     }
   }
   return ops;
 }
 
-/** Every hook point as a named Identity node: `outputs` maps each hook name to the node to fetch. */
-export function graphHooks(g: GraphBuilder): HookSite<Ref> & { outputs: Map<HookName, Ref> } {
+/** What the graph's hook points need to know of the values bert.ts passes. */
+export interface GraphValues {
+  /** x as float32 (a Cast where it is bf16). */
+  float32(x: Ref): Ref;
+}
+
+/**
+ * Every hook point as a named Identity node: `outputs` maps each hook name to the node to fetch,
+ * always float32 (a bf16 value is cast; the value bert.ts continues with stays bf16).
+ */
+export function graphHooks(g: GraphBuilder, values: GraphValues): HookSite<Ref> & { outputs: Map<HookName, Ref> } {
   const outputs = new Map<HookName, Ref>();
   return {
     outputs,
@@ -151,7 +202,7 @@ export function graphHooks(g: GraphBuilder): HookSite<Ref> & { outputs: Map<Hook
     // fetches the ones a forward caches, and TensorFlow prunes the rest.
     wants: () => true,
     at(name, x) {
-      outputs.set(name, g.op('Identity', [x], T(), name));
+      outputs.set(name, g.op('Identity', [values.float32(x)], T(), name));
       return x;
     },
   };
