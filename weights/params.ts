@@ -246,8 +246,9 @@ export interface LoadOptions {
   /** Reads F32 tensors (ReadF32Options.nativeRead): the tensorflow backend's two-thread read with the native finiteness check. */
   nativeRead?: NativeF32Read;
   /**
-   * Precision 'bf16': makes each Linear weight as packed bfloat16 (Linear.bf16) from the float32
-   * values `fill` writes; shape is [out, in] as stored. Implies the 'out-in' layout.
+   * Precision 'bf16': makes each encoder Linear weight, and the word-embedding table, as packed
+   * bfloat16 (Linear.bf16; an int32 [rows, cols/2] tensor) from the float32 values `fill` writes;
+   * shape is [out, in] as stored. Implies the 'out-in' layout.
    */
   packLinear?: (shape: [number, number], fill: (dst: Float32Array) => void) => tf.Tensor2D;
 }
@@ -303,7 +304,11 @@ export function loadBertParams(ckpt: Checkpoint, c: BertConfig, source: string, 
   const ln = (p: string): LayerNormParams => ({ weight: vec(`${p}.weight`, D), bias: vec(`${p}.bias`, D) });
   try {
     const embeddings: BertEmbeddingsParams = {
-      wordEmbeddings: read('embeddings.word_embeddings.weight', [c.vocabSize, D]) as tf.Tensor2D,
+      // bf16: the word table too (e5-large: 125 → 62.5 MB), packed as the Linear weights are; the
+      // position and token-type tables (2 MB) and every LayerNorm stay float32.
+      wordEmbeddings: opts.packLinear
+        ? (created.push(opts.packLinear([c.vocabSize, D], (dst) => ckpt.readF32(plan.prefix + 'embeddings.word_embeddings.weight', { allowNonFinite, into: dst, nativeRead }))), created[created.length - 1] as tf.Tensor2D)
+        : (read('embeddings.word_embeddings.weight', [c.vocabSize, D]) as tf.Tensor2D),
       positionEmbeddings: read('embeddings.position_embeddings.weight', [c.maxPositionEmbeddings, D]) as tf.Tensor2D,
       tokenTypeEmbeddings: read('embeddings.token_type_embeddings.weight', [c.typeVocabSize, D]) as tf.Tensor2D,
       layerNorm: ln('embeddings.LayerNorm'),

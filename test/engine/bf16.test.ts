@@ -46,7 +46,7 @@ describe("precision 'bf16' (tensorflow)", function () {
     bf16?.dispose();
   });
 
-  it('holds each encoder Linear weight as its fp32 values rounded to bf16, two per int32; the rest float32', () => {
+  it('holds each encoder Linear weight and the word table as their fp32 values rounded to bf16, two per int32; the rest float32', () => {
     assert.equal(bf16.info.precision, 'bf16');
     assert.equal(fp32.info.precision, 'fp32');
     const [a, b] = [fp32, bf16].map((m) => m.bert.params.layers[1].intermediate);
@@ -55,7 +55,11 @@ describe("precision 'bf16' (tensorflow)", function () {
     const want = f32ToBF16Bits(a.weight.dataSync() as Float32Array);
     assert.deepEqual(Array.from(new Uint16Array((b.weight.dataSync() as Int32Array).slice().buffer)), Array.from(want));
     assert.deepEqual(Array.from(b.bias.dataSync()), Array.from(a.bias.dataSync()), 'biases stay float32');
-    assert.equal(bf16.bert.params.embeddings.wordEmbeddings.dtype, 'float32');
+    const [wa, wb] = [fp32, bf16].map((m) => m.bert.params.embeddings.wordEmbeddings);
+    assert.equal(wb.dtype, 'int32', 'the word table is bf16 too');
+    assert.deepEqual(Array.from(new Uint16Array((wb.dataSync() as Int32Array).slice().buffer)), Array.from(f32ToBF16Bits(wa.dataSync() as Float32Array)));
+    assert.equal(bf16.bert.params.embeddings.positionEmbeddings.dtype, 'float32');
+    assert.equal(bf16.bert.params.embeddings.layerNorm.weight.dtype, 'float32');
     assert.equal(bf16.bert.params.pooler?.weight.dtype ?? 'float32', 'float32', 'the pooler (op by op) stays float32');
   });
 

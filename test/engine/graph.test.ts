@@ -131,7 +131,9 @@ describe('encoder graph (tensorflow)', function () {
       const T = COMPILE_MIN_TOKENS / 2;
       const big = { inputIds: [0, 1].map((r) => Array.from({ length: T }, (_, t) => 1000 + 7 * t + r)) };
       const viaGraph = model.forward(big);
-      assert.ok(compiled()!.nodes > 0, `a ${2 * T}-token forward builds it`);
+      const oneChain = encoderGraph(model.config, model.params, ['uniform']).graph.size;
+      assert.equal(compiled()!.nodes, oneChain, `a ${2 * T}-token forward of one length builds its chain, and only it`);
+      assert.ok(oneChain < encoderGraph(model.config, model.params).graph.size / 3, 'a quarter of the four chains');
       let seen = 0;
       const hooked = model.runWithHooks(big, [[blockHook(0, 'hook_resid_pre'), () => void seen++]]);
       assert.equal(seen, 1, 'a hooked forward runs engine/bert.ts, whose hooks run');

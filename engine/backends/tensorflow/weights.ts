@@ -16,10 +16,10 @@
  * With the addon, F32 tensors are also read on two threads, each checking its half for NaN/Inf
  * natively while it is in cache (posix.c readF32), instead of one read and a JavaScript pass.
  *
- * Precision 'bf16': each encoder Linear weight is read into one reused float32 scratch and rounded
- * (to nearest even) into bfloat16 pairs in the arena, an int32 tensor TensorFlow's graph unpacks
- * (weights/params.ts Linear.bf16): the float32 copy of those weights never exists, and the arena is
- * sized for what is kept (e5-large: 1.34 GB → ~0.73 GB).
+ * Precision 'bf16': each encoder Linear weight and the word table is read as float32 into its slot
+ * and rounded there, in place (to nearest even), into bfloat16 pairs, an int32 tensor TensorFlow's
+ * graph unpacks (weights/params.ts Linear.bf16); the slot keeps that half and the next weight is
+ * read over the rest. The arena is sized for what is kept (e5-large: 1.34 GB → ~0.67 GB).
  *
  * Linear weights stay in PyTorch's [out, in] layout (the matmul takes Wᵀ), so nothing is
  * transposed either.
@@ -46,18 +46,20 @@ export function tensorflowWeightSink(plan?: ParamsPlan, opts: { aligned?: boolea
     const why = bf16Unsupported();
     if (why) throw new Error(`precision 'bf16' cannot run here: ${why} (use precision 'fp32')`);
   }
-  // bf16: the encoder's Linear weights take 2 bytes an element (the pooler's stays float32).
-  const halved = bf16 && opts.config ? linearParameterCount(opts.config, false, 'weights') : 0;
-  const slot = addon ? arenaSlots(addon, plan && 4 * plan.parameterCount - 2 * halved) : scratchSlot();
-  let scratch = new Float32Array(0);
+  // bf16: the encoder's Linear weights and the word table take 2 bytes an element (the pooler's stays float32).
+  const halved = bf16 && opts.config ? linearParameterCount(opts.config, false, 'weights') + opts.config.vocabSize * opts.config.hiddenSize : 0;
+  // (+ room to read the last packed weight as float32 before it is rounded in place: 2 bytes an element)
+  const largestPacked = bf16 && opts.config ? opts.config.intermediateSize * opts.config.hiddenSize : 0;
+  const slot = addon ? arenaSlots(addon, plan && 4 * plan.parameterCount - 2 * halved + 2 * largestPacked) : scratchSlot();
   const packLinear = ([out, inp]: [number, number], fill: (dst: Float32Array) => void): tf.Tensor2D => {
     if (inp % 2) throw new Error(`bf16 weights need an even input size, got [${out}, ${inp}]`);
-    if (scratch.length < out * inp) scratch = new Float32Array(out * inp);
-    const values = scratch.subarray(0, out * inp);
+    // Read as float32 into room for it, then rounded in place: element i's bf16 (bytes 2i, 2i+1)
+    // lands where elements up to i, already read, were; the slot keeps the bf16 half and the next
+    // weight is read over the rest. No float32 scratch (the word table's would be 125 MB).
+    const values = slot(out * inp, (out * inp) / 2);
     fill(values);
-    const dst = slot((out * inp) / 2);
-    f32ToBF16Bits(values, new Uint16Array(dst.buffer, dst.byteOffset, out * inp)); // round to nearest even
-    const t = tf.tensor2d(new Int32Array(dst.buffer, dst.byteOffset, dst.length), [out, inp / 2], 'int32');
+    f32ToBF16Bits(values, new Uint16Array(values.buffer, values.byteOffset, out * inp)); // round to nearest even
+    const t = tf.tensor2d(new Int32Array(values.buffer, values.byteOffset, (out * inp) / 2), [out, inp / 2], 'int32');
     backend.getInputTensorIds!([t]);
     return t;
   };
@@ -78,13 +80,14 @@ export function tensorflowWeightSink(plan?: ParamsPlan, opts: { aligned?: boolea
 
 /**
  * Float32 slots at 64-byte boundaries in page-aligned arenas: the first sized for every parameter
- * of the plan (plus alignment slack), more only if a model needs them.
+ * of the plan (plus alignment slack), more only if a model needs them. A slot of n floats of which
+ * the caller keeps the first `keep` leaves the rest to the next slot.
  */
-function arenaSlots(addon: PosixAddon, plannedBytes: number | undefined): (n: number) => Float32Array {
+function arenaSlots(addon: PosixAddon, plannedBytes: number | undefined): (n: number, keep?: number) => Float32Array {
   let arena = new ArrayBuffer(0);
   let used = 0;
   let first = true;
-  return (n) => {
+  return (n, keep = n) => {
     const bytes = Math.ceil((4 * n) / ALIGN) * ALIGN;
     if (used + bytes > arena.byteLength) {
       const planned = first && plannedBytes ? plannedBytes + ALIGN * 1024 : 0;
@@ -93,13 +96,13 @@ function arenaSlots(addon: PosixAddon, plannedBytes: number | undefined): (n: nu
       first = false;
     }
     const slot = new Float32Array(arena, used, n);
-    used += bytes;
+    used += Math.ceil((4 * keep) / ALIGN) * ALIGN;
     return slot;
   };
 }
 
 /** One reused array, 4 bytes into its buffer: TensorFlow copies it. */
-function scratchSlot(): (n: number) => Float32Array {
+function scratchSlot(): (n: number, keep?: number) => Float32Array {
   let buffer = new ArrayBuffer(0);
   return (n) => {
     if (buffer.byteLength < 4 + 4 * n) buffer = new ArrayBuffer(4 + 4 * n);

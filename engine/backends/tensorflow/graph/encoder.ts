@@ -13,9 +13,10 @@
  *
  * Four chains share the weights: rows of one length (a reshape makes attention's grid) or of
  * different lengths (gathered into a padded grid, as engine/backends/tensorflow/ops.ts does), each
- * plain or with a head intervention (engine/ops.ts HeadIntervention) as inputs. Every hook point
- * of each chain is a named node, fetched when a forward caches it. TensorFlow runs only the part
- * a fetch needs, and optimises each set of fetches once.
+ * plain or with a head intervention (engine/ops.ts HeadIntervention) as inputs. Each is built and
+ * loaded into a session of its own the first time a forward needs it. Every hook point of a chain
+ * is a named node, fetched when a forward caches it. TensorFlow runs only the part a fetch needs,
+ * and optimises each set of fetches once.
  */
 import * as fs from 'fs';
 import * as os from 'os';
@@ -28,7 +29,7 @@ import { checkEmbeddingIds, encoder } from '../../../bert';
 import { maskByLayer, tokenRows } from '../../../heads';
 import type { HookName } from '../../../hooks';
 import type { PackedInput } from '../../../rows';
-import { attentionGrid } from '../grid';
+import { AttentionGrid, attentionGrid } from '../grid';
 import { NodeBackend, nodeBackend } from '../node-backend';
 import { GraphBuilder, Ref, T } from './graphdef';
 import { ChainInputs, graphHooks, graphOps } from './ops';
@@ -50,8 +51,15 @@ function weightInputs(c: BertConfig, p: BertParams): Array<[string, tf.Tensor]> 
   return expectedTensors(c, false).map((t, i) => [t.name, tensors[i]]);
 }
 
-/** The graph: its inputs, bert.ts's encoder written once per chain, and the weights to feed. */
-export function encoderGraph(c: BertConfig, p: BertParams): { graph: GraphBuilder; weights: Array<[string, tf.Tensor]>; chains: Record<ChainKey, Chain> } {
+const CHAINS: ChainKey[] = ['uniform', 'packed', 'uniform_heads', 'packed_heads'];
+
+/**
+ * The graph of the chains `keys` (default all four): their inputs, bert.ts's encoder written once
+ * per chain, and the weights to feed. A session loads one chain: TensorFlow imports every node of
+ * the graph it is given, so a graph of four chains took four times the import's time and memory
+ * for the one a process uses (a shell's single query, a batch of one length).
+ */
+export function encoderGraph(c: BertConfig, p: BertParams, keys: readonly ChainKey[] = CHAINS): { graph: GraphBuilder; weights: Array<[string, tf.Tensor]>; chains: Partial<Record<ChainKey, Chain>> } {
   const g = new GraphBuilder();
   const weights = weightInputs(c, p);
   // bf16 Linear weights are int32 tensors (two bf16 values each): fed as they are.
@@ -66,24 +74,24 @@ export function encoderGraph(c: BertConfig, p: BertParams): { graph: GraphBuilde
     keyMask: g.placeholder('key_mask', 'float32', [-1, 1, 1, -1]),
     headsShape: g.placeholder('heads_shape', 'int32', [4]),
   };
-  const grid = { cells: g.placeholder('cells', 'int32', [-1]), tokens: g.placeholder('tokens', 'int32', [-1]) };
-  const heads = {
-    mask: g.placeholder('head_mask', 'float32', [c.numHiddenLayers, -1, c.numAttentionHeads]),
-    fill: g.placeholder('head_fill', 'float32', [c.numHiddenLayers, c.hiddenSize]),
-    tokenRows: g.placeholder('token_rows', 'int32', [-1]),
-  };
-  const chain = (name: ChainKey, inputs: ChainInputs): Chain => {
+  let grid: Pick<ChainInputs, 'cells' | 'tokens'> | undefined;
+  let heads: ChainInputs['heads'];
+  const gridInputs = () => (grid ??= { cells: g.placeholder('cells', 'int32', [-1]), tokens: g.placeholder('tokens', 'int32', [-1]) });
+  const headInputs = () =>
+    (heads ??= {
+      mask: g.placeholder('head_mask', 'float32', [c.numHiddenLayers, -1, c.numAttentionHeads]),
+      fill: g.placeholder('head_fill', 'float32', [c.numHiddenLayers, c.hiddenSize]),
+      tokenRows: g.placeholder('token_rows', 'int32', [-1]),
+    });
+  const chain = (name: ChainKey): Chain => {
+    const inputs: ChainInputs = { ...plain, ...(name.startsWith('packed') ? gridInputs() : {}), ...(name.endsWith('_heads') ? { heads: headInputs() } : {}) };
     const ops = graphOps(g, c, w, inputs, bf16);
     const hooks = graphHooks(g, ops);
     const x = g.scope(name, () => encoder(p, { c, ops, hooks }));
     return { output: g.op('Identity', [x], T(), name), hooks: hooks.outputs };
   };
-  const chains = {
-    uniform: chain('uniform', plain),
-    packed: chain('packed', { ...plain, ...grid }),
-    uniform_heads: chain('uniform_heads', { ...plain, heads }),
-    packed_heads: chain('packed_heads', { ...plain, ...grid, heads }),
-  };
+  const chains: Partial<Record<ChainKey, Chain>> = {};
+  for (const key of keys) chains[key] = chain(key);
   return { graph: g, weights, chains };
 }
 
@@ -106,7 +114,7 @@ export const COMPILE_MIN_TOKENS = 256;
 export function compileEncoderGraph(c: BertConfig, p: BertParams, minTokens = COMPILE_MIN_TOKENS): CompiledEncoder | undefined {
   const backend = nodeBackend();
   if (typeof backend.loadSavedModelMetaGraph !== 'function' || typeof backend.runSavedModel !== 'function') return undefined;
-  let session: Session | undefined;
+  const sessions = new Map<ChainKey, Session>();
   let disposed = false;
   const bf16 = isBf16(p);
   let tokensSoFar = 0;
@@ -114,33 +122,38 @@ export function compileEncoderGraph(c: BertConfig, p: BertParams, minTokens = CO
     takes(input) {
       tokensSoFar += input.rows.total;
       // bf16 weights exist only for the graph: it takes every forward, from the first.
-      return !disposed && (session !== undefined || bf16 || input.rows.total >= minTokens || tokensSoFar >= 8 * minTokens);
+      return !disposed && (sessions.size > 0 || bf16 || input.rows.total >= minTokens || tokensSoFar >= 8 * minTokens);
     },
     get nodes() {
-      return session?.nodes ?? 0;
+      return [...sessions.values()].reduce((n, s) => n + s.nodes, 0);
     },
     run(input, opts) {
       if (disposed) throw new Error('the encoder graph was disposed');
-      session ??= new Session(backend as SavedModelBackend, c, p);
-      return session.run(input, opts);
+      checkEmbeddingIds(c, input);
+      const grid = attentionGrid(input.rows, input.attentionMask);
+      const key: ChainKey = `${grid.cells ? 'packed' : 'uniform'}${opts?.heads ? '_heads' : ''}`;
+      let session = sessions.get(key);
+      if (!session) sessions.set(key, (session = new Session(backend as SavedModelBackend, c, p, key)));
+      return session.run(input, grid, opts);
     },
     dispose() {
-      session?.dispose();
+      sessions.forEach((s) => s.dispose());
+      sessions.clear();
       disposed = true;
     },
   };
 }
 
-/** The graph of one model loaded into a TensorFlow session, fed the model's weight tensors. */
+/** One chain of the graph loaded into a TensorFlow session, fed the model's weight tensors. */
 class Session {
   private readonly id: number;
   readonly nodes: number;
   private readonly weightNames: Array<{ name: string }>;
   private readonly weightTensors: tf.Tensor[];
-  private readonly chains: Record<ChainKey, Chain>;
+  private readonly chain: Chain;
 
-  constructor(private readonly backend: SavedModelBackend, private readonly c: BertConfig, p: BertParams) {
-    const { graph, weights, chains } = encoderGraph(c, p);
+  constructor(private readonly backend: SavedModelBackend, private readonly c: BertConfig, p: BertParams, key: ChainKey) {
+    const { graph, weights, chains } = encoderGraph(c, p, [key]);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'e5-encoder-graph-'));
     try {
       fs.writeFileSync(path.join(dir, 'saved_model.pb'), graph.savedModel(TAG));
@@ -149,18 +162,15 @@ class Session {
       fs.rmSync(dir, { recursive: true, force: true }); // the session holds the graph now
     }
     this.nodes = graph.size;
-    this.chains = chains;
+    this.chain = chains[key]!;
     this.weightNames = weights.map(([name]) => ({ name: `${name}:0` }));
     this.weightTensors = weights.map(([, t]) => t);
   }
 
-  run(input: PackedInput, opts: CompiledRunOptions = {}): CompiledRun {
-    const { c } = this;
-    checkEmbeddingIds(c, input);
+  run(input: PackedInput, grid: AttentionGrid, opts: CompiledRunOptions = {}): CompiledRun {
+    const { c, chain } = this;
     const { rows } = input;
-    const grid = attentionGrid(rows, input.attentionMask);
     const H = c.numAttentionHeads;
-    const chain = this.chains[`${grid.cells ? 'packed' : 'uniform'}${opts.heads ? '_heads' : ''}`];
     const fetch = opts.fetch ?? [];
     const feeds: Array<[string, tf.Tensor]> = tf.tidy(() => {
       const f: Array<[string, tf.Tensor]> = [

@@ -56,11 +56,12 @@ export function graphOps(g: GraphBuilder, c: BertConfig, weights: Map<tf.Tensor,
     return c;
   };
   /** A packed bf16 weight (int32 [out, in/2]) as bf16 [out, in]. */
-  const unpack = (p: Linear): Ref => {
-    const [out, half] = p.weight.shape;
-    const bits = g.op('Bitcast', [w(p.weight)], { T: type('int32'), type: type('bfloat16') }); // [out, in/2, 2]
-    return g.op('Reshape', [bits, g.constant([out, 2 * half], 'int32')], { T: type('bfloat16'), Tshape: type('int32') });
+  const unpackTable = (t: tf.Tensor): Ref => {
+    const [out, half] = t.shape;
+    const bits = g.op('Bitcast', [w(t)], { T: type('int32'), type: type('bfloat16') }); // [out, in/2, 2]
+    return lowValue(g.op('Reshape', [bits, g.constant([out, 2 * half], 'int32')], { T: type('bfloat16'), Tshape: type('int32') }));
   };
+  const unpack = (p: Linear): Ref => unpackTable(p.weight);
   const H = c.numAttentionHeads, Dh = c.hiddenSize / H;
   const f32 = (v: number) => g.constant(v, 'float32');
   const ints = (v: number[]) => g.constant(v, 'int32');
@@ -102,7 +103,8 @@ export function graphOps(g: GraphBuilder, c: BertConfig, weights: Map<tf.Tensor,
   const ops: EncoderOps<Ref> & GraphValues = {
     float32: toF32,
 
-    embed: (table, ids) => gather(w(table), inputs.ids[ids]),
+    // A bf16 table (int32 pairs, precision 'bf16') is gathered as bf16 rows, each row then float32.
+    embed: (table, ids) => (table.dtype === 'int32' ? toF32(gather(unpackTable(table), inputs.ids[ids])) : gather(w(table), inputs.ids[ids])),
 
     linear: (x: Ref, p: Linear) =>
       g.scope('linear', () => {
