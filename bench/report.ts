@@ -91,13 +91,14 @@ export function wholeRunMarkdown(w: WholeRunReport): string {
     `Whole process, ${w.ours.length} run${w.ours.length === 1 ? '' : 's'} each, alternating: ${what} (bin/e5 ran ${w.e5Build === 'dist' ? 'the compiled dist/' : 'the TypeScript sources through ts-node — run `make build` first for a fair start-up'}).`,
     '',
     table(['engine', 'median s', 'runs s', 'peak RSS MiB', 'time ÷ ours'], [
-      row('ours (bin/e5 embed)', w.oursMedianSeconds, w.ours, 1),
+      row(`ours (bin/e5 embed${w.oursFp32 ? ' --precision bf16' : ''})`, w.oursMedianSeconds, w.ours, 1),
+      ...(w.oursFp32 ? [row('ours at fp32 (bin/e5 embed)', w.oursFp32.medianSeconds, w.oursFp32.runs, w.oursFp32.speedup)] : []),
       ...(w.torch ? [row('torch (python3 start + import + load + forward)', w.torchMedianSeconds!, w.torch, w.speedupVsTorch!)] : []),
       ...(w.st ? [row('sentence-transformers (start + import + load + encode)', w.stMedianSeconds!, w.st, w.speedupVsSt!)] : []),
       ...Object.entries(w.ort ?? {}).map(([n, r]) => row(`${n} (python3 start + import + session + tokenize + encode)`, r!.medianSeconds, r!.runs, r!.speedup)),
     ], new Set([1, 3, 4])),
     '',
-    `max |Δ| of the printed embeddings vs ours: ${w.maxAbsDiff.toExponential(1)}${w.int8MaxAbsDiff === undefined ? '' : `; onnxruntime int8: ${w.int8MaxAbsDiff.toExponential(1)}`}`,
+    `max |Δ| of the printed embeddings vs ours${w.oursFp32 ? ' at fp32' : ''}: ${w.maxAbsDiff.toExponential(1)}${w.oursFp32 ? `; ours bf16: ${w.oursFp32.bf16MaxAbsDiff.toExponential(1)}` : ''}${w.int8MaxAbsDiff === undefined ? '' : `; onnxruntime int8: ${w.int8MaxAbsDiff.toExponential(1)}`}`,
   ].join('\n');
 }
 

@@ -1,7 +1,8 @@
 /**
  * Whole runs: what a user waits for when embedding one query from the shell.
  *
- *   ours   node bin/e5 embed "query: …" --model DIR --threads N   (start, load, tokenize, encode, print)
+ *   ours   node bin/e5 embed "query: …" --model DIR --threads N   (start, load, tokenize, encode, print);
+ *          at --precision bf16, ours at fp32 too (ours-fp32), the baseline bf16 is measured against
  *   torch  python3 bench/torch_bench.py --whole-run --model DIR --threads N "query: …"
  *          (interpreter start, import torch, load, tokenize, one forward, print)
  *   st     PY bench/st_bench.py --whole-run ... (sentence-transformers: import, load, encode, print)
@@ -47,7 +48,7 @@ export interface ProcessRun {
   maxRssKiB?: number;
 }
 
-export type WholeRunEngine = 'ours' | 'torch' | 'st' | 'ort-fp32' | 'ort-int8';
+export type WholeRunEngine = 'ours' | 'ours-fp32' | 'torch' | 'st' | 'ort-fp32' | 'ort-int8';
 
 export interface WholeRunReport {
   text: string;
@@ -72,6 +73,12 @@ export interface WholeRunReport {
   maxAbsDiff: number;
   /** The same for onnxruntime int8, when it ran. */
   int8MaxAbsDiff?: number;
+  /**
+   * At --precision bf16, ours at fp32 runs beside it as the baseline: its runs, median, its time ÷
+   * bf16's (> 1: bf16 is faster), and the bf16 embedding's max |Δ| to it. The float peers are then
+   * compared with ours at fp32.
+   */
+  oursFp32?: { runs: ProcessRun[]; medianSeconds: number; speedup: number; bf16MaxAbsDiff: number };
 }
 
 const TIME = '/usr/bin/time';
@@ -114,11 +121,11 @@ export async function wholeRun(o: WholeRunOptions): Promise<WholeRunReport> {
   const env = { ...process.env, OMP_WAIT_POLICY: 'PASSIVE' };
   const script = (name: string) => path.join(root, 'bench', name);
   const source = o.input ? ['--input', o.input.file] : [text];
+  const e5 = [path.join(root, 'bin', 'e5'), 'embed', ...source, '--model', o.modelDir, '--threads', String(o.threads), '--progress', 'off', '-q', ...(o.backend ? ['--backend', o.backend] : [])];
+  const lowPrecision = o.precision !== undefined && o.precision !== 'fp32';
   const contenders: Array<{ who: WholeRunEngine; cmd: string; args: string[]; env: NodeJS.ProcessEnv }> = [
-    {
-      who: 'ours', cmd: process.execPath, env: process.env,
-      args: [path.join(root, 'bin', 'e5'), 'embed', ...source, '--model', o.modelDir, '--threads', String(o.threads), '--progress', 'off', '-q', ...(o.backend ? ['--backend', o.backend] : []), ...(o.precision && o.precision !== 'fp32' ? ['--precision', o.precision] : [])],
-    },
+    { who: 'ours', cmd: process.execPath, env: process.env, args: [...e5, ...(lowPrecision ? ['--precision', o.precision!] : [])] },
+    ...(lowPrecision ? [{ who: 'ours-fp32' as const, cmd: process.execPath, env: process.env, args: e5 }] : []),
   ];
   if (!o.input) contenders.push({ who: 'torch', cmd: o.python, env, args: [script('torch_bench.py'), '--whole-run', '--model', o.modelDir, '--threads', String(o.threads), text] });
   if (o.stPython && fs.existsSync(o.stPython)) {
@@ -128,7 +135,7 @@ export async function wholeRun(o: WholeRunOptions): Promise<WholeRunReport> {
     contenders.push({ who, cmd: o.ort!.python, env: process.env, args: [script('ort_bench.py'), '--whole-run', '--onnx', onnx, '--model', o.modelDir, '--threads', String(o.threads), ...source] });
   }
   const runs: Record<string, ProcessRun[]> = Object.fromEntries(contenders.map((c) => [c.who, []]));
-  let diff = 0, int8Diff: number | undefined;
+  let diff = 0, int8Diff: number | undefined, bf16Diff = 0;
   for (let r = 0; r < o.repeats; r++) {
     // Rotate who goes first, so a warm page cache favours no one.
     const order = contenders.map((_, i) => contenders[(i + r) % contenders.length]);
@@ -139,9 +146,11 @@ export async function wholeRun(o: WholeRunOptions): Promise<WholeRunReport> {
       runs[c.who].push({ seconds: run.seconds, maxRssKiB: run.maxRssKiB });
     }
     // int8 weights move the embedding by ~1e-2: compared with ours apart, so it cannot hide a float engine's error.
-    const ours = printed.get('ours')!;
+    // So does bf16 by ~1e-3: the float peers are compared with ours at fp32 when it ran.
+    const ours = printed.get('ours-fp32') ?? printed.get('ours')!;
     for (const [who, e] of printed) {
       if (who === 'ort-int8') int8Diff = Math.max(int8Diff ?? 0, maxAbsDiff(ours, e));
+      else if (who === 'ours' && lowPrecision) bf16Diff = Math.max(bf16Diff, maxAbsDiff(ours, e));
       else diff = Math.max(diff, maxAbsDiff(ours, e));
     }
     o.log(`whole run ${r + 1}/${o.repeats}: ${contenders.map((c) => `${c.who} ${runs[c.who][r].seconds.toFixed(2)} s`).join(', ')}`);
@@ -156,5 +165,6 @@ export async function wholeRun(o: WholeRunOptions): Promise<WholeRunReport> {
   return {
     text, ...(o.input ? { input: { texts: o.input.texts, tokens: o.input.tokens } } : {}), e5Build: e5RunsDist() ? 'dist' : 'ts-node',
     ours: runs.ours, oursMedianSeconds, ...torch, ...st, ...ort, maxAbsDiff: diff, ...(int8Diff === undefined ? {} : { int8MaxAbsDiff: int8Diff }),
+    ...(lowPrecision ? { oursFp32: { runs: runs['ours-fp32'], medianSeconds: med('ours-fp32'), speedup: med('ours-fp32') / oursMedianSeconds, bf16MaxAbsDiff: bf16Diff } } : {}),
   };
 }

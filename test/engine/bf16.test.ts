@@ -90,6 +90,28 @@ describe("precision 'bf16' (tensorflow)", function () {
     assert.equal(tf.memory().numTensors, before, 'the refused forwards leave nothing behind');
   });
 
+  it('reading hook points changes no value of the forward: mlp.hook_pre (inside the fused GEMM + GELU) included, bit for bit', () => {
+    const batch = { inputIds: [[101, 2023, 2003, 1037, 3231, 102], [101, 7592, 2088, 999, 2154, 102]] };
+    const L = bf16.config.numHiddenLayers;
+    const plain = bf16.bert.forward(batch);
+    const names = [blockHook(0, 'mlp.hook_pre'), blockHook(L - 1, 'mlp.hook_pre'), blockHook(L - 1, 'mlp.hook_post'), blockHook(0, 'attn.hook_q')];
+    const r = bf16.bert.runWithCache(batch, { names });
+    assert.deepEqual(Array.from(r.output.embedding.dataSync()), Array.from(plain.embedding.dataSync()), 'the same embedding, bit for bit');
+    // hook_pre is the Linear's output rounded to bf16 (≤ 2^-9 relative), hook_post GELU (float32,
+    // inside the GEMM) of the unrounded one, rounded to bf16 (≤ 2^-9): so |post − gelu(pre)| ≤
+    // 2^-9·|post| + max|gelu'|·2^-9·|pre| (max gelu' ≈ 1.13); allowed twice that, for the copy's
+    // own summation order. The same pre-activation, not another.
+    const pre = r.cache.get(names[1]).dataSync(), post = r.cache.get(names[2]).dataSync();
+    const gelu = (x: number) => 0.5 * x * (1 + erf(x / Math.SQRT2));
+    for (let i = 0; i < pre.length; i++) {
+      const want = gelu(pre[i]);
+      assert.ok(Math.abs(post[i] - want) <= 2 ** -8 * (Math.abs(want) + 1.13 * Math.abs(pre[i])) + 1e-6, `hook_post[${i}] ${post[i]} vs gelu(hook_pre) ${want} (hook_pre ${pre[i]})`);
+    }
+    plain.dispose();
+    r.output.dispose();
+    r.cache.dispose();
+  });
+
   it("e5 explain (gradients, op by op) refuses a bf16 model, naming the precision", async () => {
     await assert.rejects(explain(bf16, 'query', 'passage'), (e: Error) => e instanceof ExplainError && e.code === 'precision' && /precision 'bf16'/.test(e.message));
   });
@@ -132,3 +154,10 @@ describe("precision 'bf16' (tensorflow)", function () {
     assert.equal(cpu.stdout, '', 'nothing written: no silent fp32 run');
   });
 });
+
+/** erf to ~1e-7 (Abramowitz–Stegun 7.1.26 is 1.5e-7): enough for a bf16 comparison. */
+function erf(x: number): number {
+  const t = 1 / (1 + 0.3275911 * Math.abs(x));
+  const y = 1 - ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * Math.exp(-x * x);
+  return x >= 0 ? y : -y;
+}

@@ -46,6 +46,8 @@ export function graphOps(g: GraphBuilder, c: BertConfig, weights: Map<tf.Tensor,
    * and each value's one Cast to the other type, shared by all who need it.
    */
   const low = new Set<Ref>();
+  /** Each bf16 Linear's output, and how to write that Linear again (see `observe`). */
+  const again = new Map<Ref, () => Ref>();
   const casts = new Map<Ref, Ref>();
   const lowValue = (x: Ref): Ref => (low.add(x), x);
   const toLow = (x: Ref): Ref => (low.has(x) ? x : memo(x, () => lowValue(cast(x, 'float32', 'bfloat16'))));
@@ -56,10 +58,10 @@ export function graphOps(g: GraphBuilder, c: BertConfig, weights: Map<tf.Tensor,
     return c;
   };
   /** A packed bf16 weight (int32 [out, in/2]) as bf16 [out, in]. */
-  const unpackTable = (t: tf.Tensor): Ref => {
-    const [out, half] = t.shape;
+  const unpackTable = (t: tf.Tensor, rows = t.shape[0]): Ref => {
+    const half = t.shape[1]!;
     const bits = g.op('Bitcast', [w(t)], { T: type('int32'), type: type('bfloat16') }); // [out, in/2, 2]
-    return lowValue(g.op('Reshape', [bits, g.constant([out, 2 * half], 'int32')], { T: type('bfloat16'), Tshape: type('int32') }));
+    return lowValue(g.op('Reshape', [bits, g.constant([rows, 2 * half], 'int32')], { T: type('bfloat16'), Tshape: type('int32') }));
   };
   const unpack = (p: Linear): Ref => unpackTable(p.weight);
   const H = c.numAttentionHeads, Dh = c.hiddenSize / H;
@@ -101,7 +103,11 @@ export function graphOps(g: GraphBuilder, c: BertConfig, weights: Map<tf.Tensor,
   const toHeads = (x: Ref): Ref => transpose(reshape(inputs.cells ? gather(x, inputs.cells) : x, inputs.headsShape), [0, 2, 1, 3]);
 
   const ops: EncoderOps<Ref> & GraphValues = {
-    float32: toF32,
+    // In bf16 the GELU runs inside the GEMM, on its float32 accumulators; a second consumer of the
+    // GEMM's output would keep grappler from fusing them, and the GELU would run as bf16 ops. So
+    // mlp.hook_pre reads a copy of the Linear, computed only when it is fetched: reading it changes
+    // no value of the forward.
+    observe: (name, x) => toF32(bf16 && name.endsWith('mlp.hook_pre') && again.has(x) ? again.get(x)!() : x),
 
     // A bf16 table (int32 pairs, precision 'bf16') is gathered as bf16 rows, each row then float32.
     embed: (table, ids) => (table.dtype === 'int32' ? toF32(gather(unpackTable(table), inputs.ids[ids])) : gather(w(table), inputs.ids[ids])),
@@ -111,8 +117,12 @@ export function graphOps(g: GraphBuilder, c: BertConfig, weights: Map<tf.Tensor,
         if (p.bf16) {
           // MatMul + BiasAdd (+ the GELU after it) in bf16: one oneDNN GEMM whose bias and GELU
           // run on its float32 accumulators before the result is rounded to bf16.
-          const product = g.op('MatMul', [toLow(x), unpack(p)], { ...T('bfloat16'), transpose_a: bool(false), transpose_b: bool(true) });
-          return lowValue(g.op('BiasAdd', [product, toLow(w(p.bias))], { ...T('bfloat16'), data_format: { s: 'NHWC' } }));
+          const out = lowValue(g.op('BiasAdd', [g.op('MatMul', [toLow(x), unpack(p)], { ...T('bfloat16'), transpose_a: bool(false), transpose_b: bool(true) }), toLow(w(p.bias))], { ...T('bfloat16'), data_format: { s: 'NHWC' } }));
+          // The copy (`observe`) reads the weight through a Reshape of its own (to [-1, in]), so that
+          // grappler does not merge it with this one; it is the same MatMul + BiasAdd otherwise.
+          again.set(out, () =>
+            lowValue(g.op('BiasAdd', [g.op('MatMul', [toLow(x), unpackTable(p.weight, -1)], { ...T('bfloat16'), transpose_a: bool(false), transpose_b: bool(true) }), toLow(w(p.bias))], { ...T('bfloat16'), data_format: { s: 'NHWC' } })));
+          return out;
         }
         const product = g.op('MatMul', [x, w(p.weight)], { ...T(), transpose_a: bool(false), transpose_b: bool(p.outIn === true) });
         return g.op('BiasAdd', [product, w(p.bias)], { ...T(), data_format: { s: 'NHWC' } });
@@ -188,8 +198,8 @@ export function graphOps(g: GraphBuilder, c: BertConfig, weights: Map<tf.Tensor,
 
 /** What the graph's hook points need to know of the values bert.ts passes. */
 export interface GraphValues {
-  /** x as float32 (a Cast where it is bf16). */
-  float32(x: Ref): Ref;
+  /** The float32 node a hook point fetches for x (a Cast where x is bf16). */
+  observe(name: HookName, x: Ref): Ref;
 }
 
 /**
@@ -204,7 +214,7 @@ export function graphHooks(g: GraphBuilder, values: GraphValues): HookSite<Ref> 
     // fetches the ones a forward caches, and TensorFlow prunes the rest.
     wants: () => true,
     at(name, x) {
-      outputs.set(name, g.op('Identity', [values.float32(x)], T(), name));
+      outputs.set(name, g.op('Identity', [values.observe(name, x)], T(), name));
       return x;
     },
   };
