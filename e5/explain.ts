@@ -214,7 +214,7 @@ export async function explain(m: EmbeddingModel, query: string, passage: string,
     throw new ExplainError('weights_released', 'model', `${m.info.name} was loaded with keepLinearWeights: false; gradients need the Linear weights: load it with them kept (the default)`);
   }
   if (m.info.precision === 'bf16') {
-    throw new ExplainError('precision', 'model', `${m.info.name} was loaded with precision 'bf16', whose weights only the compiled graph reads; gradients run op by op: load it with precision 'fp32' (the default)`);
+    throw new ExplainError('precision', 'model', `${m.info.name} was loaded with precision 'bf16': attributions are gradients, and bf16's rounding has none worth the name (zero almost everywhere): load it with precision 'fp32' (the default)`);
   }
   const warnings: string[] = [];
   const warn = (w: string) => {

@@ -15,16 +15,30 @@ import type { PackedInput, Rows } from './rows';
 
 type T2 = tf.Tensor2D;
 
-/** One eager forward of engine/bert.ts over `kernels` (a backend's Ops), with `hooks` and an optional head intervention. */
-export function eagerForward(c: BertConfig, kernels: Ops, input: PackedInput, hooks: HookContext, heads?: HeadIntervention): Forward<tf.Tensor> {
+/**
+ * One eager forward of engine/bert.ts over `kernels` (a backend's Ops), with `hooks` and an optional
+ * head intervention. `bf16`: the model's weights are packed bf16 (precision 'bf16'); the forward
+ * then rounds to bf16 wherever the compiled graph (engine/backends/tensorflow/graph/ops.ts) holds
+ * a value in bf16 — each Linear's input, bias and output, the GELU's output, attention's products —
+ * with the backend's Bf16Kernels, and keeps float32 where the graph does.
+ */
+export function eagerForward(c: BertConfig, kernels: Ops, input: PackedInput, hooks: HookContext, heads?: HeadIntervention, bf16 = false): Forward<tf.Tensor> {
   checkEmbeddingIds(c, input);
+  const low = bf16 ? kernels.bf16 : undefined;
+  if (bf16 && !low) throw new Error("precision 'bf16' cannot run op by op on this backend (the tensorflow backend can)");
   const H = c.numAttentionHeads, Dh = c.hiddenSize / H;
-  const a: AttentionInput = { rows: input.rows, heads: H, headSize: Dh, keyMask: input.attentionMask, scale: Math.sqrt(Dh) };
+  const a: AttentionInput = { rows: input.rows, heads: H, headSize: Dh, keyMask: input.attentionMask, scale: Math.sqrt(Dh), ...(low && { round: (x: tf.Tensor) => low.round(x) }) };
   const ops: EncoderOps<tf.Tensor> = {
-    embed: (table, ids) => kernels.gather(table, input[ids]),
-    linear: (x, p) => kernels.linear(x as T2, p),
+    // A packed bf16 table: its rows gathered as int32 pairs, then unpacked.
+    embed: (table, ids) => (table.dtype === 'int32' && low ? tf.tidy(() => low.unpack(kernels.gather(table, input[ids]))) : kernels.gather(table, input[ids])),
+    linear: (x, p) =>
+      p.bf16 && low
+        ? tf.tidy(() => low.round(kernels.linear(low.round(x as T2), { weight: low.unpack(p.weight), bias: low.round(p.bias), outIn: true })))
+        : kernels.linear(x as T2, p),
     layerNorm: (x, p, eps) => kernels.layerNorm(x as T2, p, eps),
-    activation: (x, act) => activation(kernels, x as T2, act),
+    // (The graph applies GELU to the GEMM's float32 accumulators, inside it; here to the Linear's
+    // bf16 output: a difference of one rounding of the pre-activation.)
+    activation: (x, act) => (low ? tf.tidy(() => low.round(activation(kernels, x as T2, act))) : activation(kernels, x as T2, act)),
     add: (x, y) => tf.add(x, y),
     attention: (q, k, v) => kernels.attention(q as T2, k as T2, v as T2, a),
     attentionScores: (q, k) => kernels.attentionScores(q as T2, k as T2, a),

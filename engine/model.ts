@@ -182,12 +182,8 @@ export class BertModel {
         return hidden;
       }
     }
-    if (isBf16(this.params)) {
-      // bfloat16 weights exist only for the compiled graph; an fp32 run in their place would be silent.
-      const why = !compiled ? 'compiled: false was asked for' : 'a hook function looks inside the encoder (hook functions run op by op)';
-      throw new Error(`this model runs at precision 'bf16', which runs compiled only, and ${why}: load it with precision 'fp32' for that (read-only hooks and head interventions run compiled)`);
-    }
-    return encoder(this.params, eagerForward(this.config, this.runtime.ops, input, ctx, heads)) as tf.Tensor2D;
+    // bf16 op by op rounds where the graph holds bf16 (engine/eager.ts).
+    return encoder(this.params, eagerForward(this.config, this.runtime.ops, input, ctx, heads, isBf16(this.params))) as tf.Tensor2D;
   }
 
   dispose(): void {

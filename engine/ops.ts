@@ -24,6 +24,19 @@ export interface AttentionInput {
   keyMask: Int32Array;
   /** Scores are divided by this (√Dh). */
   scale: number;
+  /**
+   * Precision 'bf16' op by op: rounds a product to bf16 where the compiled graph holds it in bf16
+   * (q·kᵀ and its scaling, the pattern before ·v, z). Absent at fp32.
+   */
+  round?: (x: tf.Tensor) => tf.Tensor;
+}
+
+/** Precision 'bf16' op by op (engine/eager.ts): bf16 values carried in float32 tensors. */
+export interface Bf16Kernels {
+  /** x rounded to the nearest bf16 (ties to even), as float32: what Cast to bfloat16 and back gives. */
+  round<T extends tf.Tensor>(x: T): T;
+  /** Packed bf16 pairs (int32 [rows, cols/2], weights/params.ts Linear.bf16) as float32 [rows, cols]. */
+  unpack(packed: tf.Tensor2D): tf.Tensor2D;
 }
 
 export interface Ops {
@@ -48,6 +61,8 @@ export interface Ops {
   attentionScores(q: tf.Tensor2D, k: tf.Tensor2D, a: AttentionInput): tf.Tensor4D; // [B,H,T,T]
   attentionSoftmax(scores: tf.Tensor4D, a: AttentionInput): tf.Tensor4D; // [B,H,T,T]
   attentionZ(pattern: tf.Tensor4D, v: tf.Tensor2D, a: AttentionInput): tf.Tensor2D; // [N,D]
+  /** Where the backend can run precision 'bf16' op by op (tensorflow): its kernels; its attention honours AttentionInput.round. */
+  bf16?: Bf16Kernels;
 }
 
 // ---------------------------------------------------------------- what engine/bert.ts is written against

@@ -32,7 +32,7 @@ export interface Linear {
   /**
    * The weight held as bfloat16 (precision 'bf16'): an int32 tensor [out, in/2], each element two
    * bf16 values (element 2j in its low half), [out, in] when unpacked; only the TensorFlow graph
-   * reads it (engine/backends/tensorflow/graph/ops.ts). Implies `outIn`.
+   * reads it as bf16 (engine/backends/tensorflow/graph/ops.ts); op by op it is unpacked to its float32 values (engine/eager.ts). Implies `outIn`.
    */
   bf16?: boolean;
   [PACKED_WEIGHT]?: tf.Tensor2D;

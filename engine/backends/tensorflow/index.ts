@@ -13,6 +13,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { BackendOptions, BackendPlugin, genericRuntime, resolvePackage, Runtime, setTfBackend } from '../../runtime';
 import { compileEncoderGraph } from './graph/encoder';
 import { withStderrSilenced } from './quiet';
+import { bf16Kernels } from './bf16';
 import { tensorflowOps } from './ops';
 import { tfOps } from './tf-ops';
 import { tensorflowWeightSink } from './weights';
@@ -46,7 +47,7 @@ export const plugin: BackendPlugin = {
     const binding = (tf.backend() as unknown as { binding?: { TF_Version?: string } }).binding;
     const info = { name: 'tensorflow' as const, threads: Number(process.env.TF_NUM_INTRAOP_THREADS) || threads, tfjsVersion: tf.version_core, nativeVersion: binding?.TF_Version };
     return {
-      ...genericRuntime(info, tensorflowOps(tfOps())),
+      ...genericRuntime(info, tensorflowOps(tfOps(), bf16Kernels())),
       weightSink: (c, plan, o) => tensorflowWeightSink(plan, { precision: o.precision, config: c }),
       compileEncoder: opts.graph === false ? undefined : compileEncoderGraph,
     };

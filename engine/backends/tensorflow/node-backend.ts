@@ -13,7 +13,7 @@ export interface OpAttr {
 }
 
 export interface NodeBackend {
-  binding: { TF_ATTR_TYPE: number; TF_ATTR_BOOL: number; TF_FLOAT: number; TF_ATTR_STRING: number };
+  binding: { TF_ATTR_TYPE: number; TF_ATTR_BOOL: number; TF_FLOAT: number; TF_INT32: number; TF_ATTR_STRING: number };
   /** Makes the TensorFlow tensor of each input now (from its JavaScript array, the first time) and returns their ids. */
   getInputTensorIds(tensors: tf.Tensor[]): number[];
   /** Runs one TensorFlow op by name in the eager runtime. */

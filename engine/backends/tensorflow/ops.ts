@@ -7,7 +7,7 @@
  * no reason to go row by row or head by head here.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { AttentionInput, Ops } from '../../ops';
+import type { AttentionInput, Bf16Kernels, Ops } from '../../ops';
 import type { Linear } from '../../../weights/params';
 import { genericOps } from '../generic/ops';
 import { AttentionGrid, attentionGrid } from './grid';
@@ -38,21 +38,25 @@ function fromHeads(z: tf.Tensor4D, g: Grid): tf.Tensor2D {
 }
 
 function scores(q: tf.Tensor2D, k: tf.Tensor2D, a: AttentionInput, g: Grid): tf.Tensor4D {
-  const s = tf.div(tf.matMul(toHeads(q, a, g), toHeads(k, a, g), false, true), a.scale) as tf.Tensor4D; // [R,H,T,T]
+  const product = tf.matMul(toHeads(q, a, g), toHeads(k, a, g), false, true); // [R,H,T,T]
+  // bf16 (a.round): the graph's bf16 product times bf16(1/√Dh), each rounded (exact for Dh = 64).
+  const s = (a.round ? a.round(tf.mul(a.round(product), a.round(tf.scalar(1 / a.scale)))) : tf.div(product, a.scale)) as tf.Tensor4D;
   if (g.dense) return s;
   return tf.add(s, tf.tensor4d(g.keyMask, [a.rows.count, 1, 1, g.T])) as tf.Tensor4D;
 }
 
 function z(pattern: tf.Tensor4D, v: tf.Tensor2D, a: AttentionInput, g: Grid): tf.Tensor2D {
-  return fromHeads(tf.matMul(pattern, toHeads(v, a, g)) as tf.Tensor4D, g); // [R,H,T,Dh] → [N,D]
+  const r = a.round ?? ((x: tf.Tensor) => x);
+  return fromHeads(r(tf.matMul(r(pattern), toHeads(v, a, g))) as tf.Tensor4D, g); // [R,H,T,Dh] → [N,D]
 }
 
 /** The encoder's operations on TensorFlow; `tf` is tfjs-node's backend, for ops called by name. */
-export function tensorflowOps(tfops: TfOps | undefined): Ops {
+export function tensorflowOps(tfops: TfOps | undefined, bf16?: Bf16Kernels): Ops {
   return {
     ...genericOps,
     ...(tfops && { linear: (x: tf.Tensor2D, p: Linear) => tfops.matMulBias(x, p.weight, p.bias, p.outIn === true) }),
     ...batchedAttention,
+    ...(bf16 && { bf16 }),
   };
 }
 
