@@ -23,6 +23,12 @@
  *
  * Linear weights stay in PyTorch's [out, in] layout (the matmul takes Wᵀ), so nothing is
  * transposed either.
+ *
+ * With an addon that has readInBackground, the F32 tensors' bytes (bf16: rounded on the way) are
+ * read after the load returns, by two native threads, behind a barrier on the backend
+ * (./background.ts): the tensors are made over their slots at once, which TensorFlow keeps
+ * without reading them — checked once a process (tensorflowKeepsSlots), since on a TensorFlow
+ * that copied them the copy would hold zeros.
  */
 import * as fs from 'fs';
 import * as tf from '@tensorflow/tfjs-core';
@@ -33,14 +39,22 @@ import type { BertConfig } from '../../../weights/config';
 import { linearParameterCount, ParamsPlan } from '../../../weights/params';
 import type { Precision } from '../../runtime';
 import { f32ToBF16Bits } from '../../../weights/safetensors';
+import { backgroundReads, guardBackend } from './background';
 
 const ALIGN = 64;
 
-/** `aligned: false` takes the scratch route even where the addon is installed (for tests). */
-export function tensorflowWeightSink(plan?: ParamsPlan, opts: { aligned?: boolean; precision?: Precision; config?: BertConfig } = {}): WeightSink {
+/**
+ * `aligned: false` takes the scratch route even where the addon is installed (for tests);
+ * `background: false` reads into the arena before the load returns, as builds of the addon
+ * without readInBackground do.
+ */
+export function tensorflowWeightSink(plan?: ParamsPlan, opts: { aligned?: boolean; precision?: Precision; config?: BertConfig; background?: boolean } = {}): WeightSink {
   const backend = nodeBackend();
   if (typeof backend.getInputTensorIds !== 'function') return plainWeightSink();
   const addon = opts.aligned === false ? undefined : posixAddon();
+  const later = addon?.readInBackground && opts.background !== false;
+  // The load makes weight tensors while another model's reads may be pending: past the barrier.
+  const adopt = (t: tf.Tensor) => void (later ? guardBackend(backend).getInputTensorIds! : backend.getInputTensorIds!).call(backend, [t]);
   const bf16 = opts.precision === 'bf16';
   if (bf16) {
     const why = bf16Unsupported();
@@ -49,6 +63,7 @@ export function tensorflowWeightSink(plan?: ParamsPlan, opts: { aligned?: boolea
   // bf16: the encoder's Linear weights take 2 bytes an element (the pooler's stays float32).
   const halved = bf16 && opts.config ? linearParameterCount(opts.config, false, 'weights') : 0;
   const slot = addon ? arenaSlots(addon, plan && 4 * plan.parameterCount - 2 * halved) : scratchSlot();
+  const deferred = later && tensorflowKeepsSlots(addon!, backend, adopt) ? backgroundReads(addon!, slot, adopt) : undefined;
   let scratch = new Float32Array(0);
   const packLinear = ([out, inp]: [number, number], fill: (dst: Float32Array) => void): tf.Tensor2D => {
     if (inp % 2) throw new Error(`bf16 weights need an even input size, got [${out}, ${inp}]`);
@@ -58,7 +73,7 @@ export function tensorflowWeightSink(plan?: ParamsPlan, opts: { aligned?: boolea
     const dst = slot((out * inp) / 2);
     f32ToBF16Bits(values, new Uint16Array(dst.buffer, dst.byteOffset, out * inp)); // round to nearest even
     const t = tf.tensor2d(new Int32Array(dst.buffer, dst.byteOffset, dst.length), [out, inp / 2], 'int32');
-    backend.getInputTensorIds!([t]);
+    adopt(t);
     return t;
   };
   return {
@@ -66,11 +81,12 @@ export function tensorflowWeightSink(plan?: ParamsPlan, opts: { aligned?: boolea
     ...plainWeightSink(),
     linearLayout: 'out-in', // oneDNN multiplies by Wᵀ as fast: no transpose at load
     nativeRead: addon?.readF32 ? addon.readF32.bind(addon) : undefined,
+    deferred,
     newTensor(shape, fill) {
       const dst = slot(shape.reduce((a, b) => a * b, 1));
       fill(dst);
       const t = tf.tensor(dst, shape, 'float32');
-      backend.getInputTensorIds!([t]); // the TensorFlow tensor now, from this memory
+      adopt(t); // the TensorFlow tensor now, from this memory
       return t;
     },
   };
@@ -96,6 +112,29 @@ function arenaSlots(addon: PosixAddon, plannedBytes: number | undefined): (n: nu
     used += bytes;
     return slot;
   };
+}
+
+let keepsSlots: boolean | undefined;
+
+/**
+ * Whether TensorFlow keeps a slot as the tensor's memory rather than copying it when the tensor is
+ * made (the background reads rely on it: a copy made before the bytes arrive would hold zeros).
+ * One 64-byte-aligned slot, the weakest alignment the arena gives, written after its TensorFlow
+ * tensor was made and read back through TensorFlow; once a process.
+ */
+function tensorflowKeepsSlots(addon: PosixAddon, backend: ReturnType<typeof nodeBackend>, adopt: (t: tf.Tensor) => void): boolean {
+  if (keepsSlots !== undefined) return keepsSlots;
+  const slot = new Float32Array(addon.pageAlignedBuffer(4096), ALIGN, 4);
+  const t = tf.tensor(slot, [4], 'float32');
+  try {
+    adopt(t);
+    slot[0] = 1;
+    const readSync = guardBackend(backend).readSync!;
+    keepsSlots = (readSync.call(backend, t.dataId) as Float32Array)[0] === 1;
+  } finally {
+    t.dispose();
+  }
+  return keepsSlots;
 }
 
 /** One reused array, 4 bytes into its buffer: TensorFlow copies it. */
