@@ -101,6 +101,11 @@ export function guardBackend(backend: object): Guardable {
   return originals;
 }
 
+/** `backend`'s own methods: the unguarded ones where the barrier is on, else the backend itself. */
+export function unguardedMethods(backend: object): Guardable {
+  return unguarded.get(backend) ?? (backend as Guardable);
+}
+
 interface Job {
   source: F32Source;
   buffer: ArrayBuffer;

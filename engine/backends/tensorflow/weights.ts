@@ -39,7 +39,7 @@ import type { BertConfig } from '../../../weights/config';
 import { linearParameterCount, ParamsPlan } from '../../../weights/params';
 import type { Precision } from '../../runtime';
 import { f32ToBF16Bits } from '../../../weights/safetensors';
-import { backgroundReads, guardBackend } from './background';
+import { backgroundReads, guardBackend, unguardedMethods } from './background';
 
 const ALIGN = 64;
 
@@ -53,8 +53,10 @@ export function tensorflowWeightSink(plan?: ParamsPlan, opts: { aligned?: boolea
   if (typeof backend.getInputTensorIds !== 'function') return plainWeightSink();
   const addon = opts.aligned === false ? undefined : posixAddon();
   const later = addon?.readInBackground && opts.background !== false;
-  // The load makes weight tensors while another model's reads may be pending: past the barrier.
-  const adopt = (t: tf.Tensor) => void (later ? guardBackend(backend).getInputTensorIds! : backend.getInputTensorIds!).call(backend, [t]);
+  // A load makes weight tensors while another model's reads may be pending (and failed): past the
+  // barrier, which reads nothing of the new tensors.
+  if (later) guardBackend(backend);
+  const adopt = (t: tf.Tensor) => void unguardedMethods(backend).getInputTensorIds!.call(backend, [t]);
   const bf16 = opts.precision === 'bf16';
   if (bf16) {
     const why = bf16Unsupported();
@@ -129,7 +131,7 @@ function tensorflowKeepsSlots(addon: PosixAddon, backend: ReturnType<typeof node
   try {
     adopt(t);
     slot[0] = 1;
-    const readSync = guardBackend(backend).readSync!;
+    const readSync = unguardedMethods(backend).readSync!;
     keepsSlots = (readSync.call(backend, t.dataId) as Float32Array)[0] === 1;
   } finally {
     t.dispose();
