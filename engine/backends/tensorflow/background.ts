@@ -9,8 +9,9 @@
  * (header, names, shapes, dtypes, sizes against the file size), makes every weight tensor over its
  * arena slot at once — TensorFlow keeps the slot as the tensor's memory, so nothing reads it — and
  * hands the list of reads to two native threads, which pread each tensor into its slot (bf16: round
- * it there), checking for NaN/Inf as they go, while JavaScript goes on: the tokenizer and, on the
- * first large forward, the ~1 s of building the compiled graph.
+ * it there), checking for NaN/Inf as they go, while JavaScript goes on: the caller's own work and,
+ * on the first large forward, the ~1 s of building the compiled graph. e5-large: loadModel 0.81-0.83
+ * -> 0.09-0.11 s (medians), the weights all in ~0.70 s from its start (bench/load.ts).
  *
  * The barrier: every method of tfjs-node's backend through which a tensor's data reaches TensorFlow
  * or JavaScript (GUARDED) first waits for every pending batch — a native join, or one comparison
