@@ -91,7 +91,7 @@ test: build
 # as a graph input); its bit-level checks take the embedding tolerance on tensorflow.
 TF_SUITES := test/engine/model.test.ts test/engine/parity.test.ts test/engine/sublayer-parity.test.ts test/inspect/analysis.test.ts \
   test/cli/inspect.test.ts test/cli/cli.test.ts test/engine/native.test.ts test/engine/graph.test.ts \
-  test/eval/ablation.test.ts test/e5/explain.test.ts test/cli/explain.test.ts test/engine/bf16.test.ts
+  test/eval/ablation.test.ts test/e5/explain.test.ts test/cli/explain.test.ts test/engine/bf16.test.ts test/engine/background.test.ts
 # The numerical ones run a second time on oneDNN's AVX2 kernels (ONEDNN_MAX_CPU_ISA): oneDNN picks
 # kernels per CPU, so the last bits differ between machines of our kind, and a tolerance tighter than
 # the documented one (test/support/tolerance.ts) fails here rather than on someone else's machine.

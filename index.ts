@@ -2,7 +2,7 @@
  * Public library API. The CLI (cli/) is built only on what is exported here.
  */
 export { initBackend, backendInfo, currentRuntime, installedBackends, maxThreads, BACKEND_NAMES, PRECISIONS } from './engine/backend';
-export type { BackendInfo, BackendName, BackendOptions, Precision, Runtime } from './engine/backend';
+export type { BackendInfo, BackendName, BackendOptions, PendingWeights, Precision, Runtime } from './engine/backend';
 export type { Ops, AttentionInput, EncoderOps, HeadIntervention, HookSite, IdsName } from './engine/ops';
 export { encoder, layersFrom, encoderLayer, selfAttention, embeddings } from './engine/bert';
 export type { Forward } from './engine/bert';

@@ -213,6 +213,11 @@ export class StEngine extends ChildEngine {
     };
     return e;
   }
+
+  /** Loads the model again in the same process (bench/load.ts); its load_seconds. */
+  async reload(modelDir: string, threads: number): Promise<number> {
+    return num((await this.child.request({ cmd: 'load', model: modelDir, threads })).reply, 'load_seconds');
+  }
 }
 
 export type OrtPyVariant = 'fp32' | 'int8';

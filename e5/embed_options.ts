@@ -62,6 +62,7 @@ const LOAD_OPTION_CHECKS: Record<string, Check> = {
   prepack: boolean,
   keepLinearWeights: boolean,
   precision: oneOf(PRECISIONS),
+  backgroundRead: boolean,
 };
 
 

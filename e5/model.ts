@@ -12,7 +12,7 @@ import { BertConfig, readBertConfig } from '../weights/config';
 import { resolveModel, ResolvedModel, ResolveOptions } from '../weights/folder';
 import { loadBertParams, ParamsPlan, planParams } from '../weights/params';
 import { PoolingMode, readSentenceTransformersConfig, SentenceTransformersConfig } from '../weights/sentence_transformers';
-import { BackendInfo, currentRuntime, Precision, Runtime } from '../engine/backend';
+import { BackendInfo, currentRuntime, PendingWeights, Precision, Runtime } from '../engine/backend';
 import { HookContext } from '../engine/hooks';
 import { BertModel } from '../engine/model';
 import { packSequences } from '../engine/rows';
@@ -55,6 +55,16 @@ export interface LoadModelOptions extends ResolveOptions {
    * change values (which run op by op) are an error; read-only hooks and head interventions work.
    */
   precision?: Precision;
+  /**
+   * Read the weights' bytes in the background (default true; the tensorflow backend with `make
+   * native`'s addon, elsewhere the load reads them as always). loadModel then returns once the
+   * header, names, shapes, dtypes and sizes are checked and every weight tensor exists; two native
+   * threads fill them and check them for NaN/Inf meanwhile, and the backend holds every op until
+   * they are done (engine/backends/tensorflow/background.ts). What the reads find is thrown by the
+   * first forward (or waitForWeights/ready) as the load would have thrown it. false: all of it
+   * before loadModel returns.
+   */
+  backgroundRead?: boolean;
 }
 
 export interface ModelInfo extends ResolvedModel {
@@ -62,8 +72,14 @@ export interface ModelInfo extends ResolvedModel {
   name: string;
   plan: ParamsPlan;
   sentenceTransformers: SentenceTransformersConfig;
-  /** Seconds spent reading weights into backend memory, prepacking included. */
+  /** Seconds spent in loadModel from opening the weights until it returned, prepacking included. */
   loadSeconds: number;
+  /**
+   * Seconds from the same start until every weight was in memory and checked: loadSeconds where the
+   * load reads them itself; with background reads (LoadModelOptions.backgroundRead) when the last
+   * byte arrived, undefined while they still run (read it after ready() or a forward).
+   */
+  readonly weightsReadSeconds?: number;
   /** Of which preparing weights for the backend (0 when not prepacked). */
   prepackSeconds: number;
   /** 'released' when the Linear weights live only in XNNPACK's packed copies (keepLinearWeights: false). */
@@ -230,6 +246,22 @@ export class EmbeddingModel {
     return explain(this, query, passage, opts);
   }
 
+  /**
+   * Waits until every weight is in memory and checked, and throws what the reads found (a NaN/Inf,
+   * an I/O error, a file that changed: the SafetensorsError a synchronous load throws). Forwards
+   * wait by themselves; this is for whoever wants the check, or the reads' cost, paid now.
+   */
+  waitForWeights(): void {
+    this.bert.pendingWeights?.wait();
+  }
+
+  /** waitForWeights without blocking the event loop meanwhile (it polls every 2 ms until the reads end). */
+  async ready(): Promise<void> {
+    const pending = this.bert.pendingWeights;
+    while (pending && !pending.done()) await new Promise((r) => setTimeout(r, 2));
+    this.waitForWeights();
+  }
+
   /** Free the weights; embed() then throws. Safe to call twice. */
   dispose(): void {
     if (this.disposed) return;
@@ -292,24 +324,39 @@ export async function loadModel(nameOrDir: string, opts: LoadModelOptions = {}):
   const ckpt = Checkpoint.open(dir);
   const runtime = opts.runtime ?? currentRuntime();
   const precision = opts.precision ?? 'fp32'; // checkLoadArgs checked it is one of PRECISIONS
-  let loaded, sink;
+  let loaded, sink, pending: PendingWeights | undefined, tStart = t0;
   try {
     const plan = planParams(ckpt, config, dir); // names, shapes, dtypes: fails before any memory is touched
-    sink = runtime.weightSink(config, plan, { prepack: opts.prepack ?? true, keepLinearWeights: opts.keepLinearWeights ?? true, precision });
+    sink = runtime.weightSink(config, plan, { prepack: opts.prepack ?? true, keepLinearWeights: opts.keepLinearWeights ?? true, precision, background: opts.backgroundRead ?? true });
     if (precision === 'bf16' && !sink.packLinear) throw new PrecisionError(`precision 'bf16' needs the tensorflow backend's compiled graph; this is ${runtime.name} (use precision 'fp32')`);
     loaded = loadBertParams(ckpt, config, dir, {
       allowNonFinite: opts.allowNonFinite, newTensor: sink.newTensor, plan, onLinear: sink.onLinear, linearLayout: sink.linearLayout, nativeRead: sink.nativeRead, packLinear: sink.packLinear,
+      deferred: sink.deferred,
     });
+    // The reads start while the checkpoint's descriptors are open (the batch dup()s them).
+    tStart = performance.now();
+    pending = sink.deferred?.start();
   } finally {
     ckpt.close();
   }
-  const bert = new BertModel(config, loaded.params, st.pooling ?? 'mean', runtime);
+  const bert = new BertModel(config, loaded.params, st.pooling ?? 'mean', runtime, pending);
   await sink.done; // usually long done; the workers are unref'd and would not hold the process anyway
   const t1 = performance.now();
   const name = resolved.repoId ?? nameOrDir;
+  const loadSeconds = (t1 - t0) / 1000;
   const info: ModelInfo = {
-    ...resolved, name, plan: loaded.plan, sentenceTransformers: st, loadSeconds: (t1 - t0) / 1000, prepackSeconds: sink.prepareSeconds(), linearWeights: sink.linearWeights, precision,
+    ...resolved, name, plan: loaded.plan, sentenceTransformers: st, loadSeconds, prepackSeconds: sink.prepareSeconds(), linearWeights: sink.linearWeights, precision,
   };
+  // A getter: the background reads' end is known only once they are done.
+  const readFrom = (tStart - t0) / 1000;
+  Object.defineProperty(info, 'weightsReadSeconds', {
+    enumerable: true,
+    get: () => {
+      if (!pending) return loadSeconds;
+      const s = pending.readSeconds();
+      return s === undefined ? undefined : readFrom + s;
+    },
+  });
   const isE5 = opts.e5 ?? (looksLikeE5(name) || looksLikeE5(fs.realpathSync(dir)));
   return new EmbeddingModel(bert, tokenizer, info, isE5);
 }

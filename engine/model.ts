@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { BertConfig } from '../weights/config';
 import { BertParams, isBf16, paramTensors } from '../weights/params';
 import type { PoolingMode } from '../weights/sentence_transformers';
-import { BackendInfo, CompiledEncoder, currentRuntime, Runtime } from './runtime';
+import { BackendInfo, CompiledEncoder, currentRuntime, PendingWeights, Runtime } from './runtime';
 import { encoder } from './bert';
 import { eagerForward, publicView } from './eager';
 import { checkHeadIntervention } from './heads';
@@ -96,6 +96,11 @@ export class BertModel {
     readonly defaultPooling: PoolingMode = 'mean',
     /** The backend it computes on (default: the one tfjs computes on now, engine/backend.ts). */
     readonly runtime: Runtime = currentRuntime(),
+    /**
+     * The weights' bytes, when the backend still reads them in the background (WeightSink.deferred):
+     * its barrier holds every op until they are in; a forward after the reads failed throws their error.
+     */
+    readonly pendingWeights?: PendingWeights,
   ) {
     this.encoderHooks = allHookNames(config.numHiddenLayers).filter((n) => !(OUTPUT_HOOKS as readonly string[]).includes(n));
   }
@@ -136,6 +141,8 @@ export class BertModel {
 
   /** The forward pass on a packed input (engine/rows.ts). Public for the embedding path. */
   run(input: PackedInput, opts: ForwardOptions, hooks: HookContext): ForwardOutput {
+    // Never waits: the backend's barrier does, at the first op, so the reads overlap the graph's build.
+    this.pendingWeights?.throwIfFailed();
     const L = this.config.numHiddenLayers;
     // HF's hidden_states / attentions are views of hook points, captured through the cache.
     const hiddenNames: HookName[] = opts.outputHiddenStates
@@ -187,6 +194,7 @@ export class BertModel {
   }
 
   dispose(): void {
+    this.pendingWeights?.cancel(); // no thread writes into the weights once they are given back
     this.compiled?.dispose();
     this.compiled = null;
     paramTensors(this.params).forEach((t) => t.dispose());

@@ -9,7 +9,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { BertConfig } from '../weights/config';
 import type { NativeF32Read } from '../weights/safetensors';
-import { BertParams, freshTensor, Linear, ParamsPlan } from '../weights/params';
+import { BertParams, DeferredReads, freshTensor, Linear, ParamsPlan } from '../weights/params';
+export type { DeferredReads, PendingWeights } from '../weights/params';
 import type { HookName } from './hooks';
 import type { HeadIntervention, Ops } from './ops';
 import type { PackedInput } from './rows';
@@ -101,7 +102,10 @@ export interface WeightSink {
   nativeRead?: NativeF32Read;
   /** Precision 'bf16': the Linear weights as packed bfloat16 (weights/params.ts LoadOptions.packLinear). */
   packLinear?: (shape: [number, number], fill: (dst: Float32Array) => void) => tf.Tensor2D;
+  /** F32 weights made at once and read in the background (weights/params.ts LoadOptions.deferred). */
+  deferred?: DeferredReads;
 }
+
 
 export interface WeightOptions {
   /** Prepare every weight during the load rather than on first use (default true). */
@@ -110,6 +114,8 @@ export interface WeightOptions {
   keepLinearWeights: boolean;
   /** 'bf16': Linear weights held as bfloat16 where the backend can (tensorflow); default 'fp32'. */
   precision?: Precision;
+  /** Read weights in the background where the backend can (default true; LoadModelOptions.backgroundRead). */
+  background?: boolean;
 }
 
 /** Numeric precision of the encoder's matmuls: float32 (the reference), or bfloat16 operands with float32 accumulation. */

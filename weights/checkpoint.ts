@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
 import { SafetensorsError } from './errors';
 import { pickleFiles } from './pickle';
-import { ReadF32Options, SafetensorsFile, TensorData, TensorInfo } from './safetensors';
+import { F32Source, ReadF32Options, SafetensorsFile, TensorData, TensorInfo } from './safetensors';
 import { describeJson, JsonObject, JsonSyntaxError, JsonValue, parseJsonStrict } from './strict-json';
 
 export const SAFE_WEIGHTS_NAME = 'model.safetensors';
@@ -70,6 +70,11 @@ export class Checkpoint {
 
   readF32(name: string, opts?: ReadF32Options): Float32Array {
     return this.shardOf(name).readF32(name, opts);
+  }
+
+  /** SafetensorsFile.f32Source in the shard that holds `name`. */
+  f32Source(name: string, opts?: { allowNonFinite?: boolean }): F32Source | undefined {
+    return this.shardOf(name).f32Source(name, opts);
   }
 
   read(name: string): TensorData {

@@ -15,7 +15,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { BertConfig } from './config';
 import { Checkpoint } from './checkpoint';
-import type { NativeF32Read } from './safetensors';
+import type { F32Source, NativeF32Read } from './safetensors';
 
 /**
  * Set on a Linear whose weight was handed to XNNPACK for good and its memory given back
@@ -251,6 +251,45 @@ export interface LoadOptions {
    * shape is [out, in] as stored. Implies the 'out-in' layout.
    */
   packLinear?: (shape: [number, number], fill: (dst: Float32Array) => void) => tf.Tensor2D;
+  /**
+   * F32 tensors made at once over backend memory and read later (DeferredReads, below);
+   * other dtypes are read now through newTensor / packLinear. The caller starts the reads before it
+   * closes the checkpoint. Needs the 'out-in' layout (nothing is transposed on the way).
+   */
+  deferred?: DeferredReads;
+}
+
+/**
+ * Tensors whose bytes are read after the load returns (engine/runtime.ts WeightSink.deferred: the
+ * tensorflow backend with make native's addon, engine/backends/tensorflow/background.ts). The backend guarantees that nothing reads them
+ * before they are there.
+ */
+export interface DeferredReads {
+  /**
+   * A tensor over backend memory now, its values read from `source` later: 'f32' as stored, or
+   * 'bf16' (precision 'bf16''s Linear weights: `shape` is the stored [out, in], the tensor the
+   * packed int32 [out, in / 2] of LoadOptions.packLinear).
+   */
+  tensor(shape: number[], source: F32Source, as: 'f32' | 'bf16'): tf.Tensor;
+  /** Starts reading every tensor made so far; call while their files are still open. */
+  start(): PendingWeights;
+}
+
+/** Weight bytes being read in the background (DeferredReads.start). */
+export interface PendingWeights {
+  /** Whether every read has ended (never waits). */
+  done(): boolean;
+  /** Seconds from start() until the last byte was in and checked; undefined while reading. */
+  readSeconds(): number | undefined;
+  /**
+   * Waits for the reads; throws what they found — the SafetensorsError a synchronous load throws
+   * ('non_finite' naming the tensor and element, 'truncated', 'io_error') — on this and every later call.
+   */
+  wait(): void;
+  /** Throws the error the reads ended with, once they have been waited for; never waits itself. */
+  throwIfFailed(): void;
+  /** Stops the reads and waits for the threads (a model disposed before its weights arrived); never throws. */
+  cancel(): void;
 }
 
 /** The portable way: a fresh array, filled, given to tf.tensor. */
@@ -269,8 +308,13 @@ export function loadBertParams(ckpt: Checkpoint, c: BertConfig, source: string, 
   const created: tf.Tensor[] = [];
   const newTensor = opts.newTensor ?? freshTensor;
   const { allowNonFinite, nativeRead } = opts;
+  // Deferred: F32 tensors are only located now (their bytes come later); transposed ones never are.
+  const deferred = opts.linearLayout === 'out-in' || opts.packLinear ? opts.deferred : undefined;
+  const later = (name: string) => deferred && ckpt.f32Source(plan.prefix + name, { allowNonFinite });
   const read = (name: string, shape: number[]): tf.Tensor => {
-    const t = newTensor(shape, (dst) => ckpt.readF32(plan.prefix + name, { allowNonFinite, into: dst, nativeRead }));
+    const source = later(name);
+    const t = source ? deferred!.tensor(shape, source, 'f32')
+      : newTensor(shape, (dst) => ckpt.readF32(plan.prefix + name, { allowNonFinite, into: dst, nativeRead }));
     created.push(t);
     return t;
   };
@@ -280,11 +324,17 @@ export function loadBertParams(ckpt: Checkpoint, c: BertConfig, source: string, 
   // One host buffer serves every Linear weight: fresh memory costs a page fault per 4 KiB, which
   // can take longer than reading the file.
   let scratch: Float32Array | undefined;
+  /** bf16 (packLinear): a 2-D weight as packed bf16 pairs, its bytes now or deferred. */
+  const packed = (name: string, out: number, inp: number): tf.Tensor2D => {
+    const source = later(name);
+    const t = source ? (deferred!.tensor([out, inp], source, 'bf16') as tf.Tensor2D)
+      : opts.packLinear!([out, inp], (dst) => ckpt.readF32(plan.prefix + name, { allowNonFinite, into: dst, nativeRead }));
+    created.push(t);
+    return t;
+  };
   const linear = (p: string, out: number, inp: number, packable = true): Linear => {
     if (opts.packLinear && packable) {
-      const weight = opts.packLinear([out, inp], (dst) => ckpt.readF32(plan.prefix + `${p}.weight`, { allowNonFinite, into: dst, nativeRead }));
-      created.push(weight);
-      const lin: Linear = { weight, bias: vec(`${p}.bias`, out), outIn: true, bf16: true };
+      const lin: Linear = { weight: packed(`${p}.weight`, out, inp), bias: vec(`${p}.bias`, out), outIn: true, bf16: true };
       opts.onLinear?.(lin, plan.prefix + p);
       return lin;
     }
@@ -306,9 +356,7 @@ export function loadBertParams(ckpt: Checkpoint, c: BertConfig, source: string, 
     const embeddings: BertEmbeddingsParams = {
       // bf16: the word table too (e5-large: 125 → 62.5 MB), packed as the Linear weights are; the
       // position and token-type tables (2 MB) and every LayerNorm stay float32.
-      wordEmbeddings: opts.packLinear
-        ? (created.push(opts.packLinear([c.vocabSize, D], (dst) => ckpt.readF32(plan.prefix + 'embeddings.word_embeddings.weight', { allowNonFinite, into: dst, nativeRead }))), created[created.length - 1] as tf.Tensor2D)
-        : (read('embeddings.word_embeddings.weight', [c.vocabSize, D]) as tf.Tensor2D),
+      wordEmbeddings: opts.packLinear ? packed('embeddings.word_embeddings.weight', c.vocabSize, D) : (read('embeddings.word_embeddings.weight', [c.vocabSize, D]) as tf.Tensor2D),
       positionEmbeddings: read('embeddings.position_embeddings.weight', [c.maxPositionEmbeddings, D]) as tf.Tensor2D,
       tokenTypeEmbeddings: read('embeddings.token_type_embeddings.weight', [c.typeVocabSize, D]) as tf.Tensor2D,
       layerNorm: ln('embeddings.LayerNorm'),

@@ -31,6 +31,22 @@ export interface ReadF32Options {
 
 export type NativeF32Read = (fd: number, dest: Float32Array, position: number, checkFinite: boolean) => number;
 
+/**
+ * Where an F32 tensor's bytes are, for a reader that reads them later (the tensorflow backend's
+ * background reads, engine/backends/tensorflow/background.ts): the file descriptor stays valid
+ * only while the file is open, so whoever reads later must dup() it first.
+ */
+export interface F32Source {
+  fd: number;
+  /** Absolute file offset of the first byte. */
+  position: number;
+  byteLength: number;
+  file: string;
+  info: Readonly<TensorInfo>;
+  /** Check for NaN/Inf (false under allowNonFinite). */
+  checkFinite: boolean;
+}
+
 function describeFileKind(st: fs.Stats): string {
   return st.isDirectory() ? 'a directory' : st.isFIFO() ? 'a FIFO' : st.isCharacterDevice() ? 'a character device'
     : st.isBlockDevice() ? 'a block device' : st.isSocket() ? 'a socket' : 'not a file';
@@ -154,6 +170,19 @@ export class SafetensorsFile {
     return out;
   }
 
+  /**
+   * Where an F32 tensor's bytes are, to be read later (F32Source); undefined for other dtypes,
+   * which are read (and converted) now. Checks what readF32 checks before it reads: an open file,
+   * a known tensor.
+   */
+  f32Source(name: string, opts: { allowNonFinite?: boolean } = {}): F32Source | undefined {
+    const info = this.info(name);
+    if (info.dtype !== 'F32') return undefined;
+    if (this.fd === undefined) throw new SafetensorsError('closed', this.path, 'read after close()', info.name);
+    const [begin, end] = info.dataOffsets;
+    return { fd: this.fd, position: this.dataStart + begin, byteLength: end - begin, file: this.path, info, checkFinite: !opts.allowNonFinite };
+  }
+
   /** Reads the tensor's bytes into `dest`, which must be exactly its byte length. */
   readInto(info: Readonly<TensorInfo>, dest: Uint8Array): void {
     if (this.fd === undefined) throw new SafetensorsError('closed', this.path, 'read after close()', info.name);
@@ -170,8 +199,7 @@ export class SafetensorsFile {
       return read(this.fd, dest, this.dataStart + info.dataOffsets[0], check);
     } catch (e) {
       const code = (e as { code?: string }).code;
-      if (code === 'truncated') throw new SafetensorsError('truncated', this.path, `${(e as Error).message} (changed since it was opened?)`, info.name);
-      if (code === 'io_error') throw new SafetensorsError('io_error', this.path, (e as Error).message, info.name, { cause: e });
+      if (code === 'truncated' || code === 'io_error') throw nativeReadError(this.path, info, code, (e as Error).message, e);
       throw e;
     }
   }
@@ -223,9 +251,25 @@ function assertFinite(file: string, info: Readonly<TensorInfo>, x: Float32Array,
 }
 
 function throwNonFinite(file: string, info: Readonly<TensorInfo>, x: Float32Array, i: number, source?: Float64Array): never {
-  const what = Number.isNaN(x[i]) ? 'NaN' : x[i] > 0 ? '+Inf' : '-Inf';
   const widened = source && Number.isFinite(source[i]) ? ` (F64 value ${source[i]} overflows F32)` : '';
-  throw new SafetensorsError('non_finite', file,
-    `element ${i} (index [${unravel(i, info.shape).join(', ')}]) is ${what}${widened}; pass {allowNonFinite: true} to load it anyway`,
+  throw nonFiniteError(file, info, i, x[i], widened);
+}
+
+/** 'non_finite' for element `i` of a tensor, whose value is `value` (NaN or ±Inf). */
+export function nonFiniteError(file: string, info: Readonly<TensorInfo>, i: number, value: number, note = ''): SafetensorsError {
+  const what = Number.isNaN(value) ? 'NaN' : value > 0 ? '+Inf' : '-Inf';
+  return new SafetensorsError('non_finite', file,
+    `element ${i} (index [${unravel(i, info.shape).join(', ')}]) is ${what}${note}; pass {allowNonFinite: true} to load it anyway`,
     info.name);
+}
+
+/**
+ * A native read's failure (make native's addon: code 'truncated' or 'io_error', and the addon's
+ * message) as a SafetensorsError naming the file and the tensor: the same wording whether the read
+ * ran in the call (readF32's nativeRead) or in the background.
+ */
+export function nativeReadError(file: string, info: Readonly<TensorInfo>, code: 'truncated' | 'io_error', message: string, cause?: unknown): SafetensorsError {
+  return code === 'truncated'
+    ? new SafetensorsError('truncated', file, `${message} (changed since it was opened?)`, info.name)
+    : new SafetensorsError('io_error', file, message, info.name, cause === undefined ? undefined : { cause });
 }

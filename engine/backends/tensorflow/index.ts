@@ -48,7 +48,7 @@ export const plugin: BackendPlugin = {
     const info = { name: 'tensorflow' as const, threads: Number(process.env.TF_NUM_INTRAOP_THREADS) || threads, tfjsVersion: tf.version_core, nativeVersion: binding?.TF_Version };
     return {
       ...genericRuntime(info, tensorflowOps(tfOps(), bf16Kernels())),
-      weightSink: (c, plan, o) => tensorflowWeightSink(plan, { precision: o.precision, config: c }),
+      weightSink: (c, plan, o) => tensorflowWeightSink(plan, { precision: o.precision, config: c, background: o.background }),
       compileEncoder: opts.graph === false ? undefined : compileEncoderGraph,
     };
   },

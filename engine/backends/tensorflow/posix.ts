@@ -13,6 +13,32 @@ export interface PosixAddon {
    * rebuilds the addon when posix.c changes); the load then reads in JavaScript.
    */
   readF32?(fd: number, dest: Float32Array, position: number, checkFinite: boolean): number;
+  /**
+   * Starts reading jobs on two threads and returns at once (./background.ts): `jobs` holds 6 numbers
+   * a job — fd, file position, F32 bytes, index into `buffers`, byte offset there, flags (1: check
+   * for NaN/Inf, 2: round to bf16 into the slot). The batch reads through its own dup() of each fd.
+   * Absent from builds before it (the load then reads synchronously), as are the two below.
+   */
+  readInBackground?(jobs: Float64Array, buffers: ArrayBuffer[]): BackgroundHandle;
+  /** -1 while a thread still reads, else the seconds from the start to the last byte. Never waits. */
+  backgroundDone?(handle: BackgroundHandle): number;
+  /**
+   * Waits for the threads (cancel: they stop at the next 1 MiB piece) and closes the batch's fds;
+   * returns the first failed job in job order (a read error before a NaN/Inf, as readF32), or null.
+   */
+  backgroundJoin?(handle: BackgroundHandle, cancel: boolean): BackgroundFailure | null;
+}
+
+/** A batch of reads started by readInBackground (an opaque native handle). */
+export type BackgroundHandle = { readonly __brand: 'e5-tfjs-posix background reads' };
+
+export interface BackgroundFailure {
+  job: number;
+  code: 'non_finite' | 'truncated' | 'io_error';
+  /** non_finite: the first bad element of the job's tensor. */
+  element?: number;
+  /** io_error: strerror's text. */
+  reason?: string;
 }
 
 export function posixAddon(): PosixAddon | undefined {

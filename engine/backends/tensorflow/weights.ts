@@ -19,10 +19,17 @@
  * Precision 'bf16': each encoder Linear weight and the word table is read as float32 into its slot
  * and rounded there, in place (to nearest even), into bfloat16 pairs, an int32 tensor TensorFlow's
  * graph unpacks (weights/params.ts Linear.bf16); the slot keeps that half and the next weight is
- * read over the rest. The arena is sized for what is kept (e5-large: 1.34 GB → ~0.67 GB).
+ * read over the rest (with background reads the addon rounds each piece on its way instead). The
+ * arena is sized for what is kept (e5-large: 1.34 GB → ~0.67 GB).
  *
  * Linear weights stay in PyTorch's [out, in] layout (the matmul takes Wᵀ), so nothing is
  * transposed either.
+ *
+ * With an addon that has readInBackground, the F32 tensors' bytes (bf16: rounded on the way) are
+ * read after the load returns, by two native threads, behind a barrier on the backend
+ * (./background.ts): the tensors are made over their slots at once, which TensorFlow keeps
+ * without reading them — checked once a process (tensorflowKeepsSlots), since on a TensorFlow
+ * that copied them the copy would hold zeros.
  */
 import * as fs from 'fs';
 import * as tf from '@tensorflow/tfjs-core';
@@ -33,14 +40,24 @@ import type { BertConfig } from '../../../weights/config';
 import { linearParameterCount, ParamsPlan } from '../../../weights/params';
 import type { Precision } from '../../runtime';
 import { f32ToBF16Bits } from '../../../weights/safetensors';
+import { backgroundReads, guardBackend, unguardedMethods } from './background';
 
 const ALIGN = 64;
 
-/** `aligned: false` takes the scratch route even where the addon is installed (for tests). */
-export function tensorflowWeightSink(plan?: ParamsPlan, opts: { aligned?: boolean; precision?: Precision; config?: BertConfig } = {}): WeightSink {
+/**
+ * `aligned: false` takes the scratch route even where the addon is installed (for tests);
+ * `background: false` reads into the arena before the load returns, as builds of the addon
+ * without readInBackground do.
+ */
+export function tensorflowWeightSink(plan?: ParamsPlan, opts: { aligned?: boolean; precision?: Precision; config?: BertConfig; background?: boolean } = {}): WeightSink {
   const backend = nodeBackend();
   if (typeof backend.getInputTensorIds !== 'function') return plainWeightSink();
   const addon = opts.aligned === false ? undefined : posixAddon();
+  const later = addon?.readInBackground && opts.background !== false;
+  // A load makes weight tensors while another model's reads may be pending (and failed): past the
+  // barrier, which reads nothing of the new tensors.
+  if (later) guardBackend(backend);
+  const adopt = (t: tf.Tensor) => void unguardedMethods(backend).getInputTensorIds!.call(backend, [t]);
   const bf16 = opts.precision === 'bf16';
   if (bf16) {
     const why = bf16Unsupported();
@@ -51,6 +68,7 @@ export function tensorflowWeightSink(plan?: ParamsPlan, opts: { aligned?: boolea
   // (+ room to read the last packed weight as float32 before it is rounded in place: 2 bytes an element)
   const largestPacked = bf16 && opts.config ? opts.config.intermediateSize * opts.config.hiddenSize : 0;
   const slot = addon ? arenaSlots(addon, plan && 4 * plan.parameterCount - 2 * halved + 2 * largestPacked) : scratchSlot();
+  const deferred = later && tensorflowKeepsSlots(addon!, backend, adopt) ? backgroundReads(addon!, slot, adopt) : undefined;
   const packLinear = ([out, inp]: [number, number], fill: (dst: Float32Array) => void): tf.Tensor2D => {
     if (inp % 2) throw new Error(`bf16 weights need an even input size, got [${out}, ${inp}]`);
     // Read as float32 into room for it, then rounded in place: element i's bf16 (bytes 2i, 2i+1)
@@ -60,7 +78,7 @@ export function tensorflowWeightSink(plan?: ParamsPlan, opts: { aligned?: boolea
     fill(values);
     f32ToBF16Bits(values, new Uint16Array(values.buffer, values.byteOffset, out * inp)); // round to nearest even
     const t = tf.tensor2d(new Int32Array(values.buffer, values.byteOffset, (out * inp) / 2), [out, inp / 2], 'int32');
-    backend.getInputTensorIds!([t]);
+    adopt(t);
     return t;
   };
   return {
@@ -68,11 +86,12 @@ export function tensorflowWeightSink(plan?: ParamsPlan, opts: { aligned?: boolea
     ...plainWeightSink(),
     linearLayout: 'out-in', // oneDNN multiplies by Wᵀ as fast: no transpose at load
     nativeRead: addon?.readF32 ? addon.readF32.bind(addon) : undefined,
+    deferred,
     newTensor(shape, fill) {
       const dst = slot(shape.reduce((a, b) => a * b, 1));
       fill(dst);
       const t = tf.tensor(dst, shape, 'float32');
-      backend.getInputTensorIds!([t]); // the TensorFlow tensor now, from this memory
+      adopt(t); // the TensorFlow tensor now, from this memory
       return t;
     },
   };
@@ -99,6 +118,29 @@ function arenaSlots(addon: PosixAddon, plannedBytes: number | undefined): (n: nu
     used += Math.ceil((4 * keep) / ALIGN) * ALIGN;
     return slot;
   };
+}
+
+let keepsSlots: boolean | undefined;
+
+/**
+ * Whether TensorFlow keeps a slot as the tensor's memory rather than copying it when the tensor is
+ * made (the background reads rely on it: a copy made before the bytes arrive would hold zeros).
+ * One 64-byte-aligned slot, the weakest alignment the arena gives, written after its TensorFlow
+ * tensor was made and read back through TensorFlow; once a process.
+ */
+function tensorflowKeepsSlots(addon: PosixAddon, backend: ReturnType<typeof nodeBackend>, adopt: (t: tf.Tensor) => void): boolean {
+  if (keepsSlots !== undefined) return keepsSlots;
+  const slot = new Float32Array(addon.pageAlignedBuffer(4096), ALIGN, 4);
+  const t = tf.tensor(slot, [4], 'float32');
+  try {
+    adopt(t);
+    slot[0] = 1;
+    const readSync = unguardedMethods(backend).readSync!;
+    keepsSlots = (readSync.call(backend, t.dataId) as Float32Array)[0] === 1;
+  } finally {
+    t.dispose();
+  }
+  return keepsSlots;
 }
 
 /** One reused array, 4 bytes into its buffer: TensorFlow copies it. */
