@@ -13,7 +13,7 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
-import { currentRuntime, plainWeightSink, Runtime } from '../../engine/backend';
+import { plainWeightSink, Runtime } from '../../engine/backend';
 import { loadModel } from '../../e5/model';
 import { paramTensors } from '../../weights/params';
 import { f32ToBF16Bits, SafetensorsError, SafetensorsFile, writeSafetensors } from '../../weights/safetensors';
@@ -22,7 +22,7 @@ import { bf16Unsupported, tensorflowWeightSink } from '../../engine/backends/ten
 import { pendingBatches } from '../../engine/backends/tensorflow/background';
 import { cachedModel, REPO_ROOT } from '../../devtools/generate-model';
 import { mulberry32 } from '../../devtools/rng';
-import { testBackend } from '../support/backend';
+import { tensorflowOrSkip } from '../support/backend';
 import { e5, tempDir } from '../support/cli';
 
 const bits = (a: ArrayBufferView) => Array.from(new Uint32Array(a.buffer.slice(a.byteOffset, a.byteOffset + a.byteLength)));
@@ -71,12 +71,7 @@ describe('weights read in the background (tensorflow)', function () {
   let runtime: Runtime;
   const dir = cachedModel({ preset: 'small' });
   before(async function () {
-    await testBackend();
-    runtime = currentRuntime();
-    if (runtime.name !== 'tensorflow') {
-      console.log(`      (skipped: these run on the tensorflow backend: E5_TEST_BACKEND=tensorflow after 'make native'; this run is on ${runtime.name})`);
-      this.skip();
-    }
+    runtime = await tensorflowOrSkip(this);
     if (!posixAddon()?.readInBackground) {
       console.log("      (skipped: this e5-tfjs-posix has no readInBackground: 'make native' rebuilds it from scripts/posix-addon)");
       this.skip();

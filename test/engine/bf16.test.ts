@@ -16,7 +16,7 @@ import { explain, ExplainError } from '../../e5/explain';
 import { bf16BitsToF32, f32ToBF16Bits } from '../../weights/safetensors';
 import { bf16Unsupported } from '../../engine/backends/tensorflow/weights';
 import { cachedModel } from '../../devtools/generate-model';
-import { testBackend } from '../support/backend';
+import { tensorflowOrSkip } from '../support/backend';
 import { TOLERANCE } from '../support/tolerance';
 import { e5 } from '../support/cli';
 import { manifestMismatch, ShardManifest } from '../../cli/shard-manifest';
@@ -28,12 +28,7 @@ describe("precision 'bf16' (tensorflow)", function () {
   let fp32: EmbeddingModel, bf16: EmbeddingModel;
   const dir = cachedModel({ preset: 'small' });
   before(async function () {
-    await testBackend();
-    runtime = currentRuntime();
-    if (runtime.name !== 'tensorflow') {
-      console.log(`      (skipped: bf16 runs on the tensorflow backend: E5_TEST_BACKEND=tensorflow after 'make native'; this run is on ${runtime.name})`);
-      this.skip();
-    }
+    runtime = await tensorflowOrSkip(this, 'bf16 runs');
     const why = bf16Unsupported();
     if (why) {
       console.log(`      (skipped: ${why})`);

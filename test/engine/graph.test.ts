@@ -20,7 +20,7 @@ import { InputError, PackedInput, packPadded, packSequences } from '../../engine
 import { COMPILE_MIN_TOKENS, compileEncoderGraph, encoderGraph } from '../../engine/backends/tensorflow/graph/encoder';
 import { cachedModel } from '../../devtools/generate-model';
 import { mulberry32 } from '../../devtools/rng';
-import { testBackend } from '../support/backend';
+import { tensorflowOrSkip } from '../support/backend';
 import { GOLDEN_CASES, goldenBatch, loadBert, loadGolden } from '../support/golden';
 import { TOLERANCE, toleranceFor } from '../support/tolerance';
 
@@ -80,11 +80,7 @@ function assertClose(actual: tf.Tensor, expected: { shape: number[]; data: Float
 describe('encoder graph (tensorflow)', function () {
   this.timeout(120_000);
   before(async function () {
-    await testBackend();
-    if (currentRuntime().name !== 'tensorflow') {
-      console.log(`      (skipped: these run on the tensorflow backend: E5_TEST_BACKEND=tensorflow after 'make native'; this run is on ${currentRuntime().name})`);
-      this.skip();
-    }
+    await tensorflowOrSkip(this);
   });
 
   for (const c of GOLDEN_CASES.filter((g) => !g.ablate)) {

@@ -11,7 +11,7 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
-import { currentRuntime, plainWeightSink, Runtime } from '../../engine/backend';
+import { plainWeightSink, Runtime } from '../../engine/backend';
 import type { AttentionInput } from '../../engine/ops';
 import { loadModel } from '../../e5/model';
 import { linearLayers, paramTensors } from '../../weights/params';
@@ -19,7 +19,7 @@ import { SafetensorsError, SafetensorsFile, writeSafetensors } from '../../weigh
 import { posixAddon } from '../../engine/backends/tensorflow/posix';
 import { tensorflowWeightSink } from '../../engine/backends/tensorflow/weights';
 import { attentionByHand } from '../support/attention';
-import { testBackend } from '../support/backend';
+import { tensorflowOrSkip } from '../support/backend';
 import { BIN, cliEnv, e5, tempDir } from '../support/cli';
 import { cachedModel } from '../../devtools/generate-model';
 import { mulberry32 } from '../../devtools/rng';
@@ -34,12 +34,7 @@ const bits = (a: Float32Array) => Array.from(new Uint32Array(a.buffer.slice(a.by
 describe('tensorflow backend (tfjs-node)', () => {
   let runtime: Runtime;
   before(async function () {
-    await testBackend();
-    runtime = currentRuntime();
-    if (runtime.name !== 'tensorflow') {
-      console.log(`      (skipped: these run on the tensorflow backend: E5_TEST_BACKEND=tensorflow after 'make native'; this run is on ${runtime.name})`);
-      this.skip();
-    }
+    runtime = await tensorflowOrSkip(this);
   });
 
   // Packed rows of different lengths (padded to the longest for attention only), padding keys
