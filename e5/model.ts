@@ -47,12 +47,12 @@ export interface LoadModelOptions extends ResolveOptions {
    */
   keepLinearWeights?: boolean;
   /**
-   * 'fp32' (default, the reference) or 'bf16': the encoder's Linear weights held as bfloat16
-   * (converted once at load; about half the memory) and its matmuls run on bfloat16 operands with
-   * float32 accumulation, inside the compiled TensorFlow graph — tensorflow backend only; another
-   * backend is an error, never a silent fp32 run. LayerNorm, softmax, GELU, the residual stream,
-   * pooling and normalisation stay float32. Every forward then runs compiled: hook functions that
-   * change values (which run op by op) are an error; read-only hooks and head interventions work.
+   * 'fp32' (default, the reference) or 'bf16': the encoder's Linear weights and word table held as
+   * bfloat16 (converted once at load; about half the memory) and its matmuls run on bfloat16
+   * operands with float32 accumulation, inside the compiled TensorFlow graph — tensorflow backend
+   * only; another backend is an error, never a silent fp32 run. LayerNorm, softmax, GELU, the
+   * residual stream, pooling and normalisation stay float32. Read-only hooks and head interventions
+   * run compiled; hook functions and `compiled: false` run op by op at bf16 (engine/eager.ts), slower.
    */
   precision?: Precision;
   /**

@@ -112,7 +112,7 @@ export interface WeightOptions {
   prepack: boolean;
   /** Keep every Linear weight readable (default true); false lets a backend drop its copy once packed. */
   keepLinearWeights: boolean;
-  /** 'bf16': Linear weights held as bfloat16 where the backend can (tensorflow); default 'fp32'. */
+  /** 'bf16': Linear weights and word table held as bfloat16 where the backend can (tensorflow); default 'fp32'. */
   precision?: Precision;
   /** Read weights in the background where the backend can (default true; LoadModelOptions.backgroundRead). */
   background?: boolean;

@@ -1,5 +1,5 @@
 /**
- * precision 'bf16' (issue 25): the encoder's Linear weights held as bfloat16 and its matmuls run
+ * precision 'bf16' (issue 25): the encoder's Linear weights (and word table) held as bfloat16 and its matmuls run
  * on bfloat16 operands inside the compiled TensorFlow graph. Checked: the weights are the fp32
  * ones rounded to nearest even, packed two per int32; embeddings within the documented bf16
  * cosine of fp32 (and not equal to them: bf16 really ran); read-only hooks run compiled and change
