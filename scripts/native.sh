@@ -53,7 +53,9 @@ posix_addon() {
   rm -rf "$build" && cp -r "$src" "$build" # built in a copy: an installed package's folder stays as npm made it
   if (cd "$build" && node "$gyp" rebuild --nodedir="${npm_config_nodedir:-$nodedir}") >"$CACHE/posix-addon.log" 2>&1; then
     mkdir -p "$out"
-    cp "$build/build/Release/e5_posix.node" "$out/index.node"
+    # A new file renamed over the old: a process that has the old one loaded keeps its mapping
+    # (cp would rewrite the mapped file under it).
+    cp "$build/build/Release/e5_posix.node" "$out/index.node.tmp" && mv -f "$out/index.node.tmp" "$out/index.node"
     echo '{"name": "e5-tfjs-posix", "version": "1.0.0", "main": "index.node", "private": true}' >"$out/package.json"
     rm -rf "$build"
   else
