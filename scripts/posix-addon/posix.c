@@ -152,27 +152,26 @@ static int64_t first_non_finite(const uint32_t *u, size_t n) {
   return -1;
 }
 
-static void *read_part(void *arg) {
-  struct part *p = arg;
-  char *d = (char *)p->dst;
-  size_t want = p->n * 4, done = 0;
-  p->err = 0;
-  p->bad = -1;
+/* 0, an errno, or -1 when the file ends first. */
+static int pread_all(int fd, char *d, size_t want, off_t at) {
+  size_t done = 0;
   while (done < want) {
-    size_t chunk = want - done < ((size_t)1 << 30) ? want - done : ((size_t)1 << 30);
-    ssize_t r = pread(p->fd, d + done, chunk, p->position + (off_t)done);
+    ssize_t r = pread(fd, d + done, want - done, at + (off_t)done);
     if (r < 0) {
       if (errno == EINTR) continue;
-      p->err = errno;
-      return NULL;
+      return errno;
     }
-    if (r == 0) {
-      p->err = -1;
-      return NULL;
-    }
+    if (r == 0) return -1;
     done += (size_t)r;
   }
-  if (p->check) p->bad = first_non_finite(p->dst, p->n);
+  return 0;
+}
+
+static void *read_part(void *arg) {
+  struct part *p = arg;
+  p->bad = -1;
+  p->err = pread_all(p->fd, (char *)p->dst, p->n * 4, p->position);
+  if (!p->err && p->check) p->bad = first_non_finite(p->dst, p->n);
   return NULL;
 }
 
@@ -260,21 +259,6 @@ static int64_t ns_since(const struct timespec *t0) {
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
   return (int64_t)(t.tv_sec - t0->tv_sec) * 1000000000 + (t.tv_nsec - t0->tv_nsec);
-}
-
-/* 0, an errno, or -1 when the file ends first. */
-static int pread_all(int fd, char *d, size_t want, off_t at) {
-  size_t done = 0;
-  while (done < want) {
-    ssize_t r = pread(fd, d + done, want - done, at + (off_t)done);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      return errno;
-    }
-    if (r == 0) return -1;
-    done += (size_t)r;
-  }
-  return 0;
 }
 
 /* Round to nearest even, as f32ToBF16Bits: NaN keeps its sign and top payload bits, made quiet. */
