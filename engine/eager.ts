@@ -27,7 +27,7 @@ export function eagerForward(c: BertConfig, kernels: Ops, input: PackedInput, ho
   const low = bf16 ? kernels.bf16 : undefined;
   if (bf16 && !low) throw new Error("precision 'bf16' cannot run op by op on this backend (the tensorflow backend can)");
   const H = c.numAttentionHeads, Dh = c.hiddenSize / H;
-  const a: AttentionInput = { rows: input.rows, heads: H, headSize: Dh, keyMask: input.attentionMask, scale: Math.sqrt(Dh), ...(low && { round: (x: tf.Tensor) => low.round(x) }) };
+  const a: AttentionInput = { rows: input.rows, heads: H, headSize: Dh, keyMask: input.attentionMask, scale: Math.sqrt(Dh), ...(low && { round: low.round }) };
   const ops: EncoderOps<tf.Tensor> = {
     // A packed bf16 table: its rows gathered as int32 pairs, then unpacked.
     embed: (table, ids) => (table.dtype === 'int32' && low ? tf.tidy(() => low.unpack(kernels.gather(table, input[ids]))) : kernels.gather(table, input[ids])),

@@ -12,9 +12,10 @@
  * With bfloat16 weights (precision 'bf16', weights/params.ts Linear.bf16), the Linear layers and
  * attention's two matmuls run on bfloat16 operands (oneDNN accumulates in float32; AVX512_BF16
  * runs them at about twice float32's rate): the packed int32 weight becomes [out, in] bf16 by
- * Bitcast (no copy) and Reshape, activations are Cast to bf16 just before each product and the
- * product Cast back to float32 at once. Bias, GELU, LayerNorm, softmax, the residual stream and
- * everything after the encoder stay float32.
+ * Bitcast (no copy) and Reshape, and a value stays bf16 from one product to the next (a Linear's
+ * bias and the GELU after it run on the GEMM's float32 accumulators, fused). It is cast to float32
+ * only into LayerNorm, softmax, the residual adds and the hook points, which stay float32 with
+ * everything after the encoder.
  */
 import type * as tf from '@tensorflow/tfjs-core';
 import type { BertConfig, HiddenAct } from '../../../../weights/config';
@@ -63,7 +64,9 @@ export function graphOps(g: GraphBuilder, c: BertConfig, weights: Map<tf.Tensor,
     const bits = g.op('Bitcast', [w(t)], { T: type('int32'), type: type('bfloat16') }); // [out, in/2, 2]
     return lowValue(g.op('Reshape', [bits, g.constant([rows, 2 * half], 'int32')], { T: type('bfloat16'), Tshape: type('int32') }));
   };
-  const unpack = (p: Linear): Ref => unpackTable(p.weight);
+  /** x·Wᵀ + b on bf16 operands, W the unpacked weight `weight`: MatMul + BiasAdd, fused (+ GELU) by grappler. */
+  const lowLinear = (x: Ref, p: Linear, weight: Ref): Ref =>
+    lowValue(g.op('BiasAdd', [g.op('MatMul', [toLow(x), weight], { ...T('bfloat16'), transpose_a: bool(false), transpose_b: bool(true) }), toLow(w(p.bias))], { ...T('bfloat16'), data_format: { s: 'NHWC' } }));
   const H = c.numAttentionHeads, Dh = c.hiddenSize / H;
   const f32 = (v: number) => g.constant(v, 'float32');
   const ints = (v: number[]) => g.constant(v, 'int32');
@@ -82,8 +85,8 @@ export function graphOps(g: GraphBuilder, c: BertConfig, weights: Map<tf.Tensor,
   const unary = (op: string, x: Ref) => keepType(x, g.op(op, [x], T(typeOf(x))));
   const reshape = (x: Ref, shape: Ref) => keepType(x, g.op('Reshape', [x, shape], { ...T(typeOf(x)), Tshape: type('int32') }));
   const transpose = (x: Ref, perm: number[]) => keepType(x, g.op('Transpose', [x, ints(perm)], { ...T(typeOf(x)), Tperm: type('int32') }));
-  const gather = (table: Ref, ids: Ref, dtype: 'float32' | 'int32' = 'float32') =>
-    keepType(table, g.op('GatherV2', [table, ids, g.constant(0, 'int32')], { Tparams: type(dtype === 'float32' ? typeOf(table) : dtype), Tindices: type('int32'), Taxis: type('int32'), batch_dims: int(0) }));
+  const gather = (table: Ref, ids: Ref) =>
+    keepType(table, g.op('GatherV2', [table, ids, g.constant(0, 'int32')], { Tparams: type(typeOf(table)), Tindices: type('int32'), Taxis: type('int32'), batch_dims: int(0) }));
   /**
    * Attention's products: bf16 operands and product, then (q·kᵀ) its scale and mask in bf16 too, so
    * that grappler fuses them into the GEMM as in float32 (the scale 1/√Dh is a power of two for
@@ -117,11 +120,10 @@ export function graphOps(g: GraphBuilder, c: BertConfig, weights: Map<tf.Tensor,
         if (p.bf16) {
           // MatMul + BiasAdd (+ the GELU after it) in bf16: one oneDNN GEMM whose bias and GELU
           // run on its float32 accumulators before the result is rounded to bf16.
-          const out = lowValue(g.op('BiasAdd', [g.op('MatMul', [toLow(x), unpack(p)], { ...T('bfloat16'), transpose_a: bool(false), transpose_b: bool(true) }), toLow(w(p.bias))], { ...T('bfloat16'), data_format: { s: 'NHWC' } }));
+          const out = lowLinear(x, p, unpackTable(p.weight));
           // The copy (`observe`) reads the weight through a Reshape of its own (to [-1, in]), so that
           // grappler does not merge it with this one; it is the same MatMul + BiasAdd otherwise.
-          again.set(out, () =>
-            lowValue(g.op('BiasAdd', [g.op('MatMul', [toLow(x), unpackTable(p.weight, -1)], { ...T('bfloat16'), transpose_a: bool(false), transpose_b: bool(true) }), toLow(w(p.bias))], { ...T('bfloat16'), data_format: { s: 'NHWC' } })));
+          again.set(out, () => lowLinear(x, p, unpackTable(p.weight, -1)));
           return out;
         }
         const product = g.op('MatMul', [x, w(p.weight)], { ...T(), transpose_a: bool(false), transpose_b: bool(p.outIn === true) });
