@@ -144,3 +144,8 @@ export function usageError(cmd: Command, message: string): never {
 export function modelLabel(m: EmbeddingModel): string {
   return m.info.repoId ?? m.info.dir;
 }
+
+/** The model for a note on stderr: its label, and its precision where it is not the reference fp32. */
+export function modelNote(m: EmbeddingModel): string {
+  return `${modelLabel(m)}${m.info.precision === 'fp32' ? '' : ` at precision ${m.info.precision}`}`;
+}

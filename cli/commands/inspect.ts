@@ -326,6 +326,7 @@ function runInspect(m: EmbeddingModel, inputs: Inputs, hooks: HookName[], o: Ins
     ...(info.revision ? { revision: info.revision } : {}),
     ...(info.commit ? { commit: info.commit } : {}),
     backend: JSON.stringify(backendInfo()),
+    precision: m.info.precision,
     names: o.names,
     hooks: JSON.stringify(hooks),
     input_ids: JSON.stringify(ids.inputIds),

@@ -17,7 +17,7 @@ import { allHookNames, compareArrays, SafetensorsFile } from '../../index';
 import { ravel } from '../../util/ndindex';
 import {
   addBackendOptions, addGeneralOptions, addModelOptions, BackendOptions, describeBackend, GeneralOptions, ModelOptions,
-  modelLabel, numberArg, openModel, Reporter, usageError,
+  modelNote, numberArg, openModel, Reporter, usageError,
 } from '../common';
 import { CheckFailed } from '../errors';
 import { fmtNumber, renderTable, shapeString } from '../format';
@@ -132,7 +132,7 @@ async function parity(o: ParityOptions, cmd: Command): Promise<void> {
     } finally {
       run.dispose();
     }
-    report(rows, skipped, o, modelLabel(m), describeBackend(run.output.backend));
+    report(rows, skipped, o, modelNote(m), describeBackend(run.output.backend));
     const failed = rows.filter((x) => !x.pass);
     if (failed.length) throw new CheckFailed(`${failed.length} of ${rows.length} tensors differ beyond atol ${o.atol} + rtol ${o.rtol}·|ref| (first: ${failed[0].name}${failed[0].problem ? `, ${failed[0].problem}` : `, max |diff| ${failed[0].maxAbs.toExponential(2)}`})`);
     if (!rows.length) throw new CheckFailed(`${o.ref}: no tensor has a name e5 knows (skipped: ${skipped.slice(0, 5).join(', ')}${skipped.length > 5 ? ', …' : ''})`);

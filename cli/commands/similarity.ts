@@ -8,7 +8,7 @@ import { Command, Option } from 'commander';
 import { backendInfo } from '../../index';
 import {
   addBackendOptions, addGeneralOptions, addModelOptions, BackendOptions, describeBackend, GeneralOptions, intArg, ModelOptions,
-  modelLabel, numberArg, openModel, Reporter,
+  modelLabel, modelNote, numberArg, openModel, Reporter,
 } from '../common';
 import { fmtNumber, renderTable, truncateLabel } from '../format';
 import { WarningTally } from '../warnings';
@@ -43,7 +43,7 @@ export function register(program: Command): Command {
   addBackendOptions(cmd);
   addGeneralOptions(cmd);
   cmd.addHelpText('after', `
-JSON output: {"scores": [[...]], "queries": [...], "passages": [...], "scale": 100, "model": ..., "backend": {...}}
+JSON output: {"scores": [[...]], "queries": [...], "passages": [...], "scale": 100, "model": ..., "precision": "fp32", "backend": {...}}
 
 Example (the intfloat/e5-large-unsupervised model card):
 ${CARD_EXAMPLE}`);
@@ -62,12 +62,12 @@ async function similarity(o: SimilarityOptions): Promise<void> {
   }
   tally.messages().forEach((w) => r.warn(w));
   const n = (k: number, one: string, many: string) => `${k} ${k === 1 ? one : many}`;
-  r.note(`scored ${n(o.query.length, 'query', 'queries')} × ${n(o.passage.length, 'passage', 'passages')} with ${modelLabel(m)} on ${describeBackend(backendInfo())} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  r.note(`scored ${n(o.query.length, 'query', 'queries')} × ${n(o.passage.length, 'passage', 'passages')} with ${modelNote(m)} on ${describeBackend(backendInfo())} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 
   if (o.format === 'json') {
     process.stdout.write(JSON.stringify({
       scores, queries: o.query, passages: o.passage, scale: o.scale, prefix_mode: o.prefixMode,
-      model: modelLabel(m), backend: backendInfo(),
+      model: modelLabel(m), precision: m.info.precision, backend: backendInfo(),
     }) + '\n');
     return;
   }

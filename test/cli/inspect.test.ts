@@ -89,6 +89,7 @@ describe('e5 inspect, parity and verify: dumps and checks', () => {
       assert.equal(metadata.format, 'e5-tfjs-inspect');
       assert.equal(metadata.model, model);
       assert.equal(JSON.parse(metadata.backend).name, CLI_BACKEND);
+      assert.equal(metadata.precision, 'fp32', 'the dump records the precision it was computed at');
       assert.match(metadata.tool, /^e5-tfjs /);
       assert.deepEqual(JSON.parse(metadata.input_ids), IDS.input_ids);
       assert.deepEqual(JSON.parse(metadata.attention_mask), IDS.attention_mask);

@@ -170,11 +170,15 @@ describe("precision 'bf16' (tensorflow)", function () {
     await assert.rejects(loadModel(dir, { precision: 'fp16' as never }), (e: Error) => e instanceof TypeError && /option 'precision' must be one of 'fp32', 'bf16', got 'fp16'/.test(e.message));
   });
 
-  it("the CLI: --precision bf16 is recorded in embed's output header; a shard of another precision does not join; on cpu an error", async () => {
+  it("the CLI: --precision bf16 is recorded in embed's and similarity's outputs; a shard of another precision does not join; on cpu an error", async () => {
     const r = await e5(['embed', 'query: how much protein', '--model', dir, '--backend', 'tensorflow', '--threads', '2', '--precision', 'bf16', '--format', 'json', '-q']);
     assert.equal(r.code, 0, r.stderr);
     const out = JSON.parse(r.stdout);
     assert.equal(out.precision, 'bf16', 'the JSON output records the precision');
+    const sim = await e5(['similarity', '--query', 'protein', '--passage', 'grams a day', '--model', dir, '--backend', 'tensorflow', '--precision', 'bf16', '--format', 'json']);
+    assert.equal(sim.code, 0, sim.stderr);
+    assert.equal(JSON.parse(sim.stdout).precision, 'bf16', "similarity's JSON records it too");
+    assert.match(sim.stderr, /at precision bf16 on tensorflow/, 'and its note says it');
     const settings = (precision?: 'fp32' | 'bf16') => ({ precision, backend: { name: 'tensorflow' } }) as unknown as ShardManifest['settings'];
     const manifest = (precision?: 'fp32' | 'bf16') => ({ shard: {}, input: {}, output: {}, settings: settings(precision) }) as unknown as ShardManifest;
     assert.match(manifestMismatch(manifest('bf16'), manifest('fp32'))!, /precision \(--precision\): "bf16" vs "fp32"/);
