@@ -218,7 +218,7 @@ function tempName(file: string): string {
 }
 
 /** sha256 of float32 data as stored (little-endian bytes). */
-function dataSha256(data: Float32Array): string {
+export function dataSha256(data: Float32Array): string {
   return createHash('sha256').update(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)).digest('hex');
 }
 
