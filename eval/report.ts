@@ -18,9 +18,6 @@ export function formatEvalTable(result: EvalResult, opts: TableOptions = {}): st
   const { dataset, counts, cache, timing, settings } = result;
   const header = ['metric', ...settings.k.map((k) => `@${k}`)];
   const rows = METRIC_NAMES.map((m) => [METRIC_LABELS[m], ...result.means[m].map((v) => v.toFixed(digits))]);
-  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)));
-  const line = (cells: string[]) => `| ${cells.map((s, c) => (c === 0 ? s.padEnd(widths[c]) : s.padStart(widths[c]))).join(' | ')} |`;
-  const rule = `| ${widths.map((w, c) => (c === 0 ? `:${'-'.repeat(w - 1)}` : `${'-'.repeat(w - 1)}:`)).join(' | ')} |`;
 
   const out: string[] = [];
   out.push(`${dataset.name} (split ${dataset.split}): ${counts.queriesEvaluated} queries evaluated, ${dataset.corpusSize} passages, ${dataset.judgements} judgements`);
@@ -34,7 +31,7 @@ export function formatEvalTable(result: EvalResult, opts: TableOptions = {}): st
   if (skipped.length) out.push(skipped.join('; '));
   out.push(`model ${result.model.id}${result.model.pooling ? ` (${result.model.pooling} pooling)` : ''}; exact ${settings.scoreFunction} search; ties: ${settings.tieBreak}`);
   out.push('');
-  out.push(line(header), rule, ...rows.map(line));
+  out.push(...markdownTable(header, rows));
   out.push('');
   const trunc = counts.passagesTruncated || counts.queriesTruncated
     ? `; truncated to ${settings.maxLength ?? 'the model limit'} tokens: ${counts.passagesTruncated} passages, ${counts.queriesTruncated} queries` : '';
