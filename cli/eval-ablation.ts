@@ -86,7 +86,6 @@ function checkModelHeads(o: EvalOptions, cmd: Command, m: EmbeddingModel): void 
 }
 
 export interface AblationRun {
-  kind: 'ablate' | 'scan';
   ablation?: AblationResult;
   scan?: ScanResult;
   model: EmbeddingModel;
@@ -113,13 +112,13 @@ export async function runAblation(o: EvalOptions, cmd: Command, r: Reporter, cac
   try {
     if (o.scan === undefined) {
       const ablation = await evaluateAblation(embedder, dataset, { ...common, heads: parseHeadList(o.ablate!, m.config), mode: o.ablateMode, side: o.ablateSide });
-      return { kind: 'ablate', ablation, model: m, embedder };
+      return { ablation, model: m, embedder };
     }
     const scan = await scanAblations(embedder, dataset, {
       ...common, scan: o.scan, mode: o.ablateMode, side: o.ablateSide, metric, cellsPerPass: o.cellsPerPass,
       worker: shard ? { index: shard.index, count: shard.count } : undefined,
     });
-    return { kind: 'scan', scan, model: m, embedder };
+    return { scan, model: m, embedder };
   } finally {
     m.dispose();
     tally.messages().forEach((w) => r.warn(w));

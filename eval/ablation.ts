@@ -17,9 +17,9 @@
  * ablated run reuses the plain run's cache. Passage / both: the corpus is embedded under the
  * intervention, cached under a key that names it (AblatedEmbedder.id).
  */
-import { createHash } from 'node:crypto';
 import { checkHeads, type AblationMode, type HeadRef } from '../inspect/analysis';
 import { BeirDataset, loadBeir } from './beir';
+import { dataSha256 } from './cache';
 import { type EmbedCallOptions, type EmbedCallResult, type Embedder, type HeadEmbedder, isHeadEmbedder } from './embedder';
 import { EvalError } from './errors';
 import { evaluate, EvalResult, EvaluateOptions } from './evaluate';
@@ -80,7 +80,7 @@ export async function ablationFill(model: HeadEmbedder, data: BeirDataset, mode:
 
 /** sha256 (hex) of float32 values: names a mean-ablation fill in cache keys. */
 export function fillSha256(fill: Float32Array | undefined): string | null {
-  return fill ? createHash('sha256').update(new Uint8Array(fill.buffer, fill.byteOffset, fill.byteLength)).digest('hex') : null;
+  return fill ? dataSha256(fill) : null;
 }
 
 /**

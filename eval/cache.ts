@@ -77,22 +77,8 @@ export class CorpusEmbeddingCache {
 
   /** Opens (creating if needed) the directory for `key` under `cacheDir`. */
   static open(cacheDir: string, key: CorpusCacheKey): CorpusEmbeddingCache {
-    const keyJson = JSON.stringify(key, null, 2);
-    const keySha256 = createHash('sha256').update(keyJson).digest('hex');
-    const dir = path.join(cacheDir, keySha256.slice(0, 32));
-    fs.mkdirSync(dir, { recursive: true });
-    const keyFile = path.join(dir, 'key.json');
-    if (fs.existsSync(keyFile)) {
-      const existing = fs.readFileSync(keyFile, 'utf8');
-      if (existing !== keyJson) {
-        throw new EvalError('cache_conflict', `${keyFile} holds a different key than its directory name promises; delete ${dir} to rebuild it`);
-      }
-    } else {
-      writeFileAtomic(keyFile, keyJson);
-    }
-    const cache = new CorpusEmbeddingCache(dir, key, keySha256);
-    cache.removeStaleTempFiles();
-    return cache;
+    const { dir, keySha256 } = openKeyDir(cacheDir, '', key);
+    return new CorpusEmbeddingCache(dir, key, keySha256);
   }
 
   shardPath(index: number): string {
@@ -184,19 +170,36 @@ export class CorpusEmbeddingCache {
       throw e;
     }
   }
-
-  /**
-   * Deletes temp files left by a killed writer of this host (their pid no longer runs); never a live
-   * writer's, nor any other host's. writeSafetensors' own temp file inside ours (`..<ours>.<pid>.<hex>.tmp`)
-   * is named after ours, so it goes with it.
-   */
-  private removeStaleTempFiles(): void {
-    removeStaleTempFiles(this.dir);
-  }
 }
 
-/** In `dir`, the temp files (tempName) of this host's writers that no longer run (see removeStaleTempFiles above). */
-export function removeStaleTempFiles(dir: string): void {
+/**
+ * `<cacheDir>/<prefix><sha256(key) first 32 hex>`, created if needed, with the key in key.json (a
+ * key.json that disagrees is an EvalError('cache_conflict'; `conflictHint` says what differs)), and
+ * the temp files of its killed writers removed.
+ */
+export function openKeyDir(cacheDir: string, prefix: string, key: object, conflictHint = ''): { dir: string; keySha256: string } {
+  const keyJson = JSON.stringify(key, null, 2);
+  const keySha256 = createHash('sha256').update(keyJson).digest('hex');
+  const dir = path.join(cacheDir, `${prefix}${keySha256.slice(0, 32)}`);
+  fs.mkdirSync(dir, { recursive: true });
+  const keyFile = path.join(dir, 'key.json');
+  if (fs.existsSync(keyFile)) {
+    if (fs.readFileSync(keyFile, 'utf8') !== keyJson) {
+      throw new EvalError('cache_conflict', `${keyFile} holds a different key than its directory name promises${conflictHint}; delete ${dir} to rebuild it`);
+    }
+  } else {
+    writeFileAtomic(keyFile, keyJson);
+  }
+  removeStaleTempFiles(dir);
+  return { dir, keySha256 };
+}
+
+/**
+ * Deletes the temp files (tempName) in `dir` left by a killed writer of this host (their pid no longer
+ * runs); never a live writer's, nor any other host's. writeSafetensors' own temp file inside ours
+ * (`..<ours>.<pid>.<hex>.tmp`) is named after ours, so it goes with it.
+ */
+function removeStaleTempFiles(dir: string): void {
   const host = hostLabel();
   for (const name of fs.readdirSync(dir)) {
     const m = /^\.\.?[^.].*?\.(\d+)@([A-Za-z0-9-]+)\.[0-9a-f]+\.tmp(\.\d+\.[0-9a-f]+\.tmp)?$/.exec(name);
@@ -215,7 +218,7 @@ function tempName(file: string): string {
 }
 
 /** sha256 of float32 data as stored (little-endian bytes). */
-function dataSha256(data: Float32Array): string {
+export function dataSha256(data: Float32Array): string {
   return createHash('sha256').update(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)).digest('hex');
 }
 

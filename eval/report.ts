@@ -15,15 +15,17 @@ export interface TableOptions {
 /** A markdown table (metrics × cutoffs) with the counts, cache use and timing around it. */
 export function formatEvalTable(result: EvalResult, opts: TableOptions = {}): string {
   const digits = opts.digits ?? 5;
-  const { dataset, counts, cache, timing, settings } = result;
-  const header = ['metric', ...settings.k.map((k) => `@${k}`)];
+  const header = ['metric', ...result.settings.k.map((k) => `@${k}`)];
   const rows = METRIC_NAMES.map((m) => [METRIC_LABELS[m], ...result.means[m].map((v) => v.toFixed(digits))]);
-  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)));
-  const line = (cells: string[]) => `| ${cells.map((s, c) => (c === 0 ? s.padEnd(widths[c]) : s.padStart(widths[c]))).join(' | ')} |`;
-  const rule = `| ${widths.map((w, c) => (c === 0 ? `:${'-'.repeat(w - 1)}` : `${'-'.repeat(w - 1)}:`)).join(' | ')} |`;
+  const { before, after } = evalTableLines(result);
+  return [...before, ...markdownTable(header, rows), ...after].join('\n');
+}
 
-  const out: string[] = [];
-  out.push(`${dataset.name} (split ${dataset.split}): ${counts.queriesEvaluated} queries evaluated, ${dataset.corpusSize} passages, ${dataset.judgements} judgements`);
+/** The lines of formatEvalTable above its table (counts, model, a blank line) and below it (blank, cache, timing, warnings). */
+function evalTableLines(result: EvalResult): { before: string[]; after: string[] } {
+  const { dataset, counts, cache, timing, settings } = result;
+  const before: string[] = [];
+  before.push(`${dataset.name} (split ${dataset.split}): ${counts.queriesEvaluated} queries evaluated, ${dataset.corpusSize} passages, ${dataset.judgements} judgements`);
   const skipped = [
     counts.queriesSkippedNoQrels && `${n(counts.queriesSkippedNoQrels, 'query', 'queries')} without judgements skipped`,
     counts.qrelsQueriesWithoutText && `${n(counts.qrelsQueriesWithoutText, 'judged query', 'judged queries')} missing from queries.jsonl`,
@@ -31,19 +33,18 @@ export function formatEvalTable(result: EvalResult, opts: TableOptions = {}): st
     counts.judgementsUnknownDoc && `${n(counts.judgementsUnknownDoc, 'judgement', 'judgements')} of documents not in the corpus`,
     counts.identicalIdsExcluded && `${n(counts.identicalIdsExcluded, 'query', 'queries')} with its own id excluded from the ranking`,
   ].filter(Boolean);
-  if (skipped.length) out.push(skipped.join('; '));
-  out.push(`model ${result.model.id}${result.model.pooling ? ` (${result.model.pooling} pooling)` : ''}; exact ${settings.scoreFunction} search; ties: ${settings.tieBreak}`);
-  out.push('');
-  out.push(line(header), rule, ...rows.map(line));
-  out.push('');
+  if (skipped.length) before.push(skipped.join('; '));
+  before.push(`model ${result.model.id}${result.model.pooling ? ` (${result.model.pooling} pooling)` : ''}; exact ${settings.scoreFunction} search; ties: ${settings.tieBreak}`);
+  before.push('');
+  const after: string[] = [''];
   const trunc = counts.passagesTruncated || counts.queriesTruncated
     ? `; truncated to ${settings.maxLength ?? 'the model limit'} tokens: ${counts.passagesTruncated} passages, ${counts.queriesTruncated} queries` : '';
-  if (cache.dir) out.push(`cache: ${cache.dir} (${cache.shards} shards: ${cache.reused} reused, ${cache.computed} computed${cache.rejected ? `, ${cache.rejected} rejected` : ''})${trunc}`);
-  else if (trunc) out.push(trunc.slice(2));
+  if (cache.dir) after.push(`cache: ${cache.dir} (${cache.shards} shards: ${cache.reused} reused, ${cache.computed} computed${cache.rejected ? `, ${cache.rejected} rejected` : ''})${trunc}`);
+  else if (trunc) after.push(trunc.slice(2));
   const rate = timing.passagesPerSecond === null ? '' : `, ${timing.passagesPerSecond.toFixed(1)} passages/s`;
-  out.push(`time: ${timing.totalSeconds.toFixed(1)} s (queries ${timing.queryEmbedSeconds.toFixed(1)} s, corpus ${timing.corpusEmbedSeconds.toFixed(1)} s${rate}, search ${timing.searchSeconds.toFixed(1)} s)`);
-  for (const w of result.warnings) out.push(`warning: ${w}`);
-  return out.join('\n');
+  after.push(`time: ${timing.totalSeconds.toFixed(1)} s (queries ${timing.queryEmbedSeconds.toFixed(1)} s, corpus ${timing.corpusEmbedSeconds.toFixed(1)} s${rate}, search ${timing.searchSeconds.toFixed(1)} s)`);
+  for (const w of result.warnings) after.push(`warning: ${w}`);
+  return { before, after };
 }
 
 function n(count: number, one: string, many: string): string {
@@ -106,15 +107,13 @@ export function formatAblationTable(result: AblationResult, opts: TableOptions =
     [`${METRIC_LABELS[m]} Δ`, ...delta.means[m].map((v) => signed(v, digits))],
   ]);
   const changed = result.perQueryDelta.filter((q) => METRIC_NAMES.some((m) => q.metrics[m].some((v) => v !== 0))).length;
-  const plainTable = formatEvalTable(ablated, opts).split('\n');
-  const at = plainTable.findIndex((l) => l.startsWith('| '));
-  const end = at + 2 + METRIC_NAMES.length;
+  const { before, after } = evalTableLines(ablated);
   return [
-    ...plainTable.slice(0, at),
+    ...before,
     `ablated: heads ${iv.heads.join(',')} (${iv.mode}${iv.meanReference ? ` — means over ${iv.meanReference}` : ''}) on ${sideText(iv.side)}; ${changed} of ${result.perQueryDelta.length} queries change`,
     '',
     ...markdownTable(header, rows),
-    ...plainTable.slice(end),
+    ...after,
   ].join('\n');
 }
 

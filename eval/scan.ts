@@ -32,7 +32,7 @@ import {
   fillSha256, headLabels, headMask, type HeadRef, MEAN_REFERENCE, metricDelta, type MetricDelta,
 } from './ablation';
 import { BeirDataset, loadBeir } from './beir';
-import { hashTexts, removeStaleTempFiles, writeFileAtomic } from './cache';
+import { hashTexts, openKeyDir, writeFileAtomic } from './cache';
 import { corpusInputs } from './e5_format';
 import type { HeadEmbedder } from './embedder';
 import { EvalError } from './errors';
@@ -297,19 +297,7 @@ export class ScanCellCache {
 
   /** Opens (creating if needed) the directory for `key` under `cacheDir`; a key.json that disagrees is an error. */
   static open(cacheDir: string, key: ScanCacheKey): ScanCellCache {
-    const keyJson = JSON.stringify(key, null, 2);
-    const keySha256 = sha256(keyJson);
-    const dir = path.join(cacheDir, `scan-${keySha256.slice(0, 32)}`);
-    fs.mkdirSync(dir, { recursive: true });
-    const keyFile = path.join(dir, 'key.json');
-    if (fs.existsSync(keyFile)) {
-      if (fs.readFileSync(keyFile, 'utf8') !== keyJson) {
-        throw new EvalError('cache_conflict', `${keyFile} holds a different key than its directory name promises (another model, intervention or data set); delete ${dir} to rebuild it`);
-      }
-    } else {
-      writeFileAtomic(keyFile, keyJson);
-    }
-    removeStaleTempFiles(dir);
+    const { dir, keySha256 } = openKeyDir(cacheDir, 'scan-', key, ' (another model, intervention or data set)');
     return new ScanCellCache(dir, key, keySha256);
   }
 
