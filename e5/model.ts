@@ -176,6 +176,22 @@ export class EmbeddingModel {
     return texts.map((t) => p + t);
   }
 
+  /**
+   * `texts` tokenized as embed() tokenizes them (prefix, maxLength, the truncation warning) and the
+   * batches embed() runs them in (indexes into `encodings`). For whoever runs embed()'s forwards
+   * another way (eval's head means).
+   */
+  encodeBatches(texts: string[], opts: Pick<EmbedOptions, 'prefix' | 'maxLength' | 'batchSize' | 'maxBatchTokens'>, warn: (message: string) => void): { encodings: Encoding[]; batches: number[][] } {
+    const maxLength = opts.maxLength ?? this.maxLength;
+    if (maxLength > this.config.maxPositionEmbeddings) {
+      throw new RangeError(`maxLength ${maxLength} exceeds the model's ${this.config.maxPositionEmbeddings} positions`);
+    }
+    const encodings = this.prepare(texts, opts.prefix ?? 'none', warn).map((t) => this.tokenizer.encode(t, { maxLength }));
+    const nTruncated = encodings.filter((e) => e.truncated).length;
+    if (nTruncated) warn(`${nTruncated} input${nTruncated === 1 ? ' was' : 's were'} truncated to ${maxLength} tokens`);
+    return { encodings, batches: planBatches(encodings, opts.batchSize ?? 32, opts.maxBatchTokens ?? 8192) };
+  }
+
   /** Embed `texts` (one string counts as a list of one); the options are checked first. */
   async embed(textOrTexts: string | string[], opts: EmbedOptions = {}): Promise<EmbedResult> {
     if (this.disposed) throw new Error(`embed(): the model ${this.info.name} has been disposed; load it again`);
@@ -185,18 +201,11 @@ export class EmbeddingModel {
       warnings.push(m);
       opts.onWarning?.(m);
     };
-    const maxLength = opts.maxLength ?? this.maxLength;
-    if (maxLength > this.config.maxPositionEmbeddings) {
-      throw new RangeError(`maxLength ${maxLength} exceeds the model's ${this.config.maxPositionEmbeddings} positions`);
-    }
-    const encodings = this.prepare(texts, opts.prefix ?? 'none', warn).map((t) => this.tokenizer.encode(t, { maxLength }));
-    const nTruncated = encodings.filter((e) => e.truncated).length;
-    if (nTruncated) warn(`${nTruncated} input${nTruncated === 1 ? ' was' : 's were'} truncated to ${maxLength} tokens`);
+    const { encodings, batches } = this.encodeBatches(texts, opts, warn);
 
     const D = this.config.hiddenSize;
     const matrix = new Float32Array(texts.length * D);
     const embeddings = Array.from({ length: texts.length }, (_, i) => matrix.subarray(i * D, (i + 1) * D));
-    const batches = planBatches(encodings, opts.batchSize ?? 32, opts.maxBatchTokens ?? 8192);
     let done = 0;
     for (const batch of batches) {
       // A callback (onProgress, onWarning) may have disposed the model: say so, not fail inside tfjs.

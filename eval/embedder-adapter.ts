@@ -20,9 +20,8 @@ import * as path from 'node:path';
 import { backendInfo } from '../engine/backend';
 import type { EmbeddingModel } from '../e5/model';
 import { NUMERICS_REVISION } from '../engine/numerics';
-import { planBatches } from '../e5/model';
 import type { EmbedCallOptions, EmbedCallResult, HeadEmbedder, HeadShape } from './embedder';
-import { forwardRowMasked, headOutputSums, RowTokens } from './head-forward';
+import { forwardRowMasked, headOutputSums } from './head-forward';
 
 /** Files besides the weights that decide the vectors (read by the tokenizer, config and pooling loaders). */
 export const FINGERPRINT_FILES: readonly string[] = [
@@ -193,16 +192,8 @@ export class EngineEmbedder implements HeadEmbedder {
   }
 
   /** Tokenized as embed() tokenizes (prefix, maxLength, the model's warnings), in batches as embed() plans them. */
-  private encodeBatches(texts: string[], o: EmbedCallOptions): { encodings: Array<RowTokens & { nTokens: number; truncated: boolean }>; batches: number[][] } {
-    const maxLength = o.maxLength ?? this.model.maxLength;
-    if (maxLength > this.model.config.maxPositionEmbeddings) {
-      throw new RangeError(`maxLength ${maxLength} exceeds the model's ${this.model.config.maxPositionEmbeddings} positions`);
-    }
-    const warn = this.opts.onWarning ?? (() => {});
-    const encodings = this.model.prepare(texts, o.prefix, warn).map((t) => this.model.tokenizer.encode(t, { maxLength }));
-    const nTruncated = encodings.filter((e) => e.truncated).length;
-    if (nTruncated) warn(`${nTruncated} input${nTruncated === 1 ? ' was' : 's were'} truncated to ${maxLength} tokens`);
-    return { encodings, batches: planBatches(encodings, o.batchSize ?? 32, this.opts.maxBatchTokens ?? 8192) };
+  private encodeBatches(texts: string[], o: EmbedCallOptions): ReturnType<EmbeddingModel['encodeBatches']> {
+    return this.model.encodeBatches(texts, { prefix: o.prefix, maxLength: o.maxLength, batchSize: o.batchSize, maxBatchTokens: this.opts.maxBatchTokens }, this.opts.onWarning ?? (() => {}));
   }
 
   async headMeans(texts: string[], o: EmbedCallOptions): Promise<Float32Array> {
