@@ -102,7 +102,7 @@ export function embedFrom(fn: EncoderFunction, x: tf.Tensor3D, from: number, hoo
  * tfjs-core registers no gradient for any op: the functions ship in the union package
  * @tensorflow/tfjs, which registers them all when it loads (~0.2 s; tfjs-node loads it anyway).
  */
-export function ensureGradients(): void {
+function ensureGradients(): void {
   if (tf.getGradient('Sum') === undefined) require('@tensorflow/tfjs');
 }
 
@@ -113,7 +113,7 @@ function gradient<T extends tf.Tensor>(f: (x: T) => tf.Scalar | tf.Tensor, x: T)
 }
 
 /** Rows per chunk: as many as fit `maxBatchTokens` tokens of `T` (at least one). */
-export function rowsPerChunk(T: number, maxBatchTokens: number): number {
+function rowsPerChunk(T: number, maxBatchTokens: number): number {
   return Math.max(1, Math.floor(maxBatchTokens / T));
 }
 
