@@ -328,7 +328,7 @@ function vjpAveraged(fn: EncoderFunction, s: Side, us: Float64Array[], o: Settin
     fn, o.layer, rows, s.T,
     (r0, r1) => pathPoints(s, range(r0, r1).map((r) => alphas[Math.floor(r / nU)])),
     (r0, r1) => tf.tensor2d(Float32Array.from(range(r0, r1).flatMap((r) => Array.from(flatU.subarray((r % nU) * Dout, (r % nU + 1) * Dout)))), [r1 - r0, Dout]),
-    s.delta, chunkTokens(fn, o, o.layer), progress.chunk(rows),
+    s.delta, chunkTokens(fn, o, o.layer), progress.chunk(),
   );
   const avg = us.map(() => new Float64Array(s.T));
   for (let r = 0; r < rows; r++) {
@@ -358,7 +358,7 @@ function contributions(fn: EncoderFunction, s: Side, method: JacobianMethod, o: 
       const sel = tf.tensor3d(Float32Array.from(range(r0, r1).flatMap((r) => Array.from(oneHot(r % n)))), [r1 - r0, s.T, 1]);
       return tf.mul(sel, tf.expandDims(s.delta, 0)) as tf.Tensor3D; // X_t − R_t at token t, 0 elsewhere
     }),
-    chunkTokens(fn, o, o.layer, 2), progress.chunk(rows),
+    chunkTokens(fn, o, o.layer, 2), progress.chunk(),
   );
   for (let r = 0; r < rows; r++) {
     const c = C[own[r % n]];
@@ -433,7 +433,7 @@ function explainHeads(
   const score = gatedScore(fn, 0, hq[0], hp[0], undefined);
   const heads: number[][] = [], layers: Array<Completeness & { layer: number }> = [];
   for (let l = 0; l < L; l++) {
-    const g = headGateGrads(fn, l, hq[l], hp[l], alphas, chunkTokens(fn, o, l), progress.chunk(o.steps));
+    const g = headGateGrads(fn, l, hq[l], hp[l], alphas, chunkTokens(fn, o, l), progress.chunk());
     const row = Array.from({ length: H }, (_, h) => alphas.reduce((s, _, k) => s + g[k * H + h], 0) / o.steps);
     heads.push(row);
     const target = score - gatedScore(fn, l, hq[l], hp[l], 0);
@@ -492,7 +492,7 @@ class Progress {
     this.total += rows;
   }
   /** A callback for one batched pass (its onChunk gets the pass's rows done so far). */
-  chunk(_rows: number): ((rowsDone: number) => void) | undefined {
+  chunk(): ((rowsDone: number) => void) | undefined {
     if (!this.report) return undefined;
     const start = this.done;
     return (rowsDone) => {
