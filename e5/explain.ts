@@ -28,7 +28,7 @@ import type { BackendInfo } from '../engine/backend';
 import {
   differentiableOps, embedFrom, EncoderFunction, headGateGrads, jvpRows, vjpContracted,
 } from '../engine/attribution';
-import { blockHook, HookFn, HookName } from '../engine/hooks';
+import { blockHook, depthHook, HookFn, HookName } from '../engine/hooks';
 import type { BertModel } from '../engine/model';
 import type { BertTokenizer, Encoding } from '../tokenizer';
 import type { BertConfig } from '../weights/config';
@@ -142,11 +142,6 @@ export class ExplainError extends Error {
   constructor(readonly code: ExplainErrorCode, readonly field: string, detail: string) {
     super(`${field}: ${detail}`);
   }
-}
-
-/** The hidden state at depth d: HF hidden_states[d]. */
-export function depthHook(d: number): HookName {
-  return d === 0 ? 'hook_full_embed' : blockHook(d - 1, 'hook_normalized_resid_post');
 }
 
 /** The midpoints α_k = (k − ½)/N, k = 1…N. */
