@@ -12,14 +12,14 @@ export { loadModel, EmbeddingModel, planBatches, looksLikeE5, PREFIXES, Precisio
 export type { EmbedOptions, EmbedResult, LoadModelOptions, ModelInfo, Prefix, SimilarityOptions, SimilarityResult } from './e5/model';
 export { cosineSimilarity, similarityMatrix } from './e5/similarity';
 export { checkFolderAgreement, FolderAgreementError } from './e5/folder_checks';
-export { ExplainError, EXPLAIN_MODES, MAX_STEPS, depthHook, midpoints } from './e5/explain';
+export { ExplainError, EXPLAIN_MODES, MAX_STEPS, midpoints } from './e5/explain';
 export type { Completeness, ExplainableModel, ExplainedText, ExplainErrorCode, ExplainMode, ExplainOptions, ExplainResult, JacobianMethod } from './e5/explain';
 export { differentiableOps, embedFrom } from './engine/attribution';
 export type { EncoderFunction } from './engine/attribution';
 export { BertModel, ActivationCache } from './engine/model';
 export type { ForwardOptions, ForwardOutput } from './engine/model';
 export {
-  allHookNames, defaultHookNames, parseHookName, hookMatcher, blockHook, HookContext,
+  allHookNames, defaultHookNames, parseHookName, hookMatcher, blockHook, depthHook, HookContext,
   EMBED_HOOKS, BLOCK_HOOKS, OUTPUT_HOOKS,
 } from './engine/hooks';
 export type { HookName, HookFilter, HookFn, HookInfo, BlockHook } from './engine/hooks';

@@ -18,7 +18,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { BackendName, EmbeddingModel, initBackend, loadModel } from '../index';
 import { differentiableOps, jvpRows, vjpContracted } from '../engine/attribution';
-import { depthHook } from '../e5/explain';
+import { depthHook } from '../engine/hooks';
 
 interface Args {
   model: string;

@@ -17,6 +17,7 @@ import { randomBytes } from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { kindOf } from '../util/model_file';
 import { processAlive } from '../util/process';
 
 /** Temp files of this process, removed on failure or Ctrl-C. */
@@ -58,13 +59,6 @@ export class OutputTargetError extends Error {}
 export type OutputTarget =
   | { kind: 'file'; path: string; exists: boolean } // path: where the file is put (a link's target, resolved)
   | { kind: 'stream'; path: string }; // a character device or FIFO, written in place
-
-function kindOf(st: fs.Stats): string {
-  if (st.isDirectory()) return 'a directory';
-  if (st.isBlockDevice()) return 'a block device';
-  if (st.isSocket()) return 'a socket';
-  return 'not a file';
-}
 
 /** What writing `target` means; throws OutputTargetError for the paths that are refused. */
 export function outputTarget(target: string): OutputTarget {

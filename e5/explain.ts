@@ -28,7 +28,7 @@ import type { BackendInfo } from '../engine/backend';
 import {
   differentiableOps, embedFrom, EncoderFunction, headGateGrads, jvpRows, vjpContracted,
 } from '../engine/attribution';
-import { blockHook, HookFn, HookName } from '../engine/hooks';
+import { blockHook, depthHook, HookFn, HookName } from '../engine/hooks';
 import type { BertModel } from '../engine/model';
 import type { BertTokenizer, Encoding } from '../tokenizer';
 import type { BertConfig } from '../weights/config';
@@ -142,11 +142,6 @@ export class ExplainError extends Error {
   constructor(readonly code: ExplainErrorCode, readonly field: string, detail: string) {
     super(`${field}: ${detail}`);
   }
-}
-
-/** The hidden state at depth d: HF hidden_states[d]. */
-export function depthHook(d: number): HookName {
-  return d === 0 ? 'hook_full_embed' : blockHook(d - 1, 'hook_normalized_resid_post');
 }
 
 /** The midpoints α_k = (k − ½)/N, k = 1…N. */
@@ -328,7 +323,7 @@ function vjpAveraged(fn: EncoderFunction, s: Side, us: Float64Array[], o: Settin
     fn, o.layer, rows, s.T,
     (r0, r1) => pathPoints(s, range(r0, r1).map((r) => alphas[Math.floor(r / nU)])),
     (r0, r1) => tf.tensor2d(Float32Array.from(range(r0, r1).flatMap((r) => Array.from(flatU.subarray((r % nU) * Dout, (r % nU + 1) * Dout)))), [r1 - r0, Dout]),
-    s.delta, chunkTokens(fn, o, o.layer), progress.chunk(rows),
+    s.delta, chunkTokens(fn, o, o.layer), progress.chunk(),
   );
   const avg = us.map(() => new Float64Array(s.T));
   for (let r = 0; r < rows; r++) {
@@ -358,7 +353,7 @@ function contributions(fn: EncoderFunction, s: Side, method: JacobianMethod, o: 
       const sel = tf.tensor3d(Float32Array.from(range(r0, r1).flatMap((r) => Array.from(oneHot(r % n)))), [r1 - r0, s.T, 1]);
       return tf.mul(sel, tf.expandDims(s.delta, 0)) as tf.Tensor3D; // X_t − R_t at token t, 0 elsewhere
     }),
-    chunkTokens(fn, o, o.layer, 2), progress.chunk(rows),
+    chunkTokens(fn, o, o.layer, 2), progress.chunk(),
   );
   for (let r = 0; r < rows; r++) {
     const c = C[own[r % n]];
@@ -433,7 +428,7 @@ function explainHeads(
   const score = gatedScore(fn, 0, hq[0], hp[0], undefined);
   const heads: number[][] = [], layers: Array<Completeness & { layer: number }> = [];
   for (let l = 0; l < L; l++) {
-    const g = headGateGrads(fn, l, hq[l], hp[l], alphas, chunkTokens(fn, o, l), progress.chunk(o.steps));
+    const g = headGateGrads(fn, l, hq[l], hp[l], alphas, chunkTokens(fn, o, l), progress.chunk());
     const row = Array.from({ length: H }, (_, h) => alphas.reduce((s, _, k) => s + g[k * H + h], 0) / o.steps);
     heads.push(row);
     const target = score - gatedScore(fn, l, hq[l], hp[l], 0);
@@ -492,7 +487,7 @@ class Progress {
     this.total += rows;
   }
   /** A callback for one batched pass (its onChunk gets the pass's rows done so far). */
-  chunk(_rows: number): ((rowsDone: number) => void) | undefined {
+  chunk(): ((rowsDone: number) => void) | undefined {
     if (!this.report) return undefined;
     const start = this.done;
     return (rowsDone) => {

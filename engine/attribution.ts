@@ -35,7 +35,7 @@ import { genericOps } from './backends/generic/ops';
 import { MASK_VALUE } from './numerics';
 import type { AttentionInput, Ops } from './ops';
 import { l2Normalize, pool } from './pooling';
-import type { PackedInput } from './rows';
+import { packPadded } from './rows';
 
 /** What the differentiable encoder needs: the weights, the differentiable operations, the pooling. */
 export interface EncoderFunction {
@@ -79,24 +79,13 @@ function uniformAttention(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, a: Att
   });
 }
 
-/** R copies of one T-token text, packed back to back; every key visible. */
-export function uniformRows(R: number, T: number): PackedInput {
-  const N = R * T;
-  const positionIds = new Int32Array(N);
-  for (let n = 0; n < N; n++) positionIds[n] = n % T;
-  return {
-    rows: { count: R, starts: Array.from({ length: R }, (_, r) => r * T), lengths: new Array(R).fill(T), total: N, uniformLength: T },
-    inputIds: new Int32Array(N), tokenTypeIds: new Int32Array(N), positionIds, attentionMask: new Int32Array(N).fill(1),
-  };
-}
-
 /**
  * e(X) for R rows: blocks `from`..L−1 on x [R, T, D], the model's pooling, L2 → [R, Dout].
  * `hooks` may read or replace activations on the way (heads mode gates attn.hook_z with them).
  */
 export function embedFrom(fn: EncoderFunction, x: tf.Tensor3D, from: number, hooks: Array<[HookName, HookFn]> = []): tf.Tensor2D {
   const [R, T, D] = x.shape;
-  const input = uniformRows(R, T);
+  const input = packPadded({ inputIds: new Int32Array(R * T), batchSize: R, seqLen: T }); // R copies of one T-token text, every key visible
   const ctx = new HookContext({ hooks });
   try {
     const f = eagerForward(fn.config, fn.ops, input, ctx);
@@ -113,7 +102,7 @@ export function embedFrom(fn: EncoderFunction, x: tf.Tensor3D, from: number, hoo
  * tfjs-core registers no gradient for any op: the functions ship in the union package
  * @tensorflow/tfjs, which registers them all when it loads (~0.2 s; tfjs-node loads it anyway).
  */
-export function ensureGradients(): void {
+function ensureGradients(): void {
   if (tf.getGradient('Sum') === undefined) require('@tensorflow/tfjs');
 }
 
@@ -124,7 +113,7 @@ function gradient<T extends tf.Tensor>(f: (x: T) => tf.Scalar | tf.Tensor, x: T)
 }
 
 /** Rows per chunk: as many as fit `maxBatchTokens` tokens of `T` (at least one). */
-export function rowsPerChunk(T: number, maxBatchTokens: number): number {
+function rowsPerChunk(T: number, maxBatchTokens: number): number {
   return Math.max(1, Math.floor(maxBatchTokens / T));
 }
 

@@ -53,6 +53,11 @@ export function blockHook(layer: number, hook: BlockHook): HookName {
   return `blocks.${layer}.${hook}`;
 }
 
+/** The hidden state at depth d: HF hidden_states[d] (0: the embedding LayerNorm's output; k: block k−1's output). */
+export function depthHook(d: number): HookName {
+  return d === 0 ? 'hook_full_embed' : blockHook(d - 1, 'hook_normalized_resid_post');
+}
+
 /** All hook names of a model with `nLayers` layers, in the order the forward pass reaches them. */
 export function allHookNames(nLayers: number): HookName[] {
   const names: HookName[] = [...EMBED_HOOKS];

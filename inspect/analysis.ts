@@ -10,7 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { backendInfo } from '../engine/backend';
-import { allHookNames, blockHook, HookContext, HookFilter, HookFn, HookName, hookMatcher, parseHookName } from '../engine/hooks';
+import { allHookNames, blockHook, depthHook, HookContext, HookFilter, HookFn, HookName, hookMatcher, parseHookName } from '../engine/hooks';
 import type { HeadIntervention } from '../engine/ops';
 import type { EmbeddingModel, Prefix } from '../e5/model';
 import type { BertModel, ForwardOptions, ForwardOutput } from '../engine/model';
@@ -390,7 +390,7 @@ export interface LayerwiseSimilarity {
 
 /** The hook names of the L+1 depths: HF's hidden_states. */
 export function depthHooks(L: number): HookName[] {
-  return ['hook_full_embed', ...range(L).map((l) => blockHook(l, 'hook_normalized_resid_post'))];
+  return range(L + 1).map(depthHook);
 }
 
 /**

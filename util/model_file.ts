@@ -31,7 +31,7 @@ export class ModelFileError extends Error {
 }
 
 /** What a non-regular file is, for "not a regular file (a FIFO)". */
-function kindOf(st: fs.Stats): string {
+export function kindOf(st: fs.Stats): string {
   if (st.isDirectory()) return 'a directory';
   if (st.isFIFO()) return 'a FIFO';
   if (st.isCharacterDevice()) return 'a character device';

@@ -9,7 +9,7 @@
 import * as path from 'path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import {
-  AttentionViewData, blockHook, describeBackendInfo, EmbeddingModel, ExplainError, ExplainResult,
+  AttentionViewData, attentionViewData, describeBackendInfo, EmbeddingModel, ExplainError, ExplainResult,
   MAX_STEPS, renderAttentionHtml, renderExplainHtml,
 } from '../../index';
 import {
@@ -17,7 +17,6 @@ import {
   openModel, Reporter, usageError,
 } from '../common';
 import { fmtNumber, renderTable, toolVersion, truncateLabel } from '../format';
-import { runCaptured } from '../forward';
 import { checkWritableFolder, outputConflict, writeTextFile } from '../output';
 
 interface ExplainCliOptions extends ModelOptions, BackendOptions, GeneralOptions {
@@ -113,7 +112,7 @@ async function explainCommand(o: ExplainCliOptions, cmd: Command): Promise<void>
   }
   const links = htmlLinks(o);
   if (o.html !== undefined) writeTextFile(o.html, renderExplainHtml(explainView(m, result, links.toAttention)));
-  if (o.attentionHtml !== undefined) writeTextFile(o.attentionHtml, renderAttentionHtml(attentionView(m, result, links.toExplain)));
+  if (o.attentionHtml !== undefined) writeTextFile(o.attentionHtml, renderAttentionHtml(attentionView(m, result, o.maxLength, links.toExplain)));
   if (o.format === 'json') process.stdout.write(JSON.stringify(toJson(m, result, o)) + '\n');
   else process.stdout.write(renderReport(result, o.top));
 }
@@ -221,28 +220,11 @@ function explainView(m: EmbeddingModel, res: ExplainResult, attentionHref: strin
   };
 }
 
-/** The attention viewer of the two texts (as e5 inspect --query --passage --html shows them). */
-function attentionView(m: EmbeddingModel, res: ExplainResult, explainHref: string | undefined): AttentionViewData {
-  const L = m.config.numHiddenLayers;
-  const texts = [res.query, res.passage];
-  const patterns = texts.map((t) => {
-    const enc = m.tokenizer.encode(t.modelText);
-    return runCaptured(m, { inputIds: [Array.from(enc.inputIds)], tokenTypeIds: [Array.from(enc.tokenTypeIds)] }, Array.from({ length: L }, (_, l) => blockHook(l, 'attn.hook_pattern')));
-  });
-  try {
-    const attention = Array.from({ length: L }, (_, l) => patterns.map((run) => run.cache.get(blockHook(l, 'attn.hook_pattern')).dataSync() as Float32Array));
-    return {
-      title: `e5 inspect: ${modelLabel(m)}`,
-      model: modelLabel(m),
-      backend: describeBackendInfo(res.backend),
-      texts: texts.map((t) => t.modelText),
-      tokens: texts.map((t) => t.tokens),
-      attention,
-      numHeads: m.config.numAttentionHeads,
-      links: explainHref ? [{ href: explainHref, label: 'why this score (attributions)' }] : undefined,
-    };
-  } finally {
-    patterns.forEach((p) => p.dispose());
-  }
+/**
+ * The attention viewer of the two texts as the model saw them (prefixed, truncated as explain() cut
+ * them), as e5 inspect --query --passage --html shows them.
+ */
+function attentionView(m: EmbeddingModel, res: ExplainResult, maxLength: number | undefined, explainHref: string | undefined): AttentionViewData {
+  const view = attentionViewData(m, [res.query.modelText, res.passage.modelText], { maxLength, title: `e5 inspect: ${modelLabel(m)}` });
+  return explainHref ? { ...view, links: [{ href: explainHref, label: 'why this score (attributions)' }] } : view;
 }
-

@@ -61,23 +61,25 @@
     return t.tokens.length;
   }
 
-  function renderPairs() {
-    if (!P.pairs) return 0;
-    $('pairs-section').hidden = false;
-    var A = P.pairs, q = P.query.tokens, p = P.passage.tokens, scale = maxAbs(A);
-    var table = el('table', 'heat');
+  /**
+   * A heatmap of `rows` (values coloured against the largest |value|) into `container`: a header
+   * row of `colHeads` (th elements), each row headed by rowLabel(i), each cell titled
+   * cellTitle(i, j, v), and readout(i, j, v) shown in `readoutId` on hover. Returns the cell count.
+   */
+  function heatTable(container, cls, rows, colHeads, rowLabel, cellTitle, readoutId, readout) {
+    var scale = maxAbs(rows), cells = 0;
+    var table = el('table', cls);
     var head = el('tr');
     head.appendChild(el('th'));
-    p.forEach(function (tok) { var th = el('th', 'col', tok); th.title = tok; head.appendChild(th); });
+    colHeads.forEach(function (th) { head.appendChild(th); });
     table.appendChild(head);
-    var cells = 0;
-    A.forEach(function (row, i) {
+    rows.forEach(function (row, i) {
       var tr = el('tr');
-      tr.appendChild(el('th', 'row', q[i]));
+      tr.appendChild(el('th', 'row', rowLabel(i)));
       row.forEach(function (v, j) {
         var td = el('td');
         td.style.background = colour(v, scale);
-        td.title = q[i] + ' \u00d7 ' + p[j] + ': ' + fmt(v);
+        td.title = cellTitle(i, j, v);
         td.dataset.i = String(i);
         td.dataset.j = String(j);
         tr.appendChild(td);
@@ -89,42 +91,28 @@
       var td = /** @type {HTMLElement} */ (e.target);
       if (td.tagName !== 'TD') return;
       var i = +td.dataset.i, j = +td.dataset.j;
-      $('readout').textContent = 'query #' + i + ' ' + q[i] + ' \u00d7 passage #' + j + ' ' + p[j] + ': ' + fmt(A[i][j]);
+      $(readoutId).textContent = readout(i, j, rows[i][j]);
     });
-    $('heatmap').appendChild(table);
+    $(container).appendChild(table);
     return cells;
+  }
+
+  function renderPairs() {
+    if (!P.pairs) return 0;
+    $('pairs-section').hidden = false;
+    var q = P.query.tokens, p = P.passage.tokens;
+    var cols = p.map(function (tok) { var th = el('th', 'col', tok); th.title = tok; return th; });
+    return heatTable('heatmap', 'heat', P.pairs, cols, function (i) { return q[i]; },
+      function (i, j, v) { return q[i] + ' \u00d7 ' + p[j] + ': ' + fmt(v); }, 'readout',
+      function (i, j, v) { return 'query #' + i + ' ' + q[i] + ' \u00d7 passage #' + j + ' ' + p[j] + ': ' + fmt(v); });
   }
 
   function renderHeads() {
     if (!P.heads) return 0;
     $('heads-section').hidden = false;
-    var G = P.heads, scale = maxAbs(G), H = G[0].length, cells = 0;
-    var table = el('table', 'heat heads');
-    var head = el('tr');
-    head.appendChild(el('th'));
-    for (var h = 0; h < H; h++) head.appendChild(el('th', 'hcol', String(h)));
-    table.appendChild(head);
-    G.forEach(function (row, l) {
-      var tr = el('tr');
-      tr.appendChild(el('th', 'row', String(l)));
-      row.forEach(function (v, h2) {
-        var td = el('td');
-        td.style.background = colour(v, scale);
-        td.title = 'layer ' + l + ', head ' + h2 + ': ' + fmt(v);
-        td.dataset.l = String(l);
-        td.dataset.h = String(h2);
-        tr.appendChild(td);
-        cells++;
-      });
-      table.appendChild(tr);
-    });
-    table.addEventListener('mouseover', function (e) {
-      var td = /** @type {HTMLElement} */ (e.target);
-      if (td.tagName !== 'TD') return;
-      $('head-readout').textContent = 'layer ' + td.dataset.l + ', head ' + td.dataset.h + ': ' + fmt(G[+td.dataset.l][+td.dataset.h]);
-    });
-    $('head-grid').appendChild(table);
-    return cells;
+    var cols = P.heads[0].map(function (_, h) { return el('th', 'hcol', String(h)); });
+    var name = function (l, h, v) { return 'layer ' + l + ', head ' + h + ': ' + fmt(v); };
+    return heatTable('head-grid', 'heat heads', P.heads, cols, String, name, 'head-readout', name);
   }
 
   renderHeader();
