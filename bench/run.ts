@@ -165,7 +165,7 @@ async function startPeers(o: BenchOptions, dir: string, threads: number, skipped
       peers.push(torch!);
       io.log(`torch: ${torch!.info.label}, ${torch!.info.threads} threads, loaded in ${torch!.info.loadSeconds.toFixed(2)} s`);
     }
-    const variants = (['fp32', 'int8'] as OrtPyVariant[]).filter((v) => o.peers.includes(`ort-${v}` as PeerName));
+    const variants = ortPyVariants(o);
     if (variants.length && !fs.existsSync(o.ortPython)) {
       skip(`ort-${variants.join(', ort-')}: no ${o.ortPython} (make bench-env makes it: the reference pins plus onnx and onnxruntime)`);
     } else if (variants.length) {
@@ -216,9 +216,14 @@ function wholeRunInput(dir: string, texts: number, seed: number): { file: string
   return { file, texts, tokens: w.realTokens };
 }
 
+/** The onnxruntime (Python) variants --peers asks for: ort-fp32, ort-int8. */
+function ortPyVariants(o: BenchOptions): OrtPyVariant[] {
+  return (['fp32', 'int8'] as OrtPyVariant[]).filter((v) => o.peers.includes(`ort-${v}` as PeerName));
+}
+
 /** The onnxruntime peers asked for in whole runs, with their exported models (made once). */
 async function wholeRunOrt(o: BenchOptions, dir: string, threads: number, skipped: string[], io: BenchIO): Promise<{ python: string; models: Partial<Record<'ort-fp32' | 'ort-int8', string>> } | undefined> {
-  const variants = (['fp32', 'int8'] as OrtPyVariant[]).filter((v) => o.peers.includes(`ort-${v}` as PeerName));
+  const variants = ortPyVariants(o);
   if (!variants.length) return undefined;
   if (!fs.existsSync(o.ortPython)) {
     skipped.push(`whole runs: ort-${variants.join(', ort-')}: no ${o.ortPython} (make bench-env)`);

@@ -129,10 +129,9 @@ export async function openModel(o: ModelOptions & BackendOptions & GeneralOption
   });
 }
 
-/** The hub download bar: --progress on/off, silenced by -q, else shown when stderr is a terminal. */
+/** The hub download bar: --progress on/off, silenced by -q, else shown when stderr is a terminal (Reporter.mayShowBar). */
 export function downloadProgress(o: ModelOptions & GeneralOptions): false | ((p: DownloadProgress) => void) {
-  const show = o.progress === 'on' || (o.progress !== 'off' && !o.quiet && barStream(process.stderr).tty);
-  return show && downloadBar(`Downloading ${o.model}`);
+  return Reporter.from(o).mayShowBar() && downloadBar(`Downloading ${o.model}`);
 }
 
 /** Usage errors go through commander, so they print the usage line and exit 2 like its own. */

@@ -12,8 +12,8 @@
  *       the model at fp32 and at precision 'bf16' (loadModel) in one process: cosine of every
  *       bf16 embedding to fp32 (generated passages, the model card's texts), embed time alternating
  *
- * `gemm` writes its GraphDef with tfjs-node's protobuf classes directly, apart from the engine:
- * it was the measurement that decided where bf16 lives (engine/backends/tensorflow/graph/ops.ts).
+ * `gemm` builds its two-node graphs with the engine's GraphDef writer (graph/graphdef.ts) but none
+ * of the encoder: it was the measurement that decided where bf16 lives (graph/ops.ts).
  */
 import * as fs from 'fs';
 import * as os from 'os';
@@ -22,117 +22,33 @@ import * as tf from '@tensorflow/tfjs-core';
 import { Command } from 'commander';
 import { initBackend } from '../engine/backend';
 import { nodeBackend, NodeBackend } from '../engine/backends/tensorflow/node-backend';
+import { bool, DType, GraphBuilder, Ref, T, type } from '../engine/backends/tensorflow/graph/graphdef';
 import { mulberry32 } from './rng';
 import { f32ToBF16Bits } from '../weights/safetensors';
 import { loadModel } from '../e5/model';
 import { makeWorkload, parseWorkload } from '../bench/workloads';
 
-// tensorflow/core/framework/types.proto
-export const DT_FLOAT = 1, DT_INT32 = 3, DT_BFLOAT16 = 14;
-
 /** A float32 array rounded to bf16, packed two per int32 (little-endian: element 2i in the low half). */
-export function packBf16(x: Float32Array): Int32Array {
+function packBf16(x: Float32Array): Int32Array {
   if (x.length % 2) throw new RangeError(`packBf16: an even element count is needed, got ${x.length}`);
   return new Int32Array(f32ToBF16Bits(x).buffer);
 }
 
-// ---------------------------------------------------------------- a tiny GraphDef writer with bf16
-
-type AttrV = { type: number } | { b: boolean } | { shape: number[] } | { i: number } | { f: number } | { s: string };
-interface PNode { name: string; op: string; inputs: string[]; attrs: Record<string, AttrV>; value?: { dtype: number; shape: number[]; values: number[] } }
-
-export class ProbeGraph {
-  readonly nodes: PNode[] = [];
-  add(name: string, op: string, inputs: string[], attrs: Record<string, AttrV> = {}): string {
-    this.nodes.push({ name, op, inputs, attrs });
-    return name;
+/** `g` loaded into a TensorFlow session: run(feeds, fetches). */
+function loadGraph(g: GraphBuilder): { run: (feeds: Array<[string, tf.Tensor]>, fetch: string[]) => tf.Tensor[]; dispose: () => void } {
+  const backend = nodeBackend() as NodeBackend;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'e5-bf16-probe-'));
+  let id: number;
+  try {
+    fs.writeFileSync(path.join(dir, 'saved_model.pb'), g.savedModel('serve'));
+    id = backend.loadSavedModelMetaGraph(dir, 'serve');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
   }
-  placeholder(name: string, dtype: number, shape: number[]): string {
-    return this.add(name, 'Placeholder', [], { dtype: { type: dtype }, shape: { shape } });
-  }
-  int32s(name: string, values: number[]): string {
-    this.nodes.push({ name, op: 'Const', inputs: [], attrs: { dtype: { type: DT_INT32 } }, value: { dtype: DT_INT32, shape: [values.length], values } });
-    return name;
-  }
-  cast(name: string, x: string, from: number, to: number): string {
-    return this.add(name, 'Cast', [x], { SrcT: { type: from }, DstT: { type: to }, Truncate: { b: false } });
-  }
-  /** int32 [.., k] holding 2k bf16 → bf16 `shape` (Bitcast shares the buffer; Reshape is free). */
-  unpackBf16(name: string, packed: string, shape: number[]): string {
-    const b = this.add(`${name}/bitcast`, 'Bitcast', [packed], { T: { type: DT_INT32 }, type: { type: DT_BFLOAT16 } });
-    return this.add(name, 'Reshape', [b, this.int32s(`${name}/shape`, shape)], { T: { type: DT_BFLOAT16 }, Tshape: { type: DT_INT32 } });
-  }
-  savedModel(): Uint8Array {
-    // eslint-disable-next-line @typescript-eslint/no-var-requires
-    const pb = require('@tensorflow/tfjs-node/dist/proto/api_pb');
-    const graph = new pb.GraphDef();
-    for (const n of this.nodes) {
-      const def = new pb.NodeDef();
-      def.setName(n.name);
-      def.setOp(n.op);
-      n.inputs.forEach((r) => def.addInput(r));
-      const attrs = def.getAttrMap();
-      for (const [k, a] of Object.entries(n.attrs)) {
-        const v = new pb.AttrValue();
-        if ('type' in a) v.setType(a.type);
-        else if ('b' in a) v.setB(a.b);
-        else if ('i' in a) v.setI(a.i);
-        else if ('f' in a) v.setF(a.f);
-        else if ('s' in a) v.setS(new TextEncoder().encode(a.s));
-        else v.setShape(shape(pb, a.shape));
-        attrs.set(k, v);
-      }
-      if (n.value) {
-        const t = new pb.Tensor();
-        t.setDtype(n.value.dtype);
-        t.setTensorShape(shape(pb, n.value.shape));
-        if (n.value.dtype === DT_FLOAT) t.setFloatValList(n.value.values);
-        else t.setIntValList(n.value.values);
-        const v = new pb.AttrValue();
-        v.setTensor(t);
-        attrs.set('value', v);
-      }
-      graph.addNode(def);
-    }
-    const versions = new pb.VersionDef();
-    versions.setProducer(1205);
-    graph.setVersions(versions);
-    const info = new pb.MetaGraphDef.MetaInfoDef();
-    info.addTags('serve');
-    const meta = new pb.MetaGraphDef();
-    meta.setMetaInfoDef(info);
-    meta.setGraphDef(graph);
-    const model = new pb.SavedModel();
-    model.setSavedModelSchemaVersion(1);
-    model.addMetaGraphs(meta);
-    return model.serializeBinary();
-  }
-  /** Loaded into a TensorFlow session: run(feeds, fetches). */
-  load(): { run: (feeds: Array<[string, tf.Tensor]>, fetch: string[]) => tf.Tensor[]; dispose: () => void } {
-    const backend = nodeBackend() as NodeBackend;
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'e5-bf16-probe-'));
-    let id: number;
-    try {
-      fs.writeFileSync(path.join(dir, 'saved_model.pb'), this.savedModel());
-      id = backend.loadSavedModelMetaGraph(dir, 'serve');
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
-    return {
-      run: (feeds, fetch) => backend.runSavedModel(id, feeds.map(([, t]) => t), feeds.map(([n]) => ({ name: `${n}:0` })), fetch.map((f) => `${f}:0`)),
-      dispose: () => backend.deleteSavedModel(id),
-    };
-  }
-}
-
-function shape(pb: any, dims: number[]): any {
-  const s = new pb.TensorShape();
-  for (const d of dims) {
-    const dim = new pb.TensorShape.Dim();
-    dim.setSize(d);
-    s.addDim(dim);
-  }
-  return s;
+  return {
+    run: (feeds, fetch) => backend.runSavedModel(id, feeds.map(([, t]) => t), feeds.map(([n]) => ({ name: `${n}:0` })), fetch.map((f) => `${f}:0`)),
+    dispose: () => backend.deleteSavedModel(id),
+  };
 }
 
 function randoms(n: number, seed: number, scale = 1): Float32Array {
@@ -144,15 +60,19 @@ function randoms(n: number, seed: number, scale = 1): Float32Array {
 
 async function gemm(o: { tokens: number; repeats: number; inDim: number; outDim: number }): Promise<void> {
   const { tokens: N, inDim: K, outDim: M } = o;
-  const g = new ProbeGraph();
-  const x = g.placeholder('x', DT_FLOAT, [-1, K]);
-  const w = g.placeholder('w', DT_FLOAT, [M, K]);
-  const wp = g.placeholder('w_packed', DT_INT32, [M, K / 2]);
-  const mm = (name: string, a: string, b: string, t: number) => g.add(name, 'MatMul', [a, b], { T: { type: t }, transpose_a: { b: false }, transpose_b: { b: true } });
-  g.add('f32', 'Identity', [mm('f32_mm', x, w, DT_FLOAT)], { T: { type: DT_FLOAT } });
-  const xb = g.cast('x_bf16', x, DT_FLOAT, DT_BFLOAT16);
-  g.cast('bf16', mm('bf16_mm', xb, g.unpackBf16('w_bf16', wp, [M, K]), DT_BFLOAT16), DT_BFLOAT16, DT_FLOAT);
-  const s = g.load();
+  const g = new GraphBuilder();
+  const x = g.placeholder('x', 'float32', [-1, K]);
+  const w = g.placeholder('w', 'float32', [M, K]);
+  const wp = g.placeholder('w_packed', 'int32', [M, K / 2]);
+  const mm = (name: string, a: Ref, b: Ref, t: DType) => g.op('MatMul', [a, b], { ...T(t), transpose_a: bool(false), transpose_b: bool(true) }, name);
+  const cast = (name: string, v: Ref, from: DType, to: DType) => g.op('Cast', [v], { SrcT: type(from), DstT: type(to), Truncate: bool(false) }, name);
+  g.op('Identity', [mm('f32_mm', x, w, 'float32')], T('float32'), 'f32');
+  const xb = cast('x_bf16', x, 'float32', 'bfloat16');
+  // int32 [M, K/2] holding M·K bf16 → bf16 [M, K] (Bitcast shares the buffer; Reshape is free)
+  const bits = g.op('Bitcast', [wp], { T: type('int32'), type: type('bfloat16') }, 'w_bf16/bitcast');
+  const wb = g.op('Reshape', [bits, g.constant([M, K], 'int32')], { ...T('bfloat16'), Tshape: type('int32') }, 'w_bf16');
+  cast('bf16', mm('bf16_mm', xb, wb, 'bfloat16'), 'bfloat16', 'float32');
+  const s = loadGraph(g);
   const xv = randoms(N * K, 1), wv = randoms(M * K, 2, 0.05);
   const xt = tf.tensor2d(xv, [N, K]), wt = tf.tensor2d(wv, [M, K]), wpt = tf.tensor2d(packBf16(wv), [M, K / 2], 'int32');
   const run = (which: 'f32' | 'bf16') => {

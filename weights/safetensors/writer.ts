@@ -37,9 +37,15 @@ export function writeSafetensors(
   tensors: Record<string, TensorToWrite> | Map<string, TensorToWrite>,
   metadata?: Record<string, string>,
 ): void {
+  const { entries, produce } = streamed(tensors);
+  writeSafetensorsStreaming(path, entries, produce, metadata);
+}
+
+/** Whole tensors as the streaming writers' entries and producer. */
+function streamed(tensors: Record<string, TensorToWrite> | Map<string, TensorToWrite>): { entries: TensorEntry[]; produce: (name: string) => TensorData | Uint8Array } {
   const map = tensors instanceof Map ? tensors : new Map(Object.entries(tensors));
   const entries = [...map].map(([name, t]) => ({ name, dtype: t.dtype, shape: t.shape, byteLength: t.data?.byteLength }));
-  writeSafetensorsStreaming(path, entries, (name) => map.get(name)!.data, metadata);
+  return { entries, produce: (name) => map.get(name)!.data };
 }
 
 /**
@@ -80,9 +86,8 @@ export function writeSafetensorsTo(
   metadata: Record<string, string> | undefined,
   write: (bytes: Uint8Array, tensor?: string) => void,
 ): void {
-  const map = new Map(Object.entries(tensors));
-  const entries = [...map].map(([name, t]) => ({ name, dtype: t.dtype, shape: t.shape, byteLength: t.data?.byteLength }));
-  writeSafetensorsStreamingTo(path, entries, (name) => map.get(name)!.data, metadata, write);
+  const { entries, produce } = streamed(tensors);
+  writeSafetensorsStreamingTo(path, entries, produce, metadata, write);
 }
 
 /** writeSafetensorsStreaming's bytes to `write` (see writeSafetensorsTo). */
