@@ -96,6 +96,13 @@ describe('e5 explain', function () {
     assert.match(t.stdout, /layer +h0 +h1 +h2 +h3 +sum +s − s_l/);
   });
 
+  it('--attention-html with --max-length: the view holds the truncated tokens (it failed with length_mismatch)', async () => {
+    const attention = path.join(dir, 'attention-short.html');
+    const r = await e5(['explain', ...M, '--query', QUERY, '--passage', PASSAGE, '--steps', '2', '--max-length', '5', '--attention-html', attention, '-q'], { timeoutMs: 240_000 });
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(fs.statSync(attention).size > 0, 'the attention page is written');
+  });
+
   it('--html and --attention-html: both pages render in headless Chromium and link to each other', async function () {
     const chromium = findChromium();
     const html = path.join(dir, 'why.html'), attention = path.join(dir, 'attention.html');
